@@ -1,0 +1,1 @@
+"""Pure domain types: amounts, ids, fees, payment states. No I/O."""

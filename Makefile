@@ -1,0 +1,54 @@
+# fedimint-gw: every target sets up what it needs (the .venv and the project in it).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# lightningd runs the plugin with the venv's interpreter; pyln-testing needs RUST=0
+# with a lightningd built without Rust (no cln-grpc plugin).
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export RUST ?= 0
+
+.PHONY: all venv test test-fast regtest regtest-stop bench lint format clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip check
+	$(PY) -c "import coincurve, pyln.client, pyln.proto, bech32, aiohttp, aiosqlite"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## make test: every test (regtest tests run where lightningd and bitcoind are on PATH)
+test: $(STAMP)
+	$(PY) -m pytest -ra tests
+
+## make test-fast: everything but the regtest tests
+test-fast: $(STAMP)
+	$(PY) -m pytest -ra -m "not regtest" tests
+
+## make regtest: the local regtest network and its demo
+regtest: $(STAMP)
+	$(PY) -m contrib.regtest.launcher start
+
+regtest-stop: $(STAMP)
+	$(PY) -m contrib.regtest.launcher stop
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+lint: $(STAMP)
+	$(PY) -m ruff check fedimint_gw plugin contrib tests
+	$(PY) -m ruff format --check fedimint_gw plugin contrib tests
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format fedimint_gw plugin contrib tests
+	$(PY) -m ruff check --fix fedimint_gw plugin contrib tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

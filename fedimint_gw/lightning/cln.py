@@ -1,0 +1,127 @@
+"""`LightningNode` over Core Lightning's JSON-RPC, with typed wrappers of the calls we use.
+
+Each call opens its own connection in a worker thread (`asyncio.to_thread`): the loop is
+never blocked, and no client state is shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyln.client import LightningRpc, RpcError
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import ShortChannelId
+from fedimint_gw.errors import InvalidInput, LightningFailure
+from fedimint_gw.lightning.node import NodeInfo, PaymentOutcome, PaymentStatus
+
+# xpay error codes (doc/schemas/xpay.json): definitely failed, never in flight.
+_XPAY_DEFINITE_FAILURES = {203, 205, 207, 209}
+_XPAY_ALREADY_PAID = 219
+
+
+class ClnNode:
+    """A `LightningNode` backed by lightningd's RPC socket."""
+
+    def __init__(self, rpc_path: str, timeout: float = 60.0) -> None:
+        self._rpc_path = rpc_path
+        self._timeout = timeout
+
+    async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        def blocking() -> dict[str, Any]:
+            rpc = LightningRpc(self._rpc_path, timeout=self._timeout)
+            result: dict[str, Any] = rpc.call(method, params or {})
+            return result
+
+        return await asyncio.to_thread(blocking)
+
+    async def info(self) -> NodeInfo:
+        r = await self._call("getinfo")
+        return NodeInfo(
+            node_id=r["id"],
+            alias=r.get("alias", ""),
+            network=r.get("network", ""),
+            block_height=int(r.get("blockheight", 0)),
+            version=r.get("version", ""),
+        )
+
+    async def channel_scids(self) -> set[ShortChannelId]:
+        r = await self._call("listpeerchannels")
+        found: set[ShortChannelId] = set()
+        for ch in r.get("channels", []):
+            for raw in (ch.get("short_channel_id"), *(ch.get("alias") or {}).values()):
+                if raw:
+                    found.add(ShortChannelId.parse(raw))
+        return found
+
+    async def decode(self, invoice: str) -> dict[str, Any]:
+        try:
+            r = await self._call("decode", {"string": invoice})
+        except RpcError as exc:
+            raise InvalidInput(f"lightningd cannot decode the invoice: {_rpc_message(exc)}") from None
+        if not r.get("valid", False):
+            raise InvalidInput(f"lightningd finds the invoice invalid: {r.get('warning_invalid', r)}")
+        return r
+
+    async def sign_invoice(self, unsigned_invoice: str) -> str:
+        try:
+            r = await self._call("signinvoice", {"invstring": unsigned_invoice})
+        except RpcError as exc:
+            raise LightningFailure(f"signinvoice failed: {_rpc_message(exc)}") from None
+        return str(r["bolt11"])
+
+    async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
+        params = {"invstring": invoice, "maxfee": max_fee.value, "maxdelay": max_delay}
+        try:
+            r = await self._call("xpay", params)
+        except RpcError as exc:
+            code = (exc.error or {}).get("code") if isinstance(exc.error, dict) else None
+            if code == _XPAY_ALREADY_PAID:
+                decoded = await self.decode(invoice)
+                return await self.payment_status(str(decoded["payment_hash"]))
+            if code in _XPAY_DEFINITE_FAILURES:
+                return PaymentOutcome(PaymentStatus.FAILED, reason=_rpc_message(exc))
+            # Anything else (a dropped connection, an unknown code): the payment may be in flight.
+            return PaymentOutcome(PaymentStatus.PENDING, reason=_rpc_message(exc))
+        except OSError as exc:
+            return PaymentOutcome(PaymentStatus.PENDING, reason=f"lost contact with lightningd: {exc}")
+        return PaymentOutcome(
+            PaymentStatus.SUCCEEDED,
+            preimage=bytes.fromhex(r["payment_preimage"]),
+            amount_sent=Msat(int(r["amount_sent_msat"])),
+        )
+
+    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+        r = await self._call("listsendpays", {"payment_hash": payment_hash})
+        parts = r.get("payments", [])
+        for part in parts:
+            if part.get("status") == "complete":
+                return PaymentOutcome(
+                    PaymentStatus.SUCCEEDED,
+                    preimage=bytes.fromhex(part["payment_preimage"]),
+                    amount_sent=Msat(int(part.get("amount_sent_msat", 0))),
+                )
+        if any(part.get("status") == "pending" for part in parts):
+            return PaymentOutcome(PaymentStatus.PENDING, reason="parts still in flight")
+        if parts:
+            return PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed")
+        return PaymentOutcome(PaymentStatus.FAILED, reason="no payment attempt for this hash")
+
+    async def sign_message(self, message: str) -> str:
+        r = await self._call("signmessage", {"message": message})
+        return str(r["zbase"])
+
+    async def check_message(self, message: str, zbase: str, node_id: str) -> bool:
+        try:
+            r = await self._call("checkmessage", {"message": message, "zbase": zbase, "pubkey": node_id})
+        except RpcError:
+            return False
+        return bool(r.get("verified", False))
+
+
+def _rpc_message(exc: RpcError) -> str:
+    err = exc.error
+    if isinstance(err, dict):
+        return str(err.get("message", err))
+    return str(err)

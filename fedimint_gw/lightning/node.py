@@ -1,0 +1,78 @@
+"""The `LightningNode` seam: what the gateway needs from its Lightning node.
+
+`cln.py` implements it over lightningd's JSON-RPC; tests use a fake with the same shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import ShortChannelId
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """Identity and chain position of the node."""
+
+    node_id: str
+    alias: str
+    network: str
+    block_height: int
+    version: str
+
+
+class PaymentStatus(enum.Enum):
+    """Outcome of an outgoing Lightning payment. PENDING means: not known yet, ask again."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What became of a payment: preimage on success, reason on failure."""
+
+    status: PaymentStatus
+    preimage: bytes | None = None
+    amount_sent: Msat | None = None
+    reason: str = ""
+
+
+class LightningNode(Protocol):
+    """The Lightning node operations the gateway uses."""
+
+    async def info(self) -> NodeInfo:
+        """Node id, alias, network and current block height."""
+        ...
+
+    async def channel_scids(self) -> set[ShortChannelId]:
+        """Every short channel id and local/remote alias of this node's channels."""
+        ...
+
+    async def decode(self, invoice: str) -> dict[str, Any]:
+        """lightningd's own decoding of a bolt11 string (raises on an invalid invoice)."""
+        ...
+
+    async def sign_invoice(self, unsigned_invoice: str) -> str:
+        """Sign a bolt11 (with placeholder signature) with the node key; stores nothing."""
+        ...
+
+    async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
+        """Pay an invoice; a FAILED outcome means definitely failed, PENDING means unknown."""
+        ...
+
+    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+        """The current outcome of an earlier payment attempt for this hash."""
+        ...
+
+    async def sign_message(self, message: str) -> str:
+        """zbase32 signature of `message` by the node key."""
+        ...
+
+    async def check_message(self, message: str, zbase: str, node_id: str) -> bool:
+        """Whether `zbase` is `node_id`'s signature of `message`."""
+        ...

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""fedimint-gw: Core Lightning plugin entry point. Wiring only.
+
+lightningd runs this file (`plugin=` or `important-plugin=`). It registers the
+`fedimint-gw-*` options, the `fedimint-*` commands and the `htlc_accepted` hook, and hands
+every call to the gateway services in the `fedimint_gw` package, running on one asyncio
+loop in a background thread. Nothing here does I/O on lightningd's stdin thread except
+answering unrelated HTLCs with `continue`, which is a lookup in memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Any
+
+from pyln.client import Plugin, RpcException
+
+# Run from a checkout: make the fedimint_gw package next to this folder importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fedimint_gw.clock import SystemClock
+from fedimint_gw.config import OPTIONS, build_config
+from fedimint_gw.domain.htlc import (
+    TEMPORARY_NODE_FAILURE,
+    HtlcEvent,
+    answer_continue,
+    answer_fail,
+)
+from fedimint_gw.errors import NotFound, NotReady
+from fedimint_gw.lightning.cln import ClnNode
+from fedimint_gw.runtime import Bridge, Runtime
+from fedimint_gw.services.gateway import Gateway
+from fedimint_gw.services.htlc_router import HtlcOwner
+
+
+class GatewayPlugin:
+    """Holds the plugin's runtime objects; built in `main`, filled in at `init`."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self.runtime = Runtime()
+        self.bridge = Bridge(self.runtime, self.log, lambda code, msg: RpcException(msg, code))
+        self.gateway: Gateway | None = None
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.plugin.log(message, level=level)
+
+    def require(self) -> Gateway:
+        if self.gateway is None:
+            raise NotReady("fedimint-gw has not finished starting")
+        return self.gateway
+
+
+def _init(gw: GatewayPlugin, options: dict[str, Any], configuration: dict[str, Any]) -> None:
+    config = build_config(options, configuration)
+    gw.runtime.start()
+    gateway = Gateway(config, ClnNode(config.rpc_path), SystemClock(), gw.log)
+    gw.runtime.run(gateway.start(), timeout=60)
+    gw.gateway = gateway
+
+
+def _register(gw: GatewayPlugin) -> None:
+    plugin = gw.plugin
+
+    for spec in OPTIONS:
+        plugin.add_option(spec.name, spec.default, spec.description, opt_type=spec.opt_type)
+
+    @plugin.init()
+    def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
+        try:
+            _init(gw, options, configuration)
+        except Exception as exc:  # refuse to start with a clear reason, never half-started
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            gw.log(f"fedimint-gw cannot start: {message}", "error")
+            return {"disable": f"fedimint-gw cannot start: {message}"}
+        return None
+
+    @plugin.subscribe("shutdown")
+    def on_shutdown(plugin: Plugin, **kwargs: Any) -> None:
+        if gw.gateway is not None:
+            try:
+                gw.runtime.run(gw.gateway.stop(), timeout=20)
+            finally:
+                gw.runtime.stop()
+        sys.exit(0)
+
+    def on_htlc_accepted(onion: dict[str, Any], htlc: dict[str, Any], request: Any, **kwargs: Any) -> None:
+        gateway = gw.gateway
+        try:
+            event = HtlcEvent.from_hook(onion, htlc)
+        except (KeyError, ValueError, TypeError):
+            request.set_result(answer_continue())  # not a shape we could own
+            return
+        if gateway is None or gateway.router.classify(event).owner is HtlcOwner.UNRELATED:
+            request.set_result(answer_continue())
+            return
+        gw.bridge.answer_hook(
+            request, lambda: gateway.handle_htlc(event), answer_fail(TEMPORARY_NODE_FAILURE)
+        )
+
+    plugin.add_hook("htlc_accepted", on_htlc_accepted, background=True)
+
+    def command(name: str):  # type: ignore[no-untyped-def]
+        def register(func):  # type: ignore[no-untyped-def]
+            plugin.add_method(name, func, background=True, description=inspect.getdoc(func))
+            HELP[name] = inspect.getdoc(func) or ""
+            return func
+
+        return register
+
+    HELP: dict[str, str] = {}
+
+    @command("fedimint-info")
+    def fedimint_info(request: Any) -> None:
+        """Show the gateway: version, node, public API URL, database, default fees, federations."""
+        gw.bridge.answer(request, lambda: gw.require().info())
+
+    @command("fedimint-help")
+    def fedimint_help(request: Any, command: str = "") -> None:
+        """Describe every fedimint-* command, or only `command` when given."""
+
+        async def run() -> dict[str, Any]:
+            if command:
+                if command not in HELP:
+                    raise NotFound(f"no command {command!r}; known: {', '.join(sorted(HELP))}")
+                return {"help": [{"command": command, "description": HELP[command]}]}
+            return {"help": [{"command": n, "description": d} for n, d in sorted(HELP.items())]}
+
+        gw.bridge.answer(request, run)
+
+
+def main() -> None:
+    """Build the plugin and run pyln's stdin loop."""
+    plugin = Plugin(dynamic=False)
+    gw = GatewayPlugin(plugin)
+    _register(gw)
+    plugin.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""pyln-testing fixtures for tests that run the plugin inside a real lightningd."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# A lightningd built without Rust has no cln-grpc plugin; pyln-testing must not ask for it.
+os.environ.setdefault("RUST", "0")
+os.environ.setdefault("VALGRIND", "0")
+
+from pyln.testing.fixtures import *
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "plugin" / "fedimint-gw"
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    # pyln-testing keeps a failed test's node logs only when it can see the report.
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def plugin_path() -> str:
+    return str(PLUGIN)
+
+
+@pytest.fixture
+def gw_opts(plugin_path: str) -> Any:
+    """Options for a node with the gateway plugin; each node gets its own API port."""
+    from ephemeral_port_reserve import reserve
+
+    def make(**extra: Any) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "plugin": plugin_path,
+            "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
+        }
+        opts.update(extra)
+        return opts
+
+    return make

@@ -1,0 +1,64 @@
+"""The plugin inside a real lightningd: loads, answers commands, passes unrelated HTLCs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from pyln.client import RpcError
+from pyln.testing.utils import only_one
+
+pytestmark = pytest.mark.regtest
+
+
+def test_plugin_loads_and_reports_info(node_factory: Any, gw_opts: Any) -> None:
+    l1 = node_factory.get_node(options=gw_opts())
+    info = l1.rpc.call("fedimint-info")
+    assert info["node_id"] == l1.info["id"]
+    assert info["network"] == "regtest"
+    assert info["schema_version"] >= 1
+    assert info["federations"] == []
+    # The database defaults to the lightning dir of the network.
+    assert info["database"] == os.path.join(l1.daemon.lightning_dir, "regtest", "fedimint-gw.sqlite3")
+    assert os.path.exists(info["database"])
+
+
+def test_help_describes_every_command(node_factory: Any, gw_opts: Any) -> None:
+    l1 = node_factory.get_node(options=gw_opts())
+    helps = l1.rpc.call("fedimint-help")["help"]
+    names = {h["command"] for h in helps}
+    assert "fedimint-info" in names
+    assert all(len(h["description"]) > 10 for h in helps)
+    with pytest.raises(RpcError, match="no command"):
+        l1.rpc.call("fedimint-help", {"command": "fedimint-nope"})
+    # lightningd knows the commands (with their usage) too.
+    assert only_one(l1.rpc.help("fedimint-info")["help"])["command"].startswith("fedimint-info")
+
+
+def test_bad_option_disables_the_plugin_with_a_reason(node_factory: Any, gw_opts: Any) -> None:
+    l1 = node_factory.get_node(options=gw_opts(**{"fedimint-gw-api-bind": "not-a-bind"}))
+    l1.daemon.wait_for_log(r"fedimint-gw cannot start: fedimint-gw-api-bind must be HOST:PORT")
+    with pytest.raises(RpcError):
+        l1.rpc.call("fedimint-info")
+
+
+def test_unrelated_payments_pass_through_the_gateway_node(node_factory: Any, gw_opts: Any) -> None:
+    # l1 -> l2 (gateway plugin) -> l3: forwards through l2 must be untouched.
+    l1, l2, l3 = node_factory.line_graph(3, opts=[{}, gw_opts(), {}], wait_for_announce=True)
+    for i in range(3):
+        inv = l3.rpc.invoice(10_000 + i, f"unrelated-{i}", "unrelated forward")
+        res = l1.rpc.call("xpay", {"invstring": inv["bolt11"]})
+        assert res["amount_msat"] == 10_000 + i
+    # And payments that end at the gateway node itself.
+    inv = l2.rpc.invoice(5_000, "to-gateway", "final hop at the gateway")
+    assert l1.rpc.call("xpay", {"invstring": inv["bolt11"]})["amount_msat"] == 5_000
+
+
+def test_database_survives_restart(node_factory: Any, gw_opts: Any) -> None:
+    l1 = node_factory.get_node(options=gw_opts(), may_reconnect=True)
+    before = l1.rpc.call("fedimint-info")
+    l1.restart()
+    after = l1.rpc.call("fedimint-info")
+    assert after["database"] == before["database"]
+    assert after["schema_version"] == before["schema_version"]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from fedimint_gw.config import OPTIONS, ApiBind, build_config, parse_bind
+from fedimint_gw.errors import InvalidInput
+
+INIT = {"lightning-dir": "/ln/regtest", "rpc-file": "lightning-rpc", "network": "regtest"}
+
+
+def test_defaults_put_the_database_in_the_lightning_dir() -> None:
+    cfg = build_config({}, INIT)
+    assert cfg.db_path == "/ln/regtest/fedimint-gw.sqlite3"
+    assert cfg.rpc_path == "/ln/regtest/lightning-rpc"
+    assert cfg.api_bind == ApiBind("127.0.0.1", 8175)
+    assert cfg.api_url == "http://127.0.0.1:8175"
+    assert cfg.default_fees.base_msat == 2000 and cfg.default_fees.ppm == 3000
+
+
+def test_options_override() -> None:
+    cfg = build_config(
+        {"fedimint-gw-db": "/data/gw.db", "fedimint-gw-api-bind": "off", "fedimint-gw-fee-ppm": 0}, INIT
+    )
+    assert cfg.db_path == "/data/gw.db"
+    assert cfg.api_bind is None and cfg.api_url is None
+    assert cfg.default_fees.ppm == 0
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"fedimint-gw-api-bind": "nonsense"},
+        {"fedimint-gw-api-bind": "127.0.0.1:99999"},
+        {"fedimint-gw-fee-ppm": 2_000_000},
+        {"fedimint-gw-cltv-margin": 0},
+        {"fedimint-gw-fee-base-msat": "x"},
+    ],
+)
+def test_bad_options_are_refused_clearly(opts: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        build_config(opts, INIT)
+    assert "fedimint-gw-" in info.value.message
+
+
+def test_every_option_is_prefixed_and_documented() -> None:
+    names = [o.name for o in OPTIONS]
+    assert len(names) == len(set(names))
+    for o in OPTIONS:
+        assert o.name.startswith("fedimint-gw-") and len(o.description) > 20
+
+
+def test_parse_bind_ipv6() -> None:
+    assert parse_bind("[::1]:9000") == ApiBind("::1", 9000)
