@@ -133,7 +133,7 @@ def _register(gw: GatewayPlugin) -> None:
 
 def main() -> None:
     """Build the plugin and run pyln's stdin loop."""
-    plugin = Plugin(dynamic=False)
+    plugin = Plugin(dynamic=True)
     gw = GatewayPlugin(plugin)
     _register(gw)
     plugin.run()

@@ -79,6 +79,8 @@ class Gateway:
                 "base_msat": self.config.default_fees.base_msat,
                 "ppm": self.config.default_fees.ppm,
             },
+            "supported_api_versions": [],
+            "peers": [],
             "federations": [
                 {
                     "federation_id": rec.federation_id.hex,

@@ -18,7 +18,8 @@ def test_plugin_loads_and_reports_info(node_factory: Any, gw_opts: Any) -> None:
     assert info["node_id"] == l1.info["id"]
     assert info["network"] == "regtest"
     assert info["schema_version"] >= 1
-    assert info["federations"] == []
+    assert info["federations"] == [] and info["peers"] == []
+    assert info["version"] and isinstance(info["supported_api_versions"], list)
     # The database defaults to the lightning dir of the network.
     assert info["database"] == os.path.join(l1.daemon.lightning_dir, "regtest", "fedimint-gw.sqlite3")
     assert os.path.exists(info["database"])
@@ -46,13 +47,22 @@ def test_bad_option_disables_the_plugin_with_a_reason(node_factory: Any, gw_opts
 def test_unrelated_payments_pass_through_the_gateway_node(node_factory: Any, gw_opts: Any) -> None:
     # l1 -> l2 (gateway plugin) -> l3: forwards through l2 must be untouched.
     l1, l2, l3 = node_factory.line_graph(3, opts=[{}, gw_opts(), {}], wait_for_announce=True)
-    for i in range(3):
+    for i in range(50):
         inv = l3.rpc.invoice(10_000 + i, f"unrelated-{i}", "unrelated forward")
         res = l1.rpc.call("xpay", {"invstring": inv["bolt11"]})
         assert res["amount_msat"] == 10_000 + i
     # And payments that end at the gateway node itself.
     inv = l2.rpc.invoice(5_000, "to-gateway", "final hop at the gateway")
     assert l1.rpc.call("xpay", {"invstring": inv["bolt11"]})["amount_msat"] == 5_000
+
+
+def test_plugin_starts_and_stops_dynamically(node_factory: Any, plugin_path: str) -> None:
+    l1 = node_factory.get_node()
+    l1.rpc.plugin_start(plugin_path, **{"fedimint-gw-api-bind": "off"})
+    assert l1.rpc.call("fedimint-info")["node_id"] == l1.info["id"]
+    l1.rpc.plugin_stop(plugin_path)
+    with pytest.raises(RpcError):
+        l1.rpc.call("fedimint-info")
 
 
 def test_database_survives_restart(node_factory: Any, gw_opts: Any) -> None:
