@@ -1,0 +1,8 @@
+"""Pure cryptographic primitives on secp256k1 (via coincurve).
+
+Modules: ``scalar`` (group order, scalar arithmetic, hashing), ``point`` (the ``Point`` value
+type), ``bdhke`` (Cashu NUT-00 blind signatures), ``dleq`` (NUT-12 and generic DLEQ proofs),
+``shamir`` (secret sharing and interpolation in the exponent), ``threshold_bdhke`` and
+``threshold_elgamal`` (federation signing and preimage decryption), ``errors``.
+Nothing here does I/O or keeps state; import the submodules directly.
+"""
