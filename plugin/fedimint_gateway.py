@@ -73,7 +73,7 @@ def _register(gw: GatewayPlugin) -> None:
             _init(gw, options, configuration)
         except Exception as exc:  # refuse to start with a clear reason, never half-started
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            gw.log(f"fedimint-gw cannot start: {message}", "error")
+            gw.log(f"fedimint-gw cannot start: {message}", "warn")
             return {"disable": f"fedimint-gw cannot start: {message}"}
         return None
 

@@ -24,13 +24,12 @@ _XPAY_ALREADY_PAID = 219
 class ClnNode:
     """A `LightningNode` backed by lightningd's RPC socket."""
 
-    def __init__(self, rpc_path: str, timeout: float = 60.0) -> None:
+    def __init__(self, rpc_path: str) -> None:
         self._rpc_path = rpc_path
-        self._timeout = timeout
 
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         def blocking() -> dict[str, Any]:
-            rpc = LightningRpc(self._rpc_path, timeout=self._timeout)
+            rpc = LightningRpc(self._rpc_path)
             result: dict[str, Any] = rpc.call(method, params or {})
             return result
 
