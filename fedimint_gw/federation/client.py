@@ -1,0 +1,199 @@
+"""`FederationClient`: the one small, stable interface between the gateway and a federation.
+
+The gateway core talks to every federation through this Protocol and nothing else. Behind
+it sits one adapter per federation API major version (`v1.py`, `v2.py`, or a third-party
+package registered under the `fedimint_gw.adapters` entry point group). Adapters are
+chosen by negotiation (`registry.py`).
+
+Contract of every method:
+- **Idempotent**: calling again with the same arguments after a crash or a timeout returns
+  the same outcome and never moves money twice (adapters key federation transactions by a
+  deterministic id derived from the arguments).
+- **Errors**: only `fedimint_gw.errors` types: `FederationUnreachable` (not enough guardians
+  answered in time: safe to retry), `FederationRejected` (the federation refused: do not
+  retry unchanged), `FederationMisbehaved` (a guardian's answer failed verification: the
+  adapter already ignored it where a threshold of good answers remained),
+  `InsufficientFunds`, `NotFound`, `InvalidInput`.
+- **Amounts** are `Msat`; ids are lowercase hex strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.ids import FederationId, ShortChannelId
+
+
+class Feature(enum.Enum):
+    """Optional abilities an adapter declares in `features`."""
+
+    SELF_REGISTRATION = "self_registration"  # v1: gateways register themselves with a TTL
+    VETTED_GATEWAYS = "vetted_gateways"  # v2: the federation's admin lists gateways
+    INVOICE_BY_GATEWAY = "invoice_by_gateway"  # v2: the gateway's node is the invoice payee
+    CANCEL_OUTGOING = "cancel_outgoing"  # v1: cancel makes the user's refund immediate
+    FORFEIT_OUTGOING = "forfeit_outgoing"  # v2: a forfeit signature given to the user
+    CONSENSUS_DECRYPTION = "consensus_decryption"  # v1: the federation decrypts the preimage
+    GATEWAY_DECRYPTION = "gateway_decryption"  # v2: the gateway combines decryption shares
+
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """A federation API version: major selects the adapter, minor is the feature level."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True)
+class FederationInfo:
+    """What the gateway shows about a connected federation."""
+
+    federation_id: FederationId
+    name: str
+    api_version: ApiVersion
+    guardians: int
+    threshold: int
+    tx_fee: Msat
+    block_height: int
+
+
+class RegistrationStatus(enum.Enum):
+    REGISTERED = "registered"  # self-registered; valid until `expires_at`
+    VETTED = "vetted"  # on the federation's list of gateways
+    NOT_VETTED = "not_vetted"  # the federation's admin has not listed this gateway
+
+
+@dataclass(frozen=True)
+class GatewayRegistration:
+    """What the gateway tells a federation about itself."""
+
+    node_id: str
+    scid: ShortChannelId
+    api_url: str
+    fees: FeeSchedule
+    ttl_secs: int
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    status: RegistrationStatus
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    """A receive the gateway may fund: an offer (v1) or a registered contract (v2)."""
+
+    contract_id: str
+    payment_hash: str
+    amount: Msat
+    expiry: int  # unix time (v1 offer) or block height (v2 contract)
+    data: dict[str, object]  # adapter-private fields needed to fund it
+
+
+class IncomingState(enum.Enum):
+    FUNDED = "funded"  # funding accepted; preimage not known yet
+    PREIMAGE = "preimage"  # decrypted and valid
+    REFUNDED = "refunded"  # decryption gave an invalid preimage; gateway refunded
+    PENDING = "pending"  # not decided yet: ask again
+
+
+@dataclass(frozen=True)
+class IncomingOutcome:
+    state: IncomingState
+    preimage: bytes | None = None
+
+
+class OutgoingState(enum.Enum):
+    FUNDED = "funded"  # locked to the gateway, claimable with the preimage
+    CLAIMED = "claimed"
+    CANCELLED = "cancelled"  # cancelled or forfeited: the user can refund
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class OutgoingContract:
+    """A user's contract paying the gateway to pay an invoice."""
+
+    contract_id: str
+    payment_hash: str
+    amount: Msat
+    timelock_height: int
+    state: OutgoingState
+    gateway_key_matches: bool
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """How the user gets the money back: at once (cancel) or with this forfeit signature."""
+
+    contract_id: str
+    forfeit_signature: str | None = None
+
+
+@dataclass(frozen=True)
+class EcashNotes:
+    """Out-of-band ecash: a serialised bundle of notes and its total."""
+
+    amount: Msat
+    notes: str
+
+
+class FederationClient(Protocol):
+    """The gateway's view of one federation. See the module docstring for the contract."""
+
+    features: frozenset[Feature]
+
+    async def info(self) -> FederationInfo:
+        """Federation id, name, negotiated version, guardian counts, fee, block height."""
+        ...
+
+    async def balance(self) -> Msat:
+        """Ecash the gateway holds in this federation (from its own notes; no network)."""
+        ...
+
+    async def register(self, registration: GatewayRegistration) -> RegistrationResult:
+        """Self-register (v1) or check vetting (v2). Repeat before `expires_at`."""
+        ...
+
+    async def lookup_incoming(self, payment_hash: str) -> IncomingRequest | None:
+        """The offer (v1) or registered contract (v2) for this hash, or None."""
+        ...
+
+    async def fund_incoming(self, request: IncomingRequest, operation_id: str) -> str:
+        """Fund the receive with gateway ecash; returns the contract id. Idempotent per operation id."""
+        ...
+
+    async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
+        """Wait (up to `timeout`) for the decrypted preimage or the refund."""
+        ...
+
+    async def verify_outgoing(self, contract_id: str) -> OutgoingContract:
+        """Fetch and check a user's outgoing contract (raises NotFound if absent)."""
+        ...
+
+    async def claim_outgoing(self, contract_id: str, preimage: bytes) -> Msat:
+        """Claim the outgoing contract with the preimage; returns the ecash gained."""
+        ...
+
+    async def cancel_outgoing(self, contract_id: str) -> CancelResult:
+        """Release the contract so the user is refunded now (cancel, or forfeit signature)."""
+        ...
+
+    async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
+        """Take `amount` of the gateway's ecash out as notes (exact amount, reissued if needed)."""
+        ...
+
+    async def receive_ecash(self, notes: str) -> Msat:
+        """Reissue out-of-band notes into the gateway's own; returns the amount received."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
