@@ -70,6 +70,8 @@ def test_database_survives_restart(node_factory: Any, gw_opts: Any) -> None:
     l1 = node_factory.get_node(options=gw_opts(), may_reconnect=True)
     before = l1.rpc.call("fedimint-info")
     l1.restart()
+    # The plugin left promptly on shutdown: lightningd did not have to kill it.
+    assert not l1.daemon.is_in_log(r"fedimint-gw.*failed to self-terminate")
     after = l1.rpc.call("fedimint-info")
     assert after["database"] == before["database"]
     assert after["schema_version"] == before["schema_version"]
