@@ -1,0 +1,191 @@
+"""The gateway's notes in one federation, and its crash-safe federation operations.
+
+An adapter moving ecash does it in three persisted steps:
+1. `prepare(operation_id, ...)`: in one database transaction, reserve input notes, create
+   the change outputs (secrets and blinding factors) and store the federation transaction.
+   Calling it again with the same id returns the stored operation unchanged.
+2. The adapter submits the stored transaction (federations treat a resubmission of the
+   same transaction as the same transaction) and collects signature shares.
+3. `complete(...)` marks the inputs spent and stores the new notes, or `abort(...)` (only
+   when the federation definitively refused) returns the inputs to the spendable pool.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedimint_gw.clock import Clock
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.errors import InsufficientFunds
+from fedimint_gw.federation.ecash import Note, PendingOutput, new_outputs, select_notes
+from fedimint_gw.store.db import Database
+
+
+class OperationState(enum.Enum):
+    PREPARED = "prepared"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A stored federation operation."""
+
+    operation_id: str
+    kind: str
+    state: OperationState
+    tx: dict[str, Any]
+    outputs: tuple[PendingOutput, ...]
+    result: dict[str, Any]
+
+
+# Builds the federation transaction from the chosen input notes and the change outputs.
+TxBuilder = Callable[[Sequence[Note], Sequence[PendingOutput]], dict[str, Any]]
+
+
+class NoteWallet:
+    """Notes and operations of the gateway in one federation, in the gateway's database."""
+
+    def __init__(self, db: Database, federation_id: str, clock: Clock) -> None:
+        self._db = db
+        self.federation_id = federation_id
+        self._clock = clock
+
+    async def balance(self) -> Msat:
+        """Spendable ecash (notes reserved by an unfinished operation do not count)."""
+        async with self._db.conn.execute(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes WHERE federation_id = ? AND state = 'unspent'",
+            (self.federation_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return Msat(int(row[0]) if row else 0)
+
+    async def get(self, operation_id: str) -> Operation | None:
+        """The stored operation, or None."""
+        async with self._db.conn.execute(
+            "SELECT * FROM ecash_operations WHERE operation_id = ?", (operation_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Operation(
+            operation_id=row["operation_id"],
+            kind=row["kind"],
+            state=OperationState(row["state"]),
+            tx=json.loads(row["tx_json"]),
+            outputs=tuple(PendingOutput.from_dict(o) for o in json.loads(row["outputs_json"])),
+            result=json.loads(row["result_json"]),
+        )
+
+    async def prepare(
+        self, operation_id: str, kind: str, spend: Msat, fee: Msat, receive: Msat, build: TxBuilder
+    ) -> Operation:
+        """Reserve notes worth `spend + fee`, create outputs for the change plus `receive`.
+
+        `spend` leaves the gateway (a contract output the builder adds); `receive` is ecash
+        the transaction pays to the gateway (for example a claimed contract).
+        """
+        existing = await self.get(operation_id)
+        if existing is not None:
+            return existing
+        need = spend.value + fee.value
+        async with self._db.transaction() as conn:
+            chosen: list[Note] = []
+            if need > receive.value:
+                async with conn.execute(
+                    "SELECT secret, amount_msat, signature FROM ecash_notes "
+                    "WHERE federation_id = ? AND state = 'unspent'",
+                    (self.federation_id,),
+                ) as cur:
+                    rows = await cur.fetchall()
+                notes = [Note(r["amount_msat"], r["secret"], r["signature"]) for r in rows]
+                try:
+                    chosen = select_notes(notes, need - receive.value)
+                except ValueError:
+                    have = sum(n.amount_msat for n in notes)
+                    raise InsufficientFunds(
+                        f"the gateway holds {have} msat of ecash in federation {self.federation_id[:8]}, "
+                        f"{need - receive.value} msat needed"
+                    ) from None
+            change = sum(n.amount_msat for n in chosen) + receive.value - need
+            outputs = new_outputs(change)
+            tx = build(chosen, outputs)
+            now = self._clock.now()
+            for note in chosen:
+                await conn.execute(
+                    "UPDATE ecash_notes SET state = 'reserved', operation_id = ? WHERE secret = ?",
+                    (operation_id, note.secret),
+                )
+            await conn.execute(
+                "INSERT INTO ecash_operations (operation_id, federation_id, kind, state, tx_json, "
+                "outputs_json, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
+                (
+                    operation_id,
+                    self.federation_id,
+                    kind,
+                    json.dumps(tx, sort_keys=True),
+                    json.dumps([o.to_dict() for o in outputs]),
+                    now,
+                    now,
+                ),
+            )
+        op = await self.get(operation_id)
+        if op is None:
+            raise RuntimeError("operation vanished after insert")
+        return op
+
+    async def complete(self, operation_id: str, notes: Sequence[Note], result: dict[str, Any]) -> None:
+        """The federation accepted: inputs spent, new notes stored (idempotent)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'spent' WHERE operation_id = ? AND state = 'reserved'",
+                (operation_id,),
+            )
+            await self._insert_notes(conn, notes)
+            await conn.execute(
+                "UPDATE ecash_operations SET state = 'done', result_json = ?, updated_at = ? "
+                "WHERE operation_id = ?",
+                (json.dumps(result, sort_keys=True), self._clock.now(), operation_id),
+            )
+
+    async def abort(self, operation_id: str, reason: str) -> None:
+        """The federation refused the transaction: release the reserved inputs."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'unspent', operation_id = NULL "
+                "WHERE operation_id = ? AND state = 'reserved'",
+                (operation_id,),
+            )
+            await conn.execute(
+                "UPDATE ecash_operations SET state = 'failed', result_json = ?, updated_at = ? "
+                "WHERE operation_id = ?",
+                (json.dumps({"error": reason}), self._clock.now(), operation_id),
+            )
+
+    async def add_notes(self, notes: Sequence[Note]) -> None:
+        """Store notes obtained outside an operation (idempotent by secret)."""
+        async with self._db.transaction() as conn:
+            await self._insert_notes(conn, notes)
+
+    async def unfinished(self) -> list[Operation]:
+        """Operations prepared but neither completed nor aborted (to resume at start)."""
+        async with self._db.conn.execute(
+            "SELECT operation_id FROM ecash_operations WHERE federation_id = ? AND state = 'prepared'",
+            (self.federation_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        ops = [await self.get(r[0]) for r in rows]
+        return [op for op in ops if op is not None]
+
+    async def _insert_notes(self, conn: Any, notes: Sequence[Note]) -> None:
+        now = self._clock.now()
+        for note in notes:
+            await conn.execute(
+                "INSERT OR IGNORE INTO ecash_notes (secret, federation_id, amount_msat, signature, state, "
+                "created_at) VALUES (?, ?, ?, ?, 'unspent', ?)",
+                (note.secret, self.federation_id, note.amount_msat, note.signature, now),
+            )
