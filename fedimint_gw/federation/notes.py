@@ -58,7 +58,8 @@ class NoteWallet:
     async def balance(self) -> Msat:
         """Spendable ecash (notes reserved by an unfinished operation do not count)."""
         async with self._db.conn.execute(
-            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes WHERE federation_id = ? AND state = 'unspent'",
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes "
+            "WHERE federation_id = ? AND state = 'unspent'",
             (self.federation_id,),
         ) as cur:
             row = await cur.fetchone()
