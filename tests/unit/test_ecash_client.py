@@ -79,6 +79,8 @@ def test_select_notes_covers_amount_without_waste() -> None:
     assert sum(n.amount_msat for n in chosen) == 10  # 8 + 2: exact, no change needed
     assert sum(n.amount_msat for n in select_notes(notes, 33)) == 33  # 32 + 1
     assert sum(n.amount_msat for n in select_notes(notes, 44)) == 48  # 32 + 8 + 8: no exact subset
+    with pytest.raises(ValueError):
+        select_notes(notes, 1000)
 
 
 @given(st.lists(st.sampled_from(DENOMS), min_size=1, max_size=20), st.integers(1, 1000))
@@ -91,5 +93,3 @@ def test_select_notes_always_covers(denoms: list[int], amount: int) -> None:
     chosen = select_notes(notes, amount)
     assert sum(n.amount_msat for n in chosen) >= amount
     assert len({n.secret for n in chosen}) == len(chosen)
-    with pytest.raises(ValueError):
-        select_notes(notes, 1000)
