@@ -149,6 +149,7 @@ class FederationClient(Protocol):
     """The gateway's view of one federation. See the module docstring for the contract."""
 
     features: frozenset[Feature]
+    gateway_pubkey: str  # the gateway's key in this federation (hex): refund key, contract key
 
     async def info(self) -> FederationInfo:
         """Federation id, name, negotiated version, guardian counts, fee, block height."""
@@ -164,6 +165,15 @@ class FederationClient(Protocol):
 
     async def lookup_incoming(self, payment_hash: str) -> IncomingRequest | None:
         """The offer (v1) or registered contract (v2) for this hash, or None."""
+        ...
+
+    async def accept_incoming_contract(self, contract: dict[str, object], amount: Msat) -> IncomingRequest:
+        """v2 (INVOICE_BY_GATEWAY): check a receiver's contract handed to `create_bolt11_invoice`
+        (refund key is ours, amount matches, not expired) and describe it. Raises InvalidInput."""
+        ...
+
+    async def block_height(self) -> int:
+        """The federation's view of the chain height (timelocks are in this height)."""
         ...
 
     async def fund_incoming(self, request: IncomingRequest, operation_id: str) -> str:

@@ -1,0 +1,73 @@
+"""What the v1 and v2 adapters share: everything that reads or moves the gateway's own ecash.
+
+Each adapter subclasses `LedgerClient` and adds its version's own dialect (registration,
+receives, cancel or forfeit). Only the adapter modules import this.
+"""
+
+from __future__ import annotations
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.federation._guardians import FederationKeys, GuardianApi, Guardians
+from fedimint_gw.federation._ledger import Ledger, parse_hash
+from fedimint_gw.federation.client import EcashNotes, FederationInfo, OutgoingContract
+from fedimint_gw.federation.registry import AdapterContext
+
+
+class LedgerClient:
+    """The version-neutral part of a devfed `FederationClient`."""
+
+    def __init__(self, ctx: AdapterContext, keys: FederationKeys, api: GuardianApi) -> None:
+        self._ctx = ctx
+        self._keys = keys
+        self._guardians = Guardians(keys, ctx.request_timeout)
+        self._ledger = Ledger(ctx.federation_id, keys, self._guardians, api, ctx.wallet, ctx.gateway_secret)
+        self.gateway_pubkey = self._ledger.gateway_pubkey
+
+    @property
+    def misbehaving_guardians(self) -> frozenset[int]:
+        """Peer ids whose shares failed verification so far (diagnostics)."""
+        return frozenset(self._ledger.misbehaving)
+
+    async def info(self) -> FederationInfo:
+        """Federation id, name, version, guardians, fee and current height (one network call)."""
+        return FederationInfo(
+            federation_id=FederationId(self._ctx.federation_id),
+            name=self._keys.name,
+            api_version=self._ctx.api_version,
+            guardians=len(self._keys.guardians),
+            threshold=self._keys.threshold,
+            tx_fee=self._keys.tx_fee,
+            block_height=await self.block_height(),
+        )
+
+    async def balance(self) -> Msat:
+        """The gateway's spendable notes (no network)."""
+        return Msat((await self._ctx.wallet.balance()).value)
+
+    async def block_height(self) -> int:
+        """The federation's block height."""
+        return await self._ledger.block_height()
+
+    async def verify_outgoing(self, contract_id: str) -> OutgoingContract:
+        """The user's outgoing contract (NotFound if absent). Read-only."""
+        return await self._ledger.verify_outgoing(parse_hash(contract_id, "contract id"))
+
+    async def claim_outgoing(self, contract_id: str, preimage: bytes) -> Msat:
+        """Claim with the preimage into gateway notes; returns amount - fee. Idempotent."""
+        return await self._ledger.claim_outgoing(parse_hash(contract_id, "contract id"), preimage)
+
+    async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
+        """Exactly `amount` in fresh notes (always reissued). Idempotent per operation id."""
+        return await self._ledger.spend_ecash(amount, operation_id)
+
+    async def receive_ecash(self, notes: str) -> Msat:
+        """Reissue out-of-band notes into gateway notes (amount - fee). Idempotent per notes."""
+        return await self._ledger.receive_ecash(notes)
+
+    async def resume_operations(self) -> int:
+        """Finish operations a crash left between prepare and complete (call after start)."""
+        return await self._ledger.resume()
+
+    async def close(self) -> None:
+        """Nothing to release: the session belongs to the gateway, each call is self-contained."""
