@@ -117,6 +117,55 @@ def _register(gw: GatewayPlugin) -> None:
         """Show the gateway: version, node, public API URL, database, default fees, federations."""
         gw.bridge.answer(request, lambda: gw.require().info())
 
+    @command("fedimint-connect")
+    def fedimint_connect(request: Any, invite_code: str) -> None:
+        """Join the federation of `invite_code` (fed1...): check its config, negotiate the API
+        version, assign its short channel id and register the gateway. Joining again is harmless."""
+        gw.bridge.answer(request, lambda: gw.require().federations.connect(invite_code))
+
+    @command("fedimint-leave")
+    def fedimint_leave(request: Any, federation_id: str, force: Any = False) -> None:
+        """Stop serving federation `federation_id`. Refused while it holds the gateway's ecash or
+        payments in flight, unless `force` is true. The payment history is kept."""
+        gw.bridge.answer(request, lambda: gw.require().leave(federation_id, force))
+
+    @command("fedimint-balances")
+    def fedimint_balances(request: Any) -> None:
+        """Lightning spendable and receivable amounts, on-chain funds, and ecash per federation."""
+        gw.bridge.answer(request, lambda: gw.require().balances())
+
+    @command("fedimint-setfees")
+    def fedimint_setfees(request: Any, federation_id: str, base_msat: Any, ppm: Any) -> None:
+        """Set the fees of federation `federation_id`: `base_msat` per payment plus `ppm` parts
+        per million of the amount. Persisted, and announced to the federation."""
+        gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm))
+
+    @command("fedimint-ecash-send")
+    def fedimint_ecash_send(request: Any, federation_id: str, amount_msat: Any) -> None:
+        """Take `amount_msat` of the gateway's ecash out of federation `federation_id` as a
+        notes string (for rebalancing by hand). Whoever holds the string holds the money."""
+        gw.bridge.answer(request, lambda: gw.require().ecash_send(federation_id, amount_msat))
+
+    @command("fedimint-ecash-receive")
+    def fedimint_ecash_receive(request: Any, federation_id: str, notes: str) -> None:
+        """Reissue the ecash `notes` of federation `federation_id` into the gateway's own notes
+        (liquidity for receives). Notes already spent are refused and nothing changes."""
+        gw.bridge.answer(request, lambda: gw.require().ecash_receive(federation_id, notes))
+
+    @command("fedimint-payments")
+    def fedimint_payments(
+        request: Any, federation_id: str = "", state: str = "", limit: Any = 50, before: Any = None
+    ) -> None:
+        """List payments, newest first: kind, state, amounts, fee, timings and error. Filter by
+        `federation_id` and `state`; page with `before` (the `next_before` of the previous page)."""
+        gw.bridge.answer(request, lambda: gw.require().payments(federation_id, state, limit, before))
+
+    @command("fedimint-summary")
+    def fedimint_summary(request: Any, start: Any = None, end: Any = None) -> None:
+        """Counts, success rate, volume, fees earned and latency p50/p90 per payment kind,
+        for payments created between `start` and `end` (unix seconds; default: all time)."""
+        gw.bridge.answer(request, lambda: gw.require().summary(start, end))
+
     @command("fedimint-help")
     def fedimint_help(request: Any, command: str = "") -> None:
         """Describe every fedimint-* command, or only `command` when given."""

@@ -14,7 +14,7 @@ from pyln.client import LightningRpc, RpcError
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import InvalidInput, LightningFailure
-from fedimint_gw.lightning.node import NodeInfo, PaymentOutcome, PaymentStatus
+from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
 
 # xpay error codes (doc/schemas/xpay.json): definitely failed, never in flight.
 _XPAY_DEFINITE_FAILURES = {203, 205, 207, 209}
@@ -44,6 +44,21 @@ class ClnNode:
             block_height=int(r.get("blockheight", 0)),
             version=r.get("version", ""),
         )
+
+    async def liquidity(self) -> Liquidity:
+        channels = (await self._call("listpeerchannels")).get("channels", [])
+        funds = await self._call("listfunds")
+        spendable = receivable = 0
+        for ch in channels:
+            if ch.get("state") == "CHANNELD_NORMAL" and ch.get("peer_connected", False):
+                spendable += int(ch.get("spendable_msat", 0))
+                receivable += int(ch.get("receivable_msat", 0))
+        onchain = sum(
+            int(o.get("amount_msat", 0)) // 1000
+            for o in funds.get("outputs", [])
+            if o.get("status") == "confirmed"
+        )
+        return Liquidity(Msat(spendable), Msat(receivable), onchain)
 
     async def channel_scids(self) -> set[ShortChannelId]:
         r = await self._call("listpeerchannels")
@@ -100,12 +115,17 @@ class ClnNode:
                     PaymentStatus.SUCCEEDED,
                     preimage=bytes.fromhex(part["payment_preimage"]),
                     amount_sent=Msat(int(part.get("amount_sent_msat", 0))),
+                    attempts=len(parts),
                 )
         if any(part.get("status") == "pending" for part in parts):
-            return PaymentOutcome(PaymentStatus.PENDING, reason="parts still in flight")
+            return PaymentOutcome(PaymentStatus.PENDING, reason="parts still in flight", attempts=len(parts))
         if parts:
-            return PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed")
+            return PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed", attempts=len(parts))
         return PaymentOutcome(PaymentStatus.FAILED, reason="no payment attempt for this hash")
+
+    async def make_secret(self, label: str) -> bytes:
+        r = await self._call("makesecret", {"string": label})
+        return bytes.fromhex(r["secret"])
 
     async def sign_message(self, message: str) -> str:
         r = await self._call("signmessage", {"message": message})

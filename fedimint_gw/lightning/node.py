@@ -24,6 +24,15 @@ class NodeInfo:
     version: str
 
 
+@dataclass(frozen=True)
+class Liquidity:
+    """What the node can move: over channels, and on chain."""
+
+    spendable: Msat
+    receivable: Msat
+    onchain_sat: int
+
+
 class PaymentStatus(enum.Enum):
     """Outcome of an outgoing Lightning payment. PENDING means: not known yet, ask again."""
 
@@ -40,6 +49,7 @@ class PaymentOutcome:
     preimage: bytes | None = None
     amount_sent: Msat | None = None
     reason: str = ""
+    attempts: int = 0  # payment parts lightningd knows of (0: nothing was ever sent)
 
 
 class LightningNode(Protocol):
@@ -47,6 +57,10 @@ class LightningNode(Protocol):
 
     async def info(self) -> NodeInfo:
         """Node id, alias, network and current block height."""
+        ...
+
+    async def liquidity(self) -> Liquidity:
+        """Sum of spendable and receivable amounts over active channels, and confirmed on-chain funds."""
         ...
 
     async def channel_scids(self) -> set[ShortChannelId]:
@@ -67,6 +81,10 @@ class LightningNode(Protocol):
 
     async def payment_status(self, payment_hash: str) -> PaymentOutcome:
         """The current outcome of an earlier payment attempt for this hash."""
+        ...
+
+    async def make_secret(self, label: str) -> bytes:
+        """A 32-byte secret derived from the node's HSM secret and `label` (stable forever)."""
         ...
 
     async def sign_message(self, message: str) -> str:

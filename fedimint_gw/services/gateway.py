@@ -1,37 +1,66 @@
-"""The gateway core: owns the database, the node, the router and the flows.
+"""The gateway core: owns the database, the node, the router, the federations and the flows.
 
 The plugin file builds one `Gateway` at `init` and calls its coroutines from the bridge;
-tests build it the same way with a fake node.
+tests build it the same way with a fake node and their own adapters.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from typing import Any
+
+import aiohttp
 
 from fedimint_gw import __version__
 from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
-from fedimint_gw.domain.htlc import TEMPORARY_NODE_FAILURE, HtlcEvent, answer_continue, answer_fail
-from fedimint_gw.errors import NotReady
+from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
+from fedimint_gw.domain.ids import FederationId, PaymentHash
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.federation.notes import NoteWallet
+from fedimint_gw.federation.registry import AdapterFactory, discover_adapters
+from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
+from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.federations import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
-from fedimint_gw.store import federations as fed_repo
+from fedimint_gw.services.incoming import IncomingService
+from fedimint_gw.services.invoices import InvoiceService
+from fedimint_gw.services.outgoing import OutgoingService
+from fedimint_gw.services.records import Records
+from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 
-Logger = Any  # Callable[[str, str], None]; kept loose so tests can pass a list's append
+Logger = Any  # Callable[[str, str], None]
 
 
 class Gateway:
     """One gateway: the services behind every RPC method, hook and HTTP endpoint."""
 
-    def __init__(self, config: GatewayConfig, node: LightningNode, clock: Clock, log: Logger) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        node: LightningNode,
+        clock: Clock,
+        log: Logger,
+        adapters: Mapping[int, AdapterFactory] | None = None,
+    ) -> None:
         self.config = config
         self.node = node
         self.clock = clock
         self.log = log
         self.router = HtlcRouter()
+        self._adapters = adapters
         self._db: Database | None = None
-        self._node_info: NodeInfo | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._federations: FederationManager | None = None
+        self._incoming: IncomingService | None = None
+        self._outgoing: OutgoingService | None = None
+        self._invoices: InvoiceService | None = None
+        self._http: HttpServer | None = None
 
     @property
     def db(self) -> Database:
@@ -39,33 +68,62 @@ class Gateway:
             raise NotReady("the gateway is still starting (database not open yet)")
         return self._db
 
+    @property
+    def federations(self) -> FederationManager:
+        if self._federations is None:
+            raise NotReady("the gateway is still starting")
+        return self._federations
+
     async def start(self) -> None:
-        """Open and migrate the database, load federations into the router."""
+        """Open and migrate the database, then reconnect federations in the background."""
         self._db = await Database.open(self.config.db_path)
-        active = await fed_repo.list_all(self._db.conn, fed_repo.FederationState.ACTIVE)
-        self.router.set_scids((rec.scid, rec.federation_id) for rec in active)
+        self._session = aiohttp.ClientSession()
+        adapters = self._adapters if self._adapters is not None else discover_adapters(log=self.log)
+        self._federations = FederationManager(
+            self.config, self._db, self.node, self.router, adapters, self._session, self.clock, self.log
+        )
+        await self._federations.start()
+        ctx = ServiceContext(
+            self.config, self._db, self.node, self._federations, self.router, self.clock, self.log
+        )
+        self._incoming = IncomingService(ctx)
+        self._outgoing = OutgoingService(ctx)
+        self._invoices = InvoiceService(ctx)
+        for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
+            self.router.add_hash(payment_hash, FederationId(fid))
+        await self._outgoing.resume()
+        if self.config.api_bind is not None:
+            self._http = HttpServer(
+                create_app(self, self.log), self.config.api_bind.host, self.config.api_bind.port
+            )
+            await self._http.start()
         self.log(
             f"fedimint-gw {__version__} started: database {self.config.db_path} "
-            f"(schema {await self._db.schema_version()}), {len(active)} federation(s)",
+            f"(schema {await self._db.schema_version()}), adapters for API majors {sorted(adapters)}",
             "info",
         )
 
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
+        if self._federations is not None:
+            await self._federations.stop()
+            self._federations = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._db is not None:
             await self._db.close()
             self._db = None
 
     async def node_info(self) -> NodeInfo:
-        """The node's identity (cached) with a fresh block height."""
-        info = await self.node.info()
-        self._node_info = info
-        return info
+        return await self.node.info()
 
     async def info(self) -> dict[str, Any]:
         """The `fedimint-info` result."""
         node = await self.node_info()
-        feds = await fed_repo.list_all(self.db.conn, fed_repo.FederationState.ACTIVE)
         return {
             "version": __version__,
             "node_id": node.node_id,
@@ -79,25 +137,179 @@ class Gateway:
                 "base_msat": self.config.default_fees.base_msat,
                 "ppm": self.config.default_fees.ppm,
             },
-            "supported_api_versions": [],
+            "supported_api_versions": self.federations.supported_versions(),
             "peers": [],
-            "federations": [
-                {
-                    "federation_id": rec.federation_id.hex,
-                    "name": rec.name,
-                    "api_version": f"{rec.api_major}.{rec.api_minor}",
-                    "scid": str(rec.scid),
-                }
-                for rec in feds
-            ],
+            "federations": await self.federations.describe_all(),
         }
+
+    async def payments(
+        self, federation_id: object, state: object, limit: object, before: object
+    ) -> dict[str, Any]:
+        """The `fedimint-payments` result."""
+        return await Records(self.db).payments(federation_id, state, limit, before)
+
+    async def summary(self, start: object, end: object) -> dict[str, Any]:
+        """The `fedimint-summary` result."""
+        return await Records(self.db).summary(start, end, self.clock.now())
+
+    async def balances(self) -> dict[str, Any]:
+        """The `fedimint-balances` result: Lightning liquidity and ecash per federation."""
+        liq = await self.node.liquidity()
+        feds = []
+        total = 0
+        for fed in await self.federations.describe_all():
+            bal = (await NoteWallet(self.db, fed["federation_id"], self.clock).balance()).value
+            total += bal
+            feds.append({"federation_id": fed["federation_id"], "name": fed["name"], "ecash_msat": bal})
+        return {
+            "lightning_spendable_msat": liq.spendable.value,
+            "lightning_receivable_msat": liq.receivable.value,
+            "onchain_sat": liq.onchain_sat,
+            "ecash_total_msat": total,
+            "federations": feds,
+        }
+
+    async def set_fees(self, federation_id: str, base_msat: object, ppm: object) -> dict[str, Any]:
+        """Validate and apply `fedimint-setfees`."""
+        try:
+            fid = FederationId.parse(federation_id)
+            fees = FeeSchedule(_as_int(base_msat, "base_msat"), _as_int(ppm, "ppm"))
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self.federations.set_fees(fid, fees)
+
+    async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
+        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
+        try:
+            fid = FederationId.parse(federation_id)
+            amount = Msat.parse(amount_msat)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if amount.value <= 0:
+            raise InvalidInput("amount_msat must be positive")
+        client = self.federations.client(fid)
+        notes = await client.spend_ecash(amount, f"cli-{secrets.token_hex(8)}")
+        return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
+
+    async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
+        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`)."""
+        try:
+            fid = FederationId.parse(federation_id)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if not isinstance(notes, str) or not notes.strip():
+            raise InvalidInput("notes must be the ecash string")
+        client = self.federations.client(fid)
+        received = await client.receive_ecash(notes.strip())
+        return {
+            "federation_id": fid.hex,
+            "received_msat": received.value,
+            "balance_msat": (await client.balance()).value,
+        }
+
+    async def leave(self, federation_id: str, force: object) -> dict[str, Any]:
+        try:
+            fid = FederationId.parse(federation_id)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self.federations.leave(fid, _as_bool(force, "force"))
 
     async def handle_htlc(self, event: HtlcEvent) -> dict[str, Any]:
         """Answer an HTLC the router said is ours (unrelated ones never get here)."""
         decision = self.router.classify(event)
-        if decision.owner is HtlcOwner.UNRELATED:
+        if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
-        # The receive flows land with the payments issue; until then an HTLC for one of our
-        # fake scids cannot be honoured and is failed back at once rather than held.
-        self.log(f"HTLC {event.key} for {decision.owner.value}: no receive flow yet, failing", "warn")
-        return answer_fail(TEMPORARY_NODE_FAILURE)
+        return await self._incoming.handle(event, decision)
+
+    # ----- public HTTP API (fedimint_gw.http.app.PublicApi) -----------------------------
+    def _services(self) -> tuple[OutgoingService, InvoiceService]:
+        if self._outgoing is None or self._invoices is None:
+            raise NotReady("the gateway is still starting")
+        return self._outgoing, self._invoices
+
+    async def public_id(self) -> dict[str, Any]:
+        return {"gateway_id": (await self.node.info()).node_id}
+
+    async def public_info(self) -> dict[str, Any]:
+        node = await self.node.info()
+        return {
+            "version": __version__,
+            "lightning_pubkey": node.node_id,
+            "network": node.network,
+            "api_url": self.config.api_url,
+            "federations": [
+                {k: f[k] for k in ("federation_id", "name", "api_version", "scid", "fees", "status")}
+                for f in await self.federations.describe_all()
+            ],
+        }
+
+    async def pay_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
+        """v1 send: {federation_id, contract_id, invoice, preimage_auth} -> {preimage}."""
+        outgoing, _ = self._services()
+        result = await outgoing.send(
+            _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
+        )
+        return result.to_json()
+
+    async def send_payment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """v2 send: {federation_id, contract_id, invoice, auth, ...} -> {preimage} or {forfeit_signature}."""
+        outgoing, _ = self._services()
+        result = await outgoing.send(
+            _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
+        )
+        return result.to_json()
+
+    async def routing_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        _, invoices = self._services()
+        return await invoices.routing_info(body.get("federation_id"))
+
+    async def create_bolt11_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
+        _, invoices = self._services()
+        return await invoices.create_bolt11_invoice(
+            body.get("federation_id"),
+            body.get("contract"),
+            body.get("amount_msat"),
+            body.get("description", ""),
+            body.get("expiry_secs", 3600),
+        )
+
+    async def verify(self, payment_hash: str) -> dict[str, Any]:
+        """LNURL-verify style: has a receive with this hash settled?"""
+        try:
+            h = PaymentHash.parse(payment_hash)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        recs = await pay_repo.by_hash(self.db.conn, h.hex, PaymentKind.RECEIVE)
+        settled = next((r for r in recs if r.state is PaymentState.SUCCEEDED), None)
+        return {
+            "settled": settled is not None,
+            "preimage": settled.preimage if settled else None,
+            "known": bool(recs),
+        }
+
+
+def _field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{name} must be a non-empty string")
+    return value
+
+
+def _as_int(raw: object, name: str) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"{name} must be an integer")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    raise ValueError(f"{name} must be an integer, got {raw!r}")
+
+
+def _as_bool(raw: object, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return raw.lower() in ("true", "1", "yes")
+    if raw is None:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")

@@ -45,3 +45,21 @@ def gw_opts(plugin_path: str) -> Any:
         return opts
 
     return make
+
+
+@pytest.fixture
+def devfeds(bitcoind: Any, directory: str) -> Any:
+    """Start devfed federations (processes) following this test's bitcoind; stopped at teardown."""
+    from tests.regtest.devfed_proc import DevfedProcess, start_devfed
+
+    started: list[DevfedProcess] = []
+    rpc = f"http://rpcuser:rpcpass@127.0.0.1:{bitcoind.rpcport}"
+
+    def start(name: str, api: str) -> DevfedProcess:
+        fed = start_devfed(Path(directory) / f"devfed-{name}", name, api, rpc)
+        started.append(fed)
+        return fed
+
+    yield start
+    for fed in started:
+        fed.stop()

@@ -1,0 +1,262 @@
+"""Receiving: Lightning HTLCs paid into federations (v1 offers, v2 registered contracts).
+
+State machine per HTLC, keyed by (incoming scid, htlc id) and written before each side effect:
+    (new) --checks--> HTLC_HELD --fund--> FUNDED --preimage--> SUCCEEDED (resolve)
+                                                 --refund---> REFUNDED (fail; gateway got its ecash back)
+          --checks fail--> FAILED (fail at once, nothing funded)
+lightningd replays unresolved HTLCs after a restart; a replay finds its row and continues
+from the stored state, so an HTLC is never funded twice nor resolved with another preimage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.htlc import (
+    TEMPORARY_NODE_FAILURE,
+    HtlcEvent,
+    answer_fail,
+    answer_resolve,
+    answer_unknown_payment,
+)
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import GatewayError
+from fedimint_gw.federation.client import IncomingRequest, IncomingState
+from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.store import federations as fed_repo
+from fedimint_gw.store import payments as repo
+
+POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
+
+
+class _Refuse(Exception):
+    """A check failed before anything was funded: fail the HTLC with this answer."""
+
+    def __init__(self, reason: str, answer: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.answer = answer
+
+
+class IncomingService:
+    """Handles the HTLCs the router assigns to federations."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._config = ctx.config
+        self._db = ctx.db
+        self._node = ctx.node
+        self._feds = ctx.federations
+        self._clock = ctx.clock
+        self._log = ctx.log
+        self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
+
+    async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
+        """The hook answer for an HTLC the gateway owns. The same HTLC handed over twice at
+        once (a replay racing the original) shares one flow."""
+        task = self._inflight.get(event.key)
+        if task is None:
+            task = asyncio.create_task(self._handle(event, decision))
+            self._inflight[event.key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(event.key, None))
+        return await asyncio.shield(task)
+
+    async def _handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
+        payment_id = f"recv:{event.incoming_scid}:{event.htlc_id}"
+        rec = await repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
+        height = (await self._node.info()).block_height
+        if rec is None:
+            try:
+                rec = await self._accept(payment_id, event, decision, height)
+            except _Refuse as refusal:
+                await self._record_refusal(payment_id, event, decision, refusal.reason)
+                self._log(f"HTLC {event.key} refused: {refusal.reason}", "info")
+                return refusal.answer
+        return await self._drive(rec, event, height)
+
+    # ----- checks ------------------------------------------------------------------------
+    async def _accept(
+        self, payment_id: str, event: HtlcEvent, decision: RouteDecision, height: int
+    ) -> repo.PaymentRecord:
+        """Check the HTLC against the offer or registered contract; persist HTLC_HELD."""
+        unknown = answer_unknown_payment(event.amount_msat, height)
+        fid = decision.federation_id
+        if fid is None:
+            raise _Refuse("no federation", unknown)
+        fed = await fed_repo.get(self._db.conn, fid)
+        if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
+            raise _Refuse("federation no longer served", unknown)
+        if event.cltv_expiry - height < self._config.cltv_margin:
+            raise _Refuse(
+                f"CLTV expiry {event.cltv_expiry} too close to height {height} "
+                f"(margin {self._config.cltv_margin})",
+                unknown,
+            )
+        try:
+            client = self._feds.client(fid)
+        except GatewayError as exc:
+            raise _Refuse(exc.message, answer_fail(TEMPORARY_NODE_FAILURE)) from None
+        now = self._clock.now()
+        if decision.owner is HtlcOwner.FEDERATION_SCID:
+            request = await self._lookup_v1(client, event, unknown)
+            fee = event.amount_msat - request.amount.value
+            if event.forward_msat is None or event.forward_msat < request.amount.value:
+                raise _Refuse(
+                    f"forward amount {event.forward_msat} below the offer's {request.amount.value} msat",
+                    unknown,
+                )
+            expected_fee = fed.fees.fee(request.amount).value
+            if fee < expected_fee:
+                raise _Refuse(f"HTLC pays {fee} msat fee, {expected_fee} msat required", unknown)
+            rec = repo.PaymentRecord(
+                payment_id=payment_id,
+                kind=PaymentKind.RECEIVE,
+                state=PaymentState.HTLC_HELD,
+                payment_hash=event.payment_hash,
+                amount_msat=request.amount.value,
+                fee_msat=fee,
+                federation_id=fid.hex,
+                htlc_scid=event.incoming_scid,
+                htlc_id=event.htlc_id,
+                created_at=now,
+                updated_at=now,
+                data={"api": "v1", "request": request_json(request), "started": time.time()},
+            )
+        else:
+            rec = await self._accept_v2(event, fid, unknown, now)
+        async with self._db.transaction() as conn:
+            await repo.save(conn, rec)
+        return rec
+
+    async def _lookup_v1(self, client: Any, event: HtlcEvent, unknown: dict[str, Any]) -> IncomingRequest:
+        try:
+            request: IncomingRequest | None = await client.lookup_incoming(event.payment_hash)
+        except GatewayError as exc:
+            raise _Refuse(
+                f"offer lookup failed: {exc.message}", answer_fail(TEMPORARY_NODE_FAILURE)
+            ) from None
+        if request is None:
+            raise _Refuse("no offer for this payment hash", unknown)
+        if request.expiry <= self._clock.now():
+            raise _Refuse("the offer has expired", unknown)
+        return request
+
+    async def _accept_v2(
+        self, event: HtlcEvent, fid: FederationId, unknown: dict[str, Any], now: int
+    ) -> repo.PaymentRecord:
+        registered = [
+            r
+            for r in await repo.by_hash(self._db.conn, event.payment_hash, PaymentKind.RECEIVE)
+            if r.state is PaymentState.REGISTERED and r.federation_id == fid.hex
+        ]
+        if not registered:
+            raise _Refuse("payment hash no longer registered (already paid or expired)", unknown)
+        reg = registered[0]
+        invoice_amount = int(reg.data["invoice_amount_msat"])
+        if event.payment_secret != reg.data["payment_secret"]:
+            raise _Refuse("wrong payment secret", unknown)
+        if event.total_msat != event.amount_msat:
+            raise _Refuse("multi-part payments are not accepted (the invoice does not offer MPP)", unknown)
+        if event.amount_msat < invoice_amount:
+            raise _Refuse(f"HTLC {event.amount_msat} msat below the invoice's {invoice_amount} msat", unknown)
+        if int(reg.data["invoice_expires_at"]) <= now:
+            raise _Refuse("the invoice has expired", unknown)
+        # The registered payment becomes this HTLC's flow (keyed by the HTLC from now on).
+        return reg.advance(
+            PaymentState.HTLC_HELD,
+            now,
+            fee_msat=event.amount_msat - reg.amount_msat,
+            htlc_scid=event.incoming_scid,
+            htlc_id=event.htlc_id,
+            data={"started": time.time()},
+        )
+
+    # ----- the flow ----------------------------------------------------------------------
+    async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> dict[str, Any]:
+        if rec.state is PaymentState.SUCCEEDED and rec.preimage:
+            return answer_resolve(bytes.fromhex(rec.preimage))
+        if rec.state.terminal:
+            return answer_unknown_payment(event.amount_msat, height)
+        fid = FederationId(str(rec.federation_id))
+        request = _request_from_json(rec.data["request"])
+        while True:
+            try:
+                client = self._feds.client(fid)
+                if rec.state is PaymentState.HTLC_HELD:
+                    contract_id = await client.fund_incoming(request, rec.payment_id)
+                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
+                outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
+            except GatewayError as exc:
+                if rec.state is PaymentState.HTLC_HELD and _definitive(exc):
+                    # Nothing was funded: fail the HTLC now.
+                    await self._ctx.advance(rec, PaymentState.FAILED, error=exc.message)
+                    return answer_unknown_payment(event.amount_msat, height)
+                self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
+                await asyncio.sleep(2.0)
+                continue
+            if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
+                if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
+                    self._log(f"receive {rec.payment_id}: adapter gave a preimage of another hash", "error")
+                    await asyncio.sleep(2.0)
+                    continue
+                await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
+                return answer_resolve(outcome.preimage)
+            if outcome.state is IncomingState.REFUNDED:
+                await self._ctx.advance(
+                    rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                )
+                return answer_unknown_payment(event.amount_msat, height)
+            # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
+
+    async def _record_refusal(
+        self, payment_id: str, event: HtlcEvent, decision: RouteDecision, reason: str
+    ) -> None:
+        now = self._clock.now()
+        rec = repo.PaymentRecord(
+            payment_id=payment_id,
+            kind=PaymentKind.RECEIVE,
+            state=PaymentState.FAILED,
+            payment_hash=event.payment_hash,
+            amount_msat=event.amount_msat,
+            federation_id=decision.federation_id.hex if decision.federation_id else None,
+            htlc_scid=event.incoming_scid,
+            htlc_id=event.htlc_id,
+            created_at=now,
+            updated_at=now,
+            error=reason,
+        )
+        async with self._db.transaction() as conn:
+            await repo.save(conn, rec)
+
+
+def _definitive(exc: GatewayError) -> bool:
+    """Errors after which funding certainly did not happen (the federation said no)."""
+    from fedimint_gw.errors import FederationRejected, InsufficientFunds, InvalidInput
+
+    return isinstance(exc, (FederationRejected, InsufficientFunds, InvalidInput))
+
+
+def request_json(req: IncomingRequest) -> dict[str, Any]:
+    return {
+        "contract_id": req.contract_id,
+        "payment_hash": req.payment_hash,
+        "amount_msat": req.amount.value,
+        "expiry": req.expiry,
+        "data": req.data,
+    }
+
+
+def _request_from_json(raw: dict[str, Any]) -> IncomingRequest:
+    return IncomingRequest(
+        contract_id=str(raw["contract_id"]),
+        payment_hash=str(raw["payment_hash"]),
+        amount=Msat(int(raw["amount_msat"])),
+        expiry=int(raw["expiry"]),
+        data=dict(raw["data"]),
+    )

@@ -1,0 +1,215 @@
+"""Sending: a federation user's contract pays a Lightning invoice through the gateway.
+
+State machine per user contract (payment id `send:<contract id>`), written before each step:
+    (new) --verify--> PAYING --xpay ok--> CLAIMING --claim--> SUCCEEDED
+                             --xpay failed--> CANCELLING --cancel/forfeit--> REFUNDED
+An unknown Lightning outcome is never taken for a failure: the flow asks lightningd
+(`listsendpays`) until it knows. A contract is paid at most once (one row per contract and
+per payment hash) and claimed at most once (the adapter's claim is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import GatewayError, InvalidInput, PaymentRefused
+from fedimint_gw.federation.client import OutgoingState
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.lightning.node import PaymentStatus
+from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.store import federations as fed_repo
+from fedimint_gw.store import payments as repo
+
+STATUS_POLL = 2.0
+ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the user's wallet gets back: the preimage, or how to get refunded."""
+
+    state: PaymentState
+    preimage: str | None = None
+    forfeit_signature: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"state": self.state.value}
+        if self.preimage:
+            body["preimage"] = self.preimage
+        if self.forfeit_signature:
+            body["forfeit_signature"] = self.forfeit_signature
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+class OutgoingService:
+    """Pays invoices for federation users and claims their contracts."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._config = ctx.config
+        self._db = ctx.db
+        self._node = ctx.node
+        self._feds = ctx.federations
+        self._clock = ctx.clock
+        self._log = ctx.log
+        self._inflight: dict[str, asyncio.Task[SendResult]] = {}
+
+    async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
+        """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
+        try:
+            fid = FederationId.parse(federation_id)
+            inv = bolt11.decode(invoice)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        payment_id = f"send:{contract_id}"
+        task = self._inflight.get(payment_id)
+        if task is None:
+            task = asyncio.create_task(self._send(fid, contract_id, invoice, inv, payment_id))
+            self._track(payment_id, task)
+        return await asyncio.shield(task)
+
+    async def _send(
+        self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
+    ) -> SendResult:
+        rec = await repo.get(self._db.conn, payment_id)
+        if rec is None:
+            rec = await self._verify_and_record(fid, contract_id, invoice, inv, payment_id)
+        return await self.drive(rec)
+
+    async def _verify_and_record(
+        self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
+    ) -> repo.PaymentRecord:
+        fed = await fed_repo.get(self._db.conn, fid)
+        if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
+            raise InvalidInput(f"the gateway does not serve federation {fid.hex}")
+        if inv.amount_msat is None:
+            raise PaymentRefused("invoices without an amount are not supported")
+        if inv.is_expired(self._clock.now()):
+            raise PaymentRefused("the invoice has expired")
+        client = self._feds.client(fid)
+        contract = await client.verify_outgoing(contract_id)
+        fee = fed.fees.fee(Msat(inv.amount_msat))
+        height = await client.block_height()
+        if not contract.gateway_key_matches:
+            raise PaymentRefused("the contract is not locked to this gateway's key")
+        if contract.state is not OutgoingState.FUNDED:
+            raise PaymentRefused(f"the contract is {contract.state.value}, not funded")
+        if contract.payment_hash != inv.payment_hash.hex():
+            raise PaymentRefused("the contract's payment hash is not the invoice's")
+        if contract.amount.value < inv.amount_msat + fee.value:
+            raise PaymentRefused(
+                f"the contract holds {contract.amount.value} msat; invoice {inv.amount_msat} + "
+                f"gateway fee {fee.value} msat needed"
+            )
+        max_delay = contract.timelock_height - height - self._config.cltv_margin
+        if max_delay < inv.min_final_cltv_expiry + 6:
+            raise PaymentRefused(
+                f"the contract's timelock (height {contract.timelock_height}, now {height}) leaves too "
+                "little time to pay safely"
+            )
+        already = [
+            r
+            for r in await repo.by_hash(self._db.conn, contract.payment_hash, PaymentKind.SEND)
+            if r.state is not PaymentState.REFUNDED and r.payment_id != payment_id
+        ]
+        if already:
+            raise PaymentRefused("this payment hash is already being paid or was paid by the gateway")
+        now = self._clock.now()
+        rec = repo.PaymentRecord(
+            payment_id=payment_id,
+            kind=PaymentKind.SEND,
+            state=PaymentState.PAYING,
+            payment_hash=contract.payment_hash,
+            amount_msat=inv.amount_msat,
+            fee_msat=fee.value,
+            federation_id=fid.hex,
+            created_at=now,
+            updated_at=now,
+            data={
+                "contract_id": contract_id,
+                "invoice": invoice,
+                "max_fee_msat": contract.amount.value - inv.amount_msat - fee.value,
+                "max_delay": max_delay,
+                "started": time.time(),
+            },
+        )
+        async with self._db.transaction() as conn:
+            await repo.save(conn, rec)
+        return rec
+
+    async def drive(self, rec: repo.PaymentRecord) -> SendResult:
+        """Run (or resume) a send flow to its end."""
+        fid = FederationId(str(rec.federation_id))
+        contract_id = str(rec.data["contract_id"])
+        while not rec.state.terminal:
+            try:
+                if rec.state is PaymentState.PAYING:
+                    rec = await self._pay(rec)
+                elif rec.state is PaymentState.CLAIMING:
+                    gained = await self._feds.client(fid).claim_outgoing(
+                        contract_id, bytes.fromhex(str(rec.preimage))
+                    )
+                    rec = await self._ctx.advance(
+                        rec, PaymentState.SUCCEEDED, data={"claimed_msat": gained.value}
+                    )
+                elif rec.state is PaymentState.CANCELLING:
+                    cancel = await self._feds.client(fid).cancel_outgoing(contract_id)
+                    rec = await self._ctx.advance(
+                        rec, PaymentState.REFUNDED, data={"forfeit_signature": cancel.forfeit_signature}
+                    )
+            except GatewayError as exc:
+                self._log(f"send {rec.payment_id} in {rec.state.value}: {exc.message}; retrying", "info")
+                await asyncio.sleep(STATUS_POLL)
+        return SendResult(
+            rec.state,
+            preimage=rec.preimage,
+            forfeit_signature=rec.data.get("forfeit_signature"),
+            error=rec.error,
+        )
+
+    async def _pay(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
+        invoice = str(rec.data["invoice"])
+        if rec.data.get("attempted_at"):
+            outcome = await self._node.payment_status(rec.payment_hash)
+            # Nothing sent yet? xpay may still be about to send (a crash right after we called
+            # it): only after its retry window does "nothing sent" count as a failure.
+            recent = time.time() - float(rec.data["attempted_at"]) < ATTEMPT_GRACE
+            if outcome.status is PaymentStatus.FAILED and not outcome.attempts and recent:
+                await asyncio.sleep(STATUS_POLL)
+                return rec
+        else:
+            rec = await self._ctx.advance(rec, PaymentState.PAYING, data={"attempted_at": time.time()})
+            outcome = await self._node.pay(
+                invoice, Msat(int(rec.data["max_fee_msat"])), int(rec.data["max_delay"])
+            )
+        if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
+            return await self._ctx.advance(rec, PaymentState.CLAIMING, preimage=outcome.preimage.hex())
+        if outcome.status is PaymentStatus.FAILED:
+            return await self._ctx.advance(
+                rec, PaymentState.CANCELLING, error=f"Lightning payment failed: {outcome.reason}"
+            )
+        await asyncio.sleep(STATUS_POLL)  # unknown: ask lightningd again
+        return rec
+
+    async def resume(self) -> None:
+        """At start: finish every send that was cut short."""
+        for rec in await repo.unfinished(self._db.conn):
+            if rec.kind is PaymentKind.SEND and rec.payment_id not in self._inflight:
+                self._track(rec.payment_id, asyncio.create_task(self.drive(rec)))
+
+    def _track(self, payment_id: str, task: asyncio.Task[SendResult]) -> None:
+        self._inflight[payment_id] = task
+
+        def forget(_t: asyncio.Task[SendResult]) -> None:
+            self._inflight.pop(payment_id, None)
+
+        task.add_done_callback(forget)

@@ -1,0 +1,120 @@
+"""`fedimint-payments` and `fedimint-summary`: what happened, for the operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import InvalidInput
+from fedimint_gw.store import payments as repo
+from fedimint_gw.store.db import Database
+
+MAX_LIMIT = 1000
+
+
+def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "payment_id": r.payment_id,
+        "kind": r.kind.value,
+        "state": r.state.value,
+        "federation_id": r.federation_id,
+        "payment_hash": r.payment_hash,
+        "amount_msat": r.amount_msat,
+        "fee_msat": r.fee_msat,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
+    if r.target_federation_id:
+        body["target_federation_id"] = r.target_federation_id
+    if "elapsed_ms" in r.data:
+        body["elapsed_ms"] = r.data["elapsed_ms"]
+    if r.error:
+        body["error"] = r.error
+    if r.data.get("api"):
+        body["api"] = r.data["api"]
+    return body
+
+
+def _percentile(values: list[int], q: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+class Records:
+    """Read-only views of the payment journal."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def payments(
+        self, federation_id: object, state: object, limit: object, before: object
+    ) -> dict[str, Any]:
+        """A page of payments, newest first."""
+        fid = None
+        if federation_id not in (None, ""):
+            try:
+                fid = FederationId.parse(federation_id).hex
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+        st = None
+        if state not in (None, ""):
+            try:
+                st = PaymentState(str(state))
+            except ValueError:
+                raise InvalidInput(
+                    f"state must be one of {', '.join(s.value for s in PaymentState)}"
+                ) from None
+        n = _int(limit, "limit", 50)
+        if not 1 <= n <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+        b = None if before in (None, "") else _int(before, "before", 0)
+        rows = await repo.page(self._db.conn, fid, st, n, b)
+        out: dict[str, Any] = {"payments": [_record_json(r) for r in rows]}
+        if len(rows) == n:
+            out["next_before"] = rows[-1].created_at
+        return out
+
+    async def summary(self, start: object, end: object, now: int) -> dict[str, Any]:
+        """Counts, success rate, fees and latency per kind over [start, end)."""
+        s = _int(start, "start", 0)
+        e = _int(end, "end", now + 1)
+        if e <= s:
+            raise InvalidInput("end must be after start")
+        rows = await repo.between(self._db.conn, s, e)
+        kinds: dict[str, Any] = {}
+        for kind in PaymentKind:
+            mine = [r for r in rows if r.kind is kind]
+            if not mine:
+                continue
+            ok = [r for r in mine if r.state is PaymentState.SUCCEEDED]
+            failed = [r for r in mine if r.state in (PaymentState.FAILED, PaymentState.REFUNDED)]
+            latencies = [int(r.data["elapsed_ms"]) for r in ok if "elapsed_ms" in r.data]
+            finished = len(ok) + len(failed)
+            kinds[kind.value] = {
+                "count": len(mine),
+                "succeeded": len(ok),
+                "failed": len(failed),
+                "in_flight": len(mine) - finished,
+                "success_rate": round(len(ok) / finished, 4) if finished else None,
+                "volume_msat": sum(r.amount_msat for r in ok),
+                "fees_earned_msat": sum(r.fee_msat for r in ok),
+                "latency_ms_p50": _percentile(latencies, 0.5),
+                "latency_ms_p90": _percentile(latencies, 0.9),
+            }
+        return {"start": s, "end": e, "kinds": kinds}
+
+
+def _int(raw: object, name: str, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    if isinstance(raw, bool):
+        raise InvalidInput(f"{name} must be an integer")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    raise InvalidInput(f"{name} must be an integer, got {raw!r}")

@@ -1,0 +1,168 @@
+"""Repository of payment flows (the `payments` table)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiosqlite
+
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """One flow as stored. `data` holds flow-specific fields (contract, invoice, ...)."""
+
+    payment_id: str
+    kind: PaymentKind
+    state: PaymentState
+    payment_hash: str
+    amount_msat: int
+    created_at: int
+    updated_at: int
+    federation_id: str | None = None
+    target_federation_id: str | None = None
+    fee_msat: int = 0
+    htlc_scid: str | None = None
+    htlc_id: int | None = None
+    preimage: str | None = None
+    error: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def advance(self, state: PaymentState, now: int, **changes: Any) -> PaymentRecord:
+        """A copy in `state` with `changes` applied (data is merged, not replaced)."""
+        data = {**self.data, **changes.pop("data", {})}
+        return replace(self, state=state, updated_at=now, data=data, **changes)
+
+
+def _row(row: aiosqlite.Row) -> PaymentRecord:
+    return PaymentRecord(
+        payment_id=row["payment_id"],
+        kind=PaymentKind(row["kind"]),
+        state=PaymentState(row["state"]),
+        payment_hash=row["payment_hash"],
+        amount_msat=row["amount_msat"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        federation_id=row["federation_id"],
+        target_federation_id=row["target_federation_id"],
+        fee_msat=row["fee_msat"],
+        htlc_scid=row["htlc_scid"],
+        htlc_id=row["htlc_id"],
+        preimage=row["preimage"],
+        error=row["error"],
+        data=json.loads(row["data_json"]),
+    )
+
+
+async def save(conn: aiosqlite.Connection, rec: PaymentRecord) -> None:
+    """Insert or update (by payment id)."""
+    await conn.execute(
+        """INSERT INTO payments (payment_id, kind, state, federation_id, target_federation_id, payment_hash,
+               amount_msat, fee_msat, htlc_scid, htlc_id, preimage, error, data_json, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(payment_id) DO UPDATE SET
+               state=excluded.state, fee_msat=excluded.fee_msat, preimage=excluded.preimage,
+               error=excluded.error, data_json=excluded.data_json, updated_at=excluded.updated_at,
+               htlc_scid=excluded.htlc_scid, htlc_id=excluded.htlc_id,
+               target_federation_id=excluded.target_federation_id""",
+        (
+            rec.payment_id,
+            rec.kind.value,
+            rec.state.value,
+            rec.federation_id,
+            rec.target_federation_id,
+            rec.payment_hash,
+            rec.amount_msat,
+            rec.fee_msat,
+            rec.htlc_scid,
+            rec.htlc_id,
+            rec.preimage,
+            rec.error,
+            json.dumps(rec.data, sort_keys=True),
+            rec.created_at,
+            rec.updated_at,
+        ),
+    )
+
+
+async def get(conn: aiosqlite.Connection, payment_id: str) -> PaymentRecord | None:
+    async with conn.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)) as cur:
+        row = await cur.fetchone()
+    return _row(row) if row is not None else None
+
+
+async def by_htlc(conn: aiosqlite.Connection, scid: str, htlc_id: int) -> PaymentRecord | None:
+    """The flow of one incoming HTLC."""
+    async with conn.execute(
+        "SELECT * FROM payments WHERE htlc_scid = ? AND htlc_id = ?", (scid, htlc_id)
+    ) as cur:
+        row = await cur.fetchone()
+    return _row(row) if row is not None else None
+
+
+async def by_hash(conn: aiosqlite.Connection, payment_hash: str, kind: PaymentKind) -> list[PaymentRecord]:
+    async with conn.execute(
+        "SELECT * FROM payments WHERE payment_hash = ? AND kind = ? ORDER BY created_at",
+        (payment_hash, kind.value),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [_row(r) for r in rows]
+
+
+async def unfinished(conn: aiosqlite.Connection) -> list[PaymentRecord]:
+    """Flows not in a terminal state (and not merely waiting for an HTLC)."""
+    async with conn.execute(
+        "SELECT * FROM payments WHERE state NOT IN ('succeeded', 'failed', 'refunded', 'registered') "
+        "ORDER BY created_at"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [_row(r) for r in rows]
+
+
+async def registered_hashes(conn: aiosqlite.Connection) -> list[tuple[str, str]]:
+    """(payment hash, federation id) of v2 receives still waiting for or holding their HTLC."""
+    async with conn.execute(
+        "SELECT payment_hash, federation_id FROM payments WHERE kind = 'receive' "
+        "AND state IN ('registered', 'htlc_held', 'funded') AND federation_id IS NOT NULL "
+        "AND json_extract(data_json, '$.api') = 'v2'"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+async def page(
+    conn: aiosqlite.Connection,
+    federation_id: str | None,
+    state: PaymentState | None,
+    limit: int,
+    before: int | None = None,
+) -> list[PaymentRecord]:
+    """Newest first, optionally filtered; `before` pages by created_at."""
+    clauses, args = [], []
+    if federation_id:
+        clauses.append("(federation_id = ? OR target_federation_id = ?)")
+        args += [federation_id, federation_id]
+    if state:
+        clauses.append("state = ?")
+        args.append(state.value)
+    if before is not None:
+        clauses.append("created_at < ?")
+        args.append(str(before))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    async with conn.execute(
+        f"SELECT * FROM payments {where} ORDER BY created_at DESC, payment_id LIMIT ?", (*args, limit)
+    ) as cur:
+        rows = await cur.fetchall()
+    return [_row(r) for r in rows]
+
+
+async def between(conn: aiosqlite.Connection, start: int, end: int) -> list[PaymentRecord]:
+    async with conn.execute(
+        "SELECT * FROM payments WHERE created_at >= ? AND created_at < ? AND state != 'registered'",
+        (start, end),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [_row(r) for r in rows]

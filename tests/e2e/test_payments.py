@@ -1,0 +1,166 @@
+"""Receive and send through the gateway services, against live devfed federations of both versions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import pytest
+
+from contrib.devfed import wallet_ln
+from fedimint_gw.domain.ids import FederationId, ShortChannelId
+from fedimint_gw.domain.payment import PaymentState
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
+from fedimint_gw.store import payments as pay_repo
+from tests.e2e.conftest import Env
+from tests.e2e.helpers import claim_receive, route_hop
+from tests.support.fake_node import final_payload, forward_payload
+
+
+async def _gateway_ecash(env: Env, fed_id: str) -> int:
+    return (await env.gateway.federations.client(FederationId(fed_id)).balance()).value
+
+
+async def test_receive_v1_settles_with_the_offer_preimage(env: Env) -> None:
+    fed = await env.federation("v1only", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    assert info["api_version"].startswith("1.")
+    await env.fund_gateway(fed, 200_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "alice")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 50_000, "coffee")
+    hop = route_hop(receive.bolt11)
+    assert hop.pubkey.hex() == env.node.node_id
+    assert str(ShortChannelId.from_int(hop.short_channel_id)) == info["scid"]
+    fee = hop.fee_base_msat + 50_000 * hop.fee_proportional_millionths // 1_000_000
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(info["scid"], receive.payment_hash, 50_000, 50_000 + fee, height + 100, height)
+    )
+    assert answer["result"] == "resolve"
+    assert hashlib.sha256(bytes.fromhex(answer["payment_key"])).hexdigest() == receive.payment_hash
+    assert await _gateway_ecash(env, fed.federation_id) == 150_000
+    assert await claim_receive(user, receive) == 50_000
+    # A replay of the same HTLC (lightningd after a restart) gets the same answer, funds nothing.
+    again = await env.htlc(
+        *forward_payload(info["scid"], receive.payment_hash, 50_000, 50_000 + fee, height + 100, height)
+    )
+    assert again == answer
+    assert await _gateway_ecash(env, fed.federation_id) == 150_000
+
+
+@pytest.mark.parametrize("problem", ["underpaid_fee", "cltv_too_close", "unknown_hash"])
+async def test_receive_v1_refuses_bad_htlcs_without_funding(env: Env, problem: str) -> None:
+    fed = await env.federation("v1bad", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "bob")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
+    height = env.node.block_height
+    amount, cltv, payment_hash = 10_000 + 10_000, height + 100, receive.payment_hash
+    if problem == "underpaid_fee":
+        amount = 10_000
+    elif problem == "cltv_too_close":
+        cltv = height + 3
+    else:
+        payment_hash = secrets.token_hex(32)
+    answer = await env.htlc(*forward_payload(info["scid"], payment_hash, 10_000, amount, cltv, height))
+    assert answer["result"] == "fail" and answer["failure_message"].startswith("400f")
+    assert await _gateway_ecash(env, fed.federation_id) == 100_000
+
+
+async def test_receive_v2_through_a_gateway_invoice(env: Env) -> None:
+    fed = await env.federation("v2only", (2,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    assert info["api_version"].startswith("2.") and info["registration"] == "vetted"
+    await env.fund_gateway(fed, 200_000)
+    user = await env.wallet(fed, "carol")
+    receive = await wallet_ln.receive_v2(user, env.api_url, 40_000, "v2 coffee")
+    inv = bolt11.decode(receive.bolt11)
+    assert inv.payee.hex() == env.node.node_id and inv.amount_msat == 40_000
+    assert not bolt11.has_feature(inv.features, bolt11.BASIC_MPP)
+    height = env.node.block_height
+    secret = (inv.payment_secret or b"").hex()
+    # Wrong payment secret: refused, nothing funded.
+    bad = await env.htlc(
+        *final_payload(receive.payment_hash, "00" * 32, 40_000, 40_000, height + 50, height, 1)
+    )
+    assert bad["result"] == "fail"
+    assert await _gateway_ecash(env, fed.federation_id) == 200_000
+    answer = await env.htlc(
+        *final_payload(receive.payment_hash, secret, 40_000, 40_000, height + 50, height, 2)
+    )
+    assert answer["result"] == "resolve"
+    assert hashlib.sha256(bytes.fromhex(answer["payment_key"])).hexdigest() == receive.payment_hash
+    net = await claim_receive(user, receive)
+    assert net < 40_000  # the receive fee stayed with the gateway
+    assert await _gateway_ecash(env, fed.federation_id) == 200_000 - net
+
+
+@pytest.mark.parametrize("majors", [(1,), (2,)])
+async def test_send_pays_the_invoice_and_claims_the_contract(env: Env, majors: tuple[int, ...]) -> None:
+    fed = await env.federation(f"send{majors[0]}", majors)
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "dave")
+    await user.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    payment_hash = env.node.add_payee(preimage)
+    invoice = _external_invoice(payment_hash, 30_000)
+    fee = 2000 + 30_000 * 3000 // 1_000_000
+    result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    assert result["preimage"] == preimage.hex()
+    assert user.balance_msat() == 100_000 - 30_000 - fee
+    assert await _gateway_ecash(env, fed.federation_id) == 30_000 + fee
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
+    assert rec is not None and rec.state is PaymentState.SUCCEEDED and rec.fee_msat == fee
+
+
+@pytest.mark.parametrize("majors", [(1,), (2,)])
+async def test_failed_send_refunds_the_user(env: Env, majors: tuple[int, ...]) -> None:
+    fed = await env.federation(f"fail{majors[0]}", majors)
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "erin")
+    await user.faucet(100_000)
+    invoice = _external_invoice(secrets.token_hex(32), 30_000)  # nobody knows the preimage
+    fee = 2000 + 30_000 * 3000 // 1_000_000
+    result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    assert "preimage" not in result and result["refunded_msat"] == 30_000 + fee
+    assert user.balance_msat() == 100_000
+    assert await _gateway_ecash(env, fed.federation_id) == 0
+
+
+async def test_unknown_outcome_is_resolved_by_a_later_query(env: Env) -> None:
+    fed = await env.federation("pending", (1,))
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "frank")
+    await user.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    # xpay's answer is lost; lightningd later reports the payment complete.
+    env.node.script = lambda inv: PaymentOutcome(PaymentStatus.PENDING, reason="connection lost", attempts=1)
+    env.node.sent[payment_hash] = PaymentOutcome(PaymentStatus.SUCCEEDED, preimage, attempts=1)
+    invoice = _external_invoice(payment_hash, 20_000)
+    fee = 2000 + 20_000 * 3000 // 1_000_000
+    result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    assert result["preimage"] == preimage.hex()
+    assert env.node.pay_calls == [payment_hash]  # paid once, then only asked
+
+
+def _external_invoice(payment_hash: str, amount_msat: int) -> str:
+    from coincurve import PrivateKey
+
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=amount_msat,
+        timestamp=int(__import__("time").time()),
+        payment_hash=bytes.fromhex(payment_hash),
+        payment_secret=secrets.token_bytes(32),
+        description="external",
+        features=bolt11.DEFAULT_FEATURES,
+    )
+    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())

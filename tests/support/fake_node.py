@@ -1,0 +1,153 @@
+"""A fake LightningNode for e2e tests, and lightningd-shaped htlc_accepted payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coincurve import PrivateKey
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import ShortChannelId
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.lightning._bech32_words import bech32_split
+from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
+
+PayScript = Callable[[bolt11.Invoice], PaymentOutcome]
+
+
+@dataclass
+class FakeNode:
+    """Behaves like lightningd for the calls the gateway makes. Payments succeed when the
+    test registered the payee's preimage (`payees`), fail otherwise, or follow `script`."""
+
+    key: PrivateKey = field(default_factory=PrivateKey)
+    block_height: int = 200
+    payees: dict[str, bytes] = field(default_factory=dict)  # payment hash -> preimage
+    script: PayScript | None = None
+    sent: dict[str, PaymentOutcome] = field(default_factory=dict)
+    pay_calls: list[str] = field(default_factory=list)
+    channels: set[ShortChannelId] = field(default_factory=set)
+
+    @property
+    def node_id(self) -> str:
+        return self.key.public_key.format().hex()
+
+    def add_payee(self, preimage: bytes) -> str:
+        h = hashlib.sha256(preimage).hexdigest()
+        self.payees[h] = preimage
+        return h
+
+    async def info(self) -> NodeInfo:
+        return NodeInfo(self.node_id, "fake", "regtest", self.block_height, "fake-v26")
+
+    async def liquidity(self) -> Liquidity:
+        return Liquidity(Msat(10_000_000), Msat(20_000_000), 1000)
+
+    async def channel_scids(self) -> set[ShortChannelId]:
+        return set(self.channels)
+
+    async def decode(self, invoice: str) -> dict[str, Any]:
+        inv = bolt11.decode(invoice)
+        return {"valid": True, "payment_hash": inv.payment_hash.hex(), "amount_msat": inv.amount_msat}
+
+    async def sign_invoice(self, unsigned_invoice: str) -> str:
+        hrp, words = bech32_split(unsigned_invoice)
+        return bolt11.sign_with_key(bolt11.UnsignedInvoice(hrp, tuple(words[:-104])), self.key)
+
+    async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
+        await asyncio.sleep(0)
+        inv = bolt11.decode(invoice)
+        h = inv.payment_hash.hex()
+        self.pay_calls.append(h)
+        if self.script is not None:
+            outcome = self.script(inv)
+        elif h in self.payees:
+            outcome = PaymentOutcome(
+                PaymentStatus.SUCCEEDED, self.payees[h], Msat(inv.amount_msat or 0), attempts=1
+            )
+        else:
+            outcome = PaymentOutcome(PaymentStatus.FAILED, reason="no route (fake)", attempts=1)
+        if outcome.status is not PaymentStatus.PENDING:
+            self.sent[h] = outcome
+        return outcome
+
+    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+        return self.sent.get(payment_hash, PaymentOutcome(PaymentStatus.FAILED, reason="no attempt"))
+
+    async def make_secret(self, label: str) -> bytes:
+        return hashlib.sha256(self.key.secret + label.encode()).digest()
+
+    async def sign_message(self, message: str) -> str:
+        return self.key.sign(message.encode()).hex()
+
+    async def check_message(self, message: str, zbase: str, node_id: str) -> bool:
+        from coincurve import PublicKey
+
+        try:
+            return bool(PublicKey(bytes.fromhex(node_id)).verify(bytes.fromhex(zbase), message.encode()))
+        except ValueError:
+            return False
+
+
+def forward_payload(
+    fake_scid: str,
+    payment_hash: str,
+    forward_msat: int,
+    amount_msat: int,
+    cltv_expiry: int,
+    height: int,
+    htlc_id: int = 0,
+    incoming_scid: str = "103x1x0",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(onion, htlc) as lightningd sends them for an HTLC forwarded to a fake scid."""
+    onion = {
+        "payload": "1a02080000000000000000040400000000",
+        "short_channel_id": fake_scid,
+        "forward_msat": forward_msat,
+        "outgoing_cltv_value": cltv_expiry - 40,
+        "next_onion": "00" * 1366,
+        "shared_secret": "11" * 32,
+    }
+    htlc = {
+        "short_channel_id": incoming_scid,
+        "id": htlc_id,
+        "amount_msat": amount_msat,
+        "cltv_expiry": cltv_expiry,
+        "cltv_expiry_relative": cltv_expiry - height,
+        "payment_hash": payment_hash,
+        "extra_tlvs": "",
+    }
+    return onion, htlc
+
+
+def final_payload(
+    payment_hash: str,
+    payment_secret: str,
+    amount_msat: int,
+    total_msat: int,
+    cltv_expiry: int,
+    height: int,
+    htlc_id: int = 0,
+    incoming_scid: str = "103x1x0",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(onion, htlc) as lightningd sends them for a final-hop HTLC with no invoice in lightningd."""
+    onion = {
+        "payload": "2c02080000000000000000040400000000",
+        "total_msat": total_msat,
+        "payment_secret": payment_secret,
+        "shared_secret": "22" * 32,
+    }
+    htlc = {
+        "short_channel_id": incoming_scid,
+        "id": htlc_id,
+        "amount_msat": amount_msat,
+        "cltv_expiry": cltv_expiry,
+        "cltv_expiry_relative": cltv_expiry - height,
+        "payment_hash": payment_hash,
+        "extra_tlvs": "",
+    }
+    return onion, htlc
