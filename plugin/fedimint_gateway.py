@@ -135,10 +135,14 @@ def _register(gw: GatewayPlugin) -> None:
         gw.bridge.answer(request, lambda: gw.require().balances())
 
     @command("fedimint-setfees")
-    def fedimint_setfees(request: Any, federation_id: str, base_msat: Any, ppm: Any) -> None:
+    def fedimint_setfees(
+        request: Any, federation_id: str, base_msat: Any, ppm: Any, to_federation: str = ""
+    ) -> None:
         """Set the fees of federation `federation_id`: `base_msat` per payment plus `ppm` parts
-        per million of the amount. Persisted, and announced to the federation."""
-        gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm))
+        per million of the amount; persisted and announced to the federation. With
+        `to_federation`, set instead the fee of swaps from `federation_id` to `to_federation`
+        (default for swaps: the target federation's fees; 0 0 makes migrations free)."""
+        gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm, to_federation))
 
     @command("fedimint-ecash-send")
     def fedimint_ecash_send(request: Any, federation_id: str, amount_msat: Any) -> None:

@@ -71,3 +71,8 @@ class LedgerClient:
 
     async def close(self) -> None:
         """Nothing to release: the session belongs to the gateway, each call is self-contained."""
+
+    async def abandon_funding(self, operation_id: str) -> bool:
+        """Give up `fund_incoming(…, operation_id)` whose outcome is unknown. True: it certainly
+        never happened and never will (its notes are spendable again). False: it happened."""
+        return await self._ledger.abandon_funding(operation_id)

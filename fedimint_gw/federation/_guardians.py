@@ -266,6 +266,10 @@ class GuardianApi(Protocol):
         """The contract view."""
         ...
 
+    async def transaction(self, url: str, txid: str) -> Json:
+        """An accepted transaction's status (`unknown_transaction` if it was never accepted)."""
+        ...
+
     async def block_height(self, url: str) -> int:
         """The block height."""
         ...

@@ -322,6 +322,27 @@ class Ledger:
         await self.run(f"fund:{operation_id}", "fund_incoming", build, spend=amount, fixed_outputs=[output])
         return object_id(output)
 
+    async def abandon_funding(self, operation_id: str) -> bool:
+        """Give up a funding whose outcome is unknown: True if it certainly never happened (it is
+        then aborted and never resubmitted), False if the federation accepted it."""
+        op_id = f"fund:{operation_id}"
+        lock = self._locks.setdefault(op_id, asyncio.Lock())
+        async with lock:
+            op = await self.wallet.get(op_id)
+            if op is None or op.state is OperationState.FAILED:
+                return True
+            if op.state is OperationState.DONE:
+                return False
+            txid = txid_of(op.tx)
+            try:
+                await self.guardians.first(
+                    lambda g: self.api.transaction(g.url, txid), f"status of {txid[:16]}"
+                )
+            except NotFound:
+                await self.wallet.abort(op_id, "abandoned: the federation never accepted it")
+                return True
+            return False
+
     async def spend_contract(self, kind: str, contract_input: Json, amount: Msat, operation_id: str) -> Msat:
         """Spend a contract (claim or refund) into gateway notes; returns the msat gained."""
         existing = await self.wallet.get(operation_id)

@@ -180,6 +180,12 @@ class FederationClient(Protocol):
         """Fund the receive with gateway ecash; returns the contract id. Idempotent per operation id."""
         ...
 
+    async def abandon_funding(self, operation_id: str) -> bool:
+        """Give up a `fund_incoming` whose outcome is unknown (the federation did not answer).
+        True: it certainly never happened and never will; False: the federation accepted it.
+        Raises FederationUnreachable when the federation cannot tell yet."""
+        ...
+
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
         """Wait (up to `timeout`) for the decrypted preimage or the refund."""
         ...

@@ -71,6 +71,10 @@ class RestApi:
             raise RemoteError("malformed_answer", f"{url}: signature shares are not a list")
         return {s["out_idx"]: s for s in shares if isinstance(s, dict) and isinstance(s.get("out_idx"), int)}
 
+    async def transaction(self, url: str, txid: str) -> Json:
+        """GET /v1/transactions/{txid}."""
+        return await self.call("GET", url, f"/transactions/{txid}")
+
     async def contract(self, url: str, contract_id: str) -> Json:
         """GET /v1/contracts/{id}."""
         return await self.call("GET", url, f"/contracts/{contract_id}")

@@ -98,6 +98,10 @@ class RpcApi:
             raise RemoteError("malformed_answer", f"{url}: signature shares are not an object")
         return {int(k): v for k, v in shares.items() if k.isdigit()}
 
+    async def transaction(self, url: str, txid: str) -> Json:
+        """`transaction_status`."""
+        return as_obj(await self.call(url, "transaction_status", {"txid": txid}), "transaction_status")
+
     async def contract(self, url: str, contract_id: str) -> Json:
         """`contract`."""
         return as_obj(await self.call(url, "contract", {"contract_id": contract_id}), "contract")

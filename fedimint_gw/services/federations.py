@@ -382,6 +382,24 @@ class FederationManager:
                 self._log(f"re-registration after fee change failed: {exc.message}", "warn")
         return {"federation_id": fid.hex, "fees": {"base_msat": fees.base_msat, "ppm": fees.ppm}}
 
+    async def set_pair_fees(
+        self, source: FederationId, target: FederationId, fees: FeeSchedule
+    ) -> dict[str, Any]:
+        """Persist the fee for swaps from `source` to `target` (0/0 makes migrations free)."""
+        for fid in (source, target):
+            rec = await repo.get(self._db.conn, fid)
+            if rec is None or rec.state is not repo.FederationState.ACTIVE:
+                raise NotFound(f"the gateway is not a member of federation {fid.hex}")
+        if source == target:
+            raise InvalidInput("a swap needs two different federations")
+        async with self._db.transaction() as conn:
+            await repo.set_pair_fees(conn, source, target, fees, self._clock.now())
+        return {
+            "federation_id": source.hex,
+            "to_federation": target.hex,
+            "fees": {"base_msat": fees.base_msat, "ppm": fees.ppm},
+        }
+
     async def describe(self, rec: repo.FederationRecord) -> dict[str, Any]:
         """One federation as shown by fedimint-info and fedimint-connect."""
         live = self._live.get(rec.federation_id)

@@ -169,14 +169,19 @@ class Gateway:
             "federations": feds,
         }
 
-    async def set_fees(self, federation_id: str, base_msat: object, ppm: object) -> dict[str, Any]:
-        """Validate and apply `fedimint-setfees`."""
+    async def set_fees(
+        self, federation_id: str, base_msat: object, ppm: object, to_federation: object = None
+    ) -> dict[str, Any]:
+        """Validate and apply `fedimint-setfees` (a federation's fees, or a swap pair's)."""
         try:
             fid = FederationId.parse(federation_id)
             fees = FeeSchedule(_as_int(base_msat, "base_msat"), _as_int(ppm, "ppm"))
+            target = None if to_federation in (None, "") else FederationId.parse(to_federation)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        return await self.federations.set_fees(fid, fees)
+        if target is None:
+            return await self.federations.set_fees(fid, fees)
+        return await self.federations.set_pair_fees(fid, target, fees)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""

@@ -77,5 +77,9 @@ class HtlcRouter:
         snap = self._snap
         self._snap = _Snapshot(snap.scids, {h: f for h, f in snap.hashes.items() if h != payment_hash})
 
+    def scid_owner(self, scid: ShortChannelId) -> FederationId | None:
+        """The federation a fake scid leads to, if any."""
+        return self._snap.scids.get(scid)
+
     def owned_scids(self) -> set[ShortChannelId]:
         return set(self._snap.scids)

@@ -184,7 +184,7 @@ class IncomingService:
         if rec.state.terminal:
             return answer_unknown_payment(event.amount_msat, height)
         fid = FederationId(str(rec.federation_id))
-        request = _request_from_json(rec.data["request"])
+        request = request_from_json(rec.data["request"])
         while True:
             try:
                 client = self._feds.client(fid)
@@ -252,7 +252,7 @@ def request_json(req: IncomingRequest) -> dict[str, Any]:
     }
 
 
-def _request_from_json(raw: dict[str, Any]) -> IncomingRequest:
+def request_from_json(raw: dict[str, Any]) -> IncomingRequest:
     return IncomingRequest(
         contract_id=str(raw["contract_id"]),
         payment_hash=str(raw["payment_hash"]),

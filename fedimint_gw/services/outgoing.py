@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import GatewayError, InvalidInput, PaymentRefused
+from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput, PaymentRefused
 from fedimint_gw.federation.client import OutgoingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
 STATUS_POLL = 2.0
+_SWAP_B_SIDE = (PaymentState.HTLC_HELD, PaymentState.FUNDED)
 ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
 
 
@@ -62,6 +64,7 @@ class OutgoingService:
         self._clock = ctx.clock
         self._log = ctx.log
         self._inflight: dict[str, asyncio.Task[SendResult]] = {}
+        self._swaps = SwapService(ctx)
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -97,32 +100,12 @@ class OutgoingService:
             raise PaymentRefused("the invoice has expired")
         client = self._feds.client(fid)
         contract = await client.verify_outgoing(contract_id)
-        fee = fed.fees.fee(Msat(inv.amount_msat))
-        height = await client.block_height()
         if not contract.gateway_key_matches:
             raise PaymentRefused("the contract is not locked to this gateway's key")
         if contract.state is not OutgoingState.FUNDED:
             raise PaymentRefused(f"the contract is {contract.state.value}, not funded")
         if contract.payment_hash != inv.payment_hash.hex():
             raise PaymentRefused("the contract's payment hash is not the invoice's")
-        if contract.amount.value < inv.amount_msat + fee.value:
-            raise PaymentRefused(
-                f"the contract holds {contract.amount.value} msat; invoice {inv.amount_msat} + "
-                f"gateway fee {fee.value} msat needed"
-            )
-        max_delay = contract.timelock_height - height - self._config.cltv_margin
-        if max_delay < inv.min_final_cltv_expiry + 6:
-            raise PaymentRefused(
-                f"the contract's timelock (height {contract.timelock_height}, now {height}) leaves too "
-                "little time to pay safely"
-            )
-        already = [
-            r
-            for r in await repo.by_hash(self._db.conn, contract.payment_hash, PaymentKind.SEND)
-            if r.state is not PaymentState.REFUNDED and r.payment_id != payment_id
-        ]
-        if already:
-            raise PaymentRefused("this payment hash is already being paid or was paid by the gateway")
         now = self._clock.now()
         rec = repo.PaymentRecord(
             payment_id=payment_id,
@@ -130,21 +113,74 @@ class OutgoingService:
             state=PaymentState.PAYING,
             payment_hash=contract.payment_hash,
             amount_msat=inv.amount_msat,
-            fee_msat=fee.value,
             federation_id=fid.hex,
             created_at=now,
             updated_at=now,
-            data={
-                "contract_id": contract_id,
-                "invoice": invoice,
-                "max_fee_msat": contract.amount.value - inv.amount_msat - fee.value,
-                "max_delay": max_delay,
-                "started": time.time(),
-            },
+            data={"contract_id": contract_id, "invoice": invoice, "started": time.time()},
         )
+        # From here the contract is ours: a refusal cancels it so the user is refunded at once.
+        try:
+            rec = await self._plan(rec, fed, inv, contract.amount, contract.timelock_height, client)
+        except PaymentRefused as exc:
+            rec = rec.advance(PaymentState.CANCELLING, now, error=exc.message)
+        except InsufficientFunds as exc:
+            rec = rec.advance(PaymentState.CANCELLING, now, error=exc.message)
         async with self._db.transaction() as conn:
             await repo.save(conn, rec)
+        self._log(f"send {payment_id}: {rec.kind.value} of {rec.amount_msat} msat, {rec.state.value}", "info")
         return rec
+
+    async def _plan(
+        self,
+        rec: repo.PaymentRecord,
+        fed: fed_repo.FederationRecord,
+        inv: bolt11.Invoice,
+        contract_amount: Msat,
+        timelock_height: int,
+        client: Any,
+    ) -> repo.PaymentRecord:
+        """Decide between a swap and a Lightning payment, and check the contract pays for it."""
+        amount = Msat(rec.amount_msat)
+        already = [
+            r
+            for kind in (PaymentKind.SEND, PaymentKind.SWAP)
+            for r in await repo.by_hash(self._db.conn, rec.payment_hash, kind)
+            if r.state is not PaymentState.REFUNDED and r.payment_id != rec.payment_id
+        ]
+        if already:
+            raise PaymentRefused("this payment hash is already being paid or was paid by the gateway")
+        target = await self._swaps.find_target(inv)
+        if target is not None:
+            fee = await self._swaps.fee(fed.federation_id, target.federation_id, amount)
+            _check_covers(contract_amount, amount, fee)
+            await self._swaps.check_liquidity(target)
+            await self._swaps.claim_registration(target, rec.payment_id)
+            return replace(
+                rec,
+                kind=PaymentKind.SWAP,
+                state=PaymentState.HTLC_HELD,
+                fee_msat=fee.value,
+                target_federation_id=target.federation_id.hex,
+                data={**rec.data, **swap_data(target)},
+            )
+        fee = fed.fees.fee(amount)
+        _check_covers(contract_amount, amount, fee)
+        height = await client.block_height()
+        max_delay = timelock_height - height - self._config.cltv_margin
+        if max_delay < inv.min_final_cltv_expiry + 6:
+            raise PaymentRefused(
+                f"the contract's timelock (height {timelock_height}, now {height}) leaves too "
+                "little time to pay safely"
+            )
+        return replace(
+            rec,
+            fee_msat=fee.value,
+            data={
+                **rec.data,
+                "max_fee_msat": contract_amount.value - amount.value - fee.value,
+                "max_delay": max_delay,
+            },
+        )
 
     async def drive(self, rec: repo.PaymentRecord) -> SendResult:
         """Run (or resume) a send flow to its end."""
@@ -152,7 +188,12 @@ class OutgoingService:
         contract_id = str(rec.data["contract_id"])
         while not rec.state.terminal:
             try:
-                if rec.state is PaymentState.PAYING:
+                if rec.kind is PaymentKind.SWAP and rec.state in (
+                    PaymentState.HTLC_HELD,
+                    PaymentState.FUNDED,
+                ):
+                    rec = await self._swaps.drive(rec)
+                elif rec.state is PaymentState.PAYING:
                     rec = await self._pay(rec)
                 elif rec.state is PaymentState.CLAIMING:
                     gained = await self._feds.client(fid).claim_outgoing(
@@ -203,7 +244,7 @@ class OutgoingService:
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
         for rec in await repo.unfinished(self._db.conn):
-            if rec.kind is PaymentKind.SEND and rec.payment_id not in self._inflight:
+            if rec.kind in (PaymentKind.SEND, PaymentKind.SWAP) and rec.payment_id not in self._inflight:
                 self._track(rec.payment_id, asyncio.create_task(self.drive(rec)))
 
     def _track(self, payment_id: str, task: asyncio.Task[SendResult]) -> None:
@@ -213,3 +254,11 @@ class OutgoingService:
             self._inflight.pop(payment_id, None)
 
         task.add_done_callback(forget)
+
+
+def _check_covers(contract_amount: Msat, amount: Msat, fee: Msat) -> None:
+    if contract_amount.value < amount.value + fee.value:
+        raise PaymentRefused(
+            f"the contract holds {contract_amount.value} msat; invoice {amount.value} + "
+            f"gateway fee {fee.value} msat needed"
+        )

@@ -123,3 +123,31 @@ async def set_fees(conn: aiosqlite.Connection, fid: FederationId, fees: FeeSched
         "UPDATE federations SET fee_base_msat = ?, fee_ppm = ?, updated_at = ? WHERE federation_id = ?",
         (fees.base_msat, fees.ppm, now, fid.hex),
     )
+
+
+async def set_pair_fees(
+    conn: aiosqlite.Connection, source: FederationId, target: FederationId, fees: FeeSchedule, now: int
+) -> None:
+    """Fees for swaps from `source` to `target` (overrides the target's own fees)."""
+    await conn.execute(
+        """INSERT INTO swap_fees
+               (source_federation_id, target_federation_id, fee_base_msat, fee_ppm, updated_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(source_federation_id, target_federation_id) DO UPDATE SET
+               fee_base_msat=excluded.fee_base_msat, fee_ppm=excluded.fee_ppm,
+               updated_at=excluded.updated_at""",
+        (source.hex, target.hex, fees.base_msat, fees.ppm, now),
+    )
+
+
+async def pair_fees(
+    conn: aiosqlite.Connection, source: FederationId, target: FederationId
+) -> FeeSchedule | None:
+    """The swap fee override for this ordered pair, if any."""
+    async with conn.execute(
+        "SELECT fee_base_msat, fee_ppm FROM swap_fees "
+        "WHERE source_federation_id = ? AND target_federation_id = ?",
+        (source.hex, target.hex),
+    ) as cur:
+        row = await cur.fetchone()
+    return FeeSchedule(row[0], row[1]) if row is not None else None

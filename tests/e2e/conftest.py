@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from contrib.devfed.wallet import Wallet
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.domain.htlc import HtlcEvent
+from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.services.gateway import Gateway
 from tests.support.fake_node import FakeNode
 
@@ -32,11 +35,14 @@ class Env:
     api_url: str
     logs: list[tuple[str, str]]
     federations: list[RunningFederation]
+    clock_offset: list[float] = field(default_factory=lambda: [0.0])  # shifts every federation's clock
 
     async def federation(self, name: str, majors: tuple[int, ...], fee: int = 0) -> RunningFederation:
+        offset = self.clock_offset
         fed = await start_federation(
             self.tmp / name,
             FederationParams(name=name, guardians=4, threshold=3, majors=majors, tx_fee_msat=fee),
+            clock=lambda: time.time() + offset[0],
         )
         self.federations.append(fed)
         if 2 in majors:
@@ -54,12 +60,44 @@ class Env:
         w = await self.wallet(fed, f"funder-{fed.federation_id[:6]}-{amount_msat}")
         await w.faucet(amount_msat)
         notes = await w.send_ecash(amount_msat)
-        from fedimint_gw.domain.ids import FederationId
-
         await self.gateway.federations.client(FederationId(fed.federation_id)).receive_ecash(notes)
 
     async def htlc(self, onion: dict[str, Any], htlc: dict[str, Any]) -> dict[str, Any]:
         return await self.gateway.handle_htlc(HtlcEvent.from_hook(onion, htlc))
+
+    async def restart_gateway(self) -> None:
+        """Stop the gateway (as a crash would leave it: nothing finished) and start a new one."""
+        await self.gateway.stop()
+        self.gateway = Gateway(self.gateway.config, self.node, SystemClock(), self.log)
+        await self.gateway.start()
+        for fed in self.federations:
+            fid = FederationId(fed.federation_id)
+            await wait_until(lambda fid=fid: _connected(self.gateway, fid))
+
+    def log(self, message: str, level: str) -> None:
+        self.logs.append((level, message))
+
+
+def _connected(gateway: Gateway, fid: FederationId) -> bool:
+    try:
+        gateway.federations.client(fid)
+    except Exception:
+        return False
+    return True
+
+
+async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -81,6 +119,3 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             await gateway.stop()
             for fed in e.federations:
                 await fed.stop()
-
-
-WaitFor = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]
