@@ -69,6 +69,16 @@ class ClnNode:
                     found.add(ShortChannelId.parse(raw))
         return found
 
+    async def incoming_htlcs(self) -> set[tuple[str, int]]:
+        r = await self._call("listpeerchannels")
+        held: set[tuple[str, int]] = set()
+        for ch in r.get("channels", []):
+            names = [ch.get("short_channel_id"), *(ch.get("alias") or {}).values()]
+            for htlc in ch.get("htlcs", []):
+                if htlc.get("direction") == "in":
+                    held.update((str(n), int(htlc["id"])) for n in names if n)
+        return held
+
     async def decode(self, invoice: str) -> dict[str, Any]:
         try:
             r = await self._call("decode", {"string": invoice})

@@ -67,6 +67,10 @@ class LightningNode(Protocol):
         """Every short channel id and local/remote alias of this node's channels."""
         ...
 
+    async def incoming_htlcs(self) -> set[tuple[str, int]]:
+        """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
+        ...
+
     async def decode(self, invoice: str) -> dict[str, Any]:
         """lightningd's own decoding of a bolt11 string (raises on an invalid invoice)."""
         ...

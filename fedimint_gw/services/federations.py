@@ -307,7 +307,7 @@ class FederationManager:
                 self._log(
                     f"federation {fid.short()} unreachable: {live.error}; retrying in {delay:.0f}s", "info"
                 )
-                wait, delay = delay, min(delay * 2, 60.0)
+                wait, delay = delay, min(delay * 2, 30.0)
             await asyncio.sleep(wait)
 
     async def _reconnect(self, rec: repo.FederationRecord, live: _Live) -> None:

@@ -6,6 +6,7 @@ tests build it the same way with a fake node and their own adapters.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,7 @@ from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
+RECONCILE_GRACE = 10.0  # seconds after start before a receive's missing HTLC counts as gone
 
 
 class Gateway:
@@ -61,6 +63,7 @@ class Gateway:
         self._outgoing: OutgoingService | None = None
         self._invoices: InvoiceService | None = None
         self._http: HttpServer | None = None
+        self._reconcile: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> Database:
@@ -92,6 +95,7 @@ class Gateway:
         for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
             self.router.add_hash(payment_hash, FederationId(fid))
         await self._outgoing.resume()
+        self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         if self.config.api_bind is not None:
             self._http = HttpServer(
                 create_app(self, self.log), self.config.api_bind.host, self.config.api_bind.port
@@ -105,6 +109,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
+        if self._reconcile is not None:
+            self._reconcile.cancel()
+            self._reconcile = None
         if self._http is not None:
             await self._http.stop()
             self._http = None

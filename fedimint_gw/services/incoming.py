@@ -33,6 +33,7 @@ from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
+_ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
 
 class _Refuse(Exception):
@@ -56,6 +57,7 @@ class IncomingService:
         self._clock = ctx.clock
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
+        self._orphans: set[asyncio.Task[None]] = set()
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         """The hook answer for an HTLC the gateway owns. The same HTLC handed over twice at
@@ -213,6 +215,53 @@ class IncomingService:
                 )
                 return answer_unknown_payment(event.amount_msat, height)
             # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
+
+    async def reconcile(self, grace: float) -> None:
+        """After a start: settle receives whose HTLC lightningd no longer holds.
+
+        lightningd replays HTLCs it still holds right after `init`; those flows continue
+        through the hook. But if the plugin died while holding an HTLC, lightningd failed
+        it back (even under important-plugin, as of v26.06). Such a receive must not stay
+        open: if nothing was funded it simply failed; if the contract was funded, the gateway
+        waits for the outcome: a refund brings its ecash back, a decrypted preimage means the
+        receiver was paid without the Lightning side and the loss is reported loudly.
+        """
+        await asyncio.sleep(grace)
+        held = await self._node.incoming_htlcs()
+        for rec in await repo.unfinished(self._db.conn):
+            if rec.kind is not PaymentKind.RECEIVE or rec.htlc_scid is None or rec.htlc_id is None:
+                continue
+            if (rec.htlc_scid, rec.htlc_id) in held or (rec.htlc_scid, rec.htlc_id) in self._inflight:
+                continue
+            task = asyncio.create_task(self._orphaned(rec))
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+
+    async def _orphaned(self, rec: repo.PaymentRecord) -> None:
+        fid = FederationId(str(rec.federation_id))
+        while True:
+            try:
+                client = self._feds.client(fid)
+                if rec.state is PaymentState.HTLC_HELD:
+                    if await client.abandon_funding(rec.payment_id):
+                        await self._ctx.advance(rec, PaymentState.FAILED, error=_ORPHANED)
+                        return
+                    request = request_from_json(rec.data["request"])
+                    cid = await client.fund_incoming(request, rec.payment_id)  # finishes the accepted one
+                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": cid})
+                outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
+            except GatewayError as exc:
+                self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
+                await asyncio.sleep(5.0)
+                continue
+            if outcome.state is IncomingState.REFUNDED:
+                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
+                return
+            if outcome.state is IncomingState.PREIMAGE:
+                loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"
+                self._log(f"receive {rec.payment_id}: {loss}", "error")
+                await self._ctx.advance(rec, PaymentState.FAILED, error=loss)
+                return
 
     async def _record_refusal(
         self, payment_id: str, event: HtlcEvent, decision: RouteDecision, reason: str

@@ -36,9 +36,9 @@ def gw_opts(plugin_path: str) -> Any:
     """Options for a node with the gateway plugin; each node gets its own API port."""
     from ephemeral_port_reserve import reserve
 
-    def make(**extra: Any) -> dict[str, Any]:
+    def make(important: bool = False, **extra: Any) -> dict[str, Any]:
         opts: dict[str, Any] = {
-            "plugin": plugin_path,
+            "important-plugin" if important else "plugin": plugin_path,
             "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
         }
         opts.update(extra)

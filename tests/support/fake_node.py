@@ -50,6 +50,11 @@ class FakeNode:
     async def channel_scids(self) -> set[ShortChannelId]:
         return set(self.channels)
 
+    held: set[tuple[str, int]] = field(default_factory=set)  # incoming HTLCs "lightningd" still holds
+
+    async def incoming_htlcs(self) -> set[tuple[str, int]]:
+        return set(self.held)
+
     async def decode(self, invoice: str) -> dict[str, Any]:
         inv = bolt11.decode(invoice)
         return {"valid": True, "payment_hash": inv.payment_hash.hex(), "amount_msat": inv.amount_msat}
