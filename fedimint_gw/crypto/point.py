@@ -61,8 +61,11 @@ class Point:
 
     @classmethod
     def from_public_key(cls, key: PublicKey) -> Point:
-        """Wrap a coincurve ``PublicKey``."""
-        return cls(key.format(compressed=True))
+        """Wrap a coincurve ``PublicKey`` (no re-parse: the key is already a valid point)."""
+        point = object.__new__(cls)
+        object.__setattr__(point, "compressed", key.format(compressed=True))
+        object.__setattr__(point, "_key", key)
+        return point
 
     def to_bytes(self) -> bytes:
         """Return the 33-byte compressed SEC1 encoding."""
@@ -77,8 +80,9 @@ class Point:
         return self._key.format(compressed=False)
 
     def public_key(self) -> PublicKey:
-        """Return a fresh coincurve ``PublicKey`` for this point (safe to mutate)."""
-        return PublicKey(self.compressed)
+        """The coincurve ``PublicKey`` of this point, parsed once. Shared: never call its
+        methods with ``update=True`` (everything here uses the pure forms)."""
+        return self._key
 
     def __add__(self, other: Point) -> Point:
         return add_points([self, other])
