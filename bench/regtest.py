@@ -1,0 +1,334 @@
+"""The Lightning scenarios (1, 2, 3, 6; 4 and 5 wait for issues 6 and 7) against real lightningd.
+
+Every flow is interleaved with its baseline (one of each per round) so drift on a shared
+machine hits both alike. Untimed: making invoices, offers and contracts, and the user funding
+an outgoing contract. Timed: the payer's `xpay` (receives, forwards, baselines) or the
+gateway's send request from arrival to preimage (sends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.regtest_net import Network, gateway_fee, rss_kb
+from bench.stats import Row, Summary, ratio, selected, unavailable
+from contrib.devfed import wallet_ln
+from contrib.devfed.codec import sign
+from contrib.devfed.contracts import SEND_AUTH_PURPOSE
+from contrib.devfed.wallet import Wallet
+
+AMOUNT_MSAT = 10_000
+NOTE_MSAT = 16_384
+Tick = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RegtestCounts:
+    """Payments per flow (scenarios 1-3) and for the throughput scenario (6)."""
+
+    per_flow: int = 30
+    throughput: int = 200
+    in_flight: int = 20
+
+
+class Scenarios:
+    """Runs the scenarios on a started `Network`; users are devfed wallets in this process."""
+
+    def __init__(self, net: Network, session: aiohttp.ClientSession, tick: Tick) -> None:
+        self.net = net
+        self.session = session
+        self.tick = tick
+        self.users: list[Wallet] = []
+        self.keys: list[str] = []  # gateway key per federation (v1 registry / v2 routing info)
+        self._label = 0
+
+    async def rpc(self, node: Any, method: str, params: Any = None) -> Any:
+        """A lightningd RPC call on the network's thread pool (pyln opens a socket per call)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.net.executor, lambda: node.rpc.call(method, params))
+
+    def label(self) -> str:
+        self._label += 1
+        return f"bench-{self._label}-{secrets.token_hex(4)}"
+
+    async def setup(self, notes_per_fed: list[int]) -> None:
+        """Join every federation, fund the gateway (in separate notes), make one user each."""
+        gw = self.net.gateway
+        for i, fed in enumerate(self.net.feds):
+            await self.rpc(gw, "fedimint-connect", {"invite_code": fed.invite_code})
+            funder = Wallet.open(self.net.tmp / f"funder-{i}.wallet", self.session)
+            await funder.join(fed.invite_code)
+            await funder.faucet(notes_per_fed[i] * NOTE_MSAT + 1)
+            for _ in range(notes_per_fed[i]):  # see bench.flows.split_liquidity
+                notes = await funder.send_ecash(NOTE_MSAT)
+                await self.rpc(
+                    gw, "fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": notes}
+                )
+            user = Wallet.open(self.net.tmp / f"user-{i}.wallet", self.session)
+            await user.join(fed.invite_code)
+            await user.faucet(5_000_000)
+            self.users.append(user)
+            if user.client.major == 1:
+                reg = [g for g in await wallet_ln.v1_gateways(user) if g["node_pubkey"] == gw.info["id"]]
+                self.keys.append(str(reg[0]["gateway_pubkey"]))
+            else:
+                self.keys.append(str((await wallet_ln.routing_info(user, self.net.api_url))["module_pubkey"]))
+            self.tick(f"federation {i + 1}/{len(self.net.feds)} joined and funded")
+
+    # ----- what gets paid ---------------------------------------------------------------
+    async def plain_invoice(self, node: Any) -> str:
+        return str((await self.rpc(node, "invoice", [AMOUNT_MSAT, self.label(), "bench"]))["bolt11"])
+
+    async def receive_invoice(self, fed: int) -> str:
+        user = self.users[fed]
+        if user.client.major == 1:
+            receive = await wallet_ln.receive_v1(user, self.keys[fed], AMOUNT_MSAT, "bench")
+        else:
+            receive = await wallet_ln.receive_v2(user, self.net.api_url, AMOUNT_MSAT, "bench")
+        return receive.bolt11
+
+    async def xpay(self, node: Any, invoice: str) -> float:
+        start = time.perf_counter()
+        paid = await self.rpc(node, "xpay", {"invstring": invoice})
+        elapsed = time.perf_counter() - start
+        if "payment_preimage" not in paid:
+            raise RuntimeError(f"xpay did not pay: {paid}")
+        return elapsed
+
+    async def send(self, fed: int) -> float:
+        """The user funds a contract (untimed), then the gateway pays l3's invoice (timed)."""
+        user, key = self.users[fed], self.keys[fed]
+        invoice = await self.plain_invoice(self.net.nodes[2])
+        payment_hash = str((await self.rpc(self.net.gateway, "decode", [invoice]))["payment_hash"])
+        cid, contract, refund_key = await wallet_ln.fund_outgoing(
+            user, payment_hash, AMOUNT_MSAT + gateway_fee(AMOUNT_MSAT), key
+        )
+        body: dict[str, Any] = {"federation_id": user.federation_id, "contract_id": cid, "invoice": invoice}
+        if user.client.major == 1:
+            body["preimage_auth"] = hashlib.sha256(refund_key.secret).hexdigest()
+            path = "/v1/pay_invoice"
+        else:
+            stored = user.store.get_contract(cid)
+            body["contract"] = contract
+            body["outpoint"] = {"txid": str(stored[1]["txid"]) if stored else "", "out_idx": 0}
+            body["auth"] = sign(refund_key, SEND_AUTH_PURPOSE, {"contract_id": cid, "invoice": invoice})
+            path = "/v1/send_payment"
+        start = time.perf_counter()
+        async with self.session.post(self.net.api_url + path, json=body) as resp:
+            answer = await resp.json()
+        elapsed = time.perf_counter() - start
+        if "preimage" not in answer:
+            raise RuntimeError(f"send through federation {fed} failed: {answer}")
+        return elapsed
+
+    # ----- scenarios -----------------------------------------------------------------
+    async def interleaved(
+        self, name: str, count: int, runs: dict[str, Callable[[], Awaitable[float]]]
+    ) -> dict[str, list[float]]:
+        """`count` rounds, each timing one payment of every variant in turn."""
+        out: dict[str, list[float]] = {k: [] for k in runs}
+        for i in range(count):
+            for key, run in runs.items():
+                out[key].append(await run())
+            self.tick(f"{name}: {i + 1}/{count}")
+        return out
+
+    async def forwards(self, count: int) -> list[Row]:
+        l1, _, l3, _, l5 = self.net.nodes
+
+        async def via(payee: Any) -> float:
+            return await self.xpay(l1, await self.plain_invoice(payee))
+
+        got = await self.interleaved(
+            "1 forwards", count, {"with plugin": lambda: via(l3), "without": lambda: via(l5)}
+        )
+        base = "1 forward l1->l4->l5 (no plugin)"
+        return [
+            _row("1 forwards", base, got["without"], None, None, ""),
+            _row(
+                "1 forwards",
+                "1 forward l1->l2->l3 (plugin, 4 fed)",
+                got["with plugin"],
+                base,
+                got["without"],
+                "<= 1.10",
+            ),
+        ]
+
+    async def receives(self, count: int) -> list[Row]:
+        l1, l2 = self.net.payer, self.net.gateway
+
+        async def plain() -> float:
+            return await self.xpay(l1, await self.plain_invoice(l2))
+
+        async def receive(fed: int) -> float:
+            return await self.xpay(l1, await self.receive_invoice(fed))
+
+        got = await self.interleaved(
+            "2 receives", count, {"base": plain, "v1": lambda: receive(0), "v2": lambda: receive(1)}
+        )
+        base = "2 plain 1-hop invoice l1->l2"
+        return [
+            _row("2 receive", base, got["base"], None, None, ""),
+            _row(
+                "2 receive", "2 receive v1 (l1 -> fake scid -> fed)", got["v1"], base, got["base"], "<= 1.5"
+            ),
+            _row(
+                "2 receive",
+                "2 receive v2 (l1 -> gateway invoice -> fed)",
+                got["v2"],
+                base,
+                got["base"],
+                "<= 1.5",
+            ),
+        ]
+
+    async def sends(self, count: int) -> list[Row]:
+        l2, l3 = self.net.gateway, self.net.nodes[2]
+
+        async def plain() -> float:
+            return await self.xpay(l2, await self.plain_invoice(l3))
+
+        got = await self.interleaved(
+            "3 sends", count, {"base": plain, "v1": lambda: self.send(0), "v2": lambda: self.send(1)}
+        )
+        base = "3 plain 1-hop payment l2->l3"
+        note = "timed: gateway request -> preimage (xpay + claim); contract funding untimed"
+        return [
+            _row("3 send", base, got["base"], None, None, ""),
+            _row("3 send", "3 send v1 (fed -> l2 -> l3)", got["v1"], base, got["base"], "<= 1.5", note),
+            _row("3 send", "3 send v2 (fed -> l2 -> l3)", got["v2"], base, got["base"], "<= 1.5", note),
+        ]
+
+    async def throughput(self, counts: RegtestCounts) -> list[Row]:
+        """Scenario 6: receives over 4 federations, `in_flight` at a time, vs plain payments."""
+        l2 = self.net.gateway
+        n = counts.throughput
+        plain = [await self.plain_invoice(l2) for _ in range(n)]
+        receives = []
+        for i in range(n):
+            receives.append(await self.receive_invoice(i % len(self.users)))
+            if i % 20 == 19:
+                self.tick(f"6 throughput: {i + 1}/{n} invoices made")
+        base_lat, base_rate = await self._fire("6 plain payments l1->l2", plain, counts.in_flight)
+        lat, rate = await self._fire("6 receives over 4 fed", receives, counts.in_flight)
+        base = f"6 plain payments l1->l2, {counts.in_flight} in flight"
+        return [
+            Row("6 throughput", base, "ms", Summary.of(base_lat), rate=base_rate),
+            Row(
+                "6 throughput",
+                f"6 receives over 4 fed, {counts.in_flight} in flight",
+                "ms",
+                Summary.of(lat),
+                rate=rate,
+                baseline=base,
+                ratio=ratio(rate, base_rate),
+                target=">= 0.7 (throughput)",
+            ),
+        ]
+
+    async def _fire(self, label: str, invoices: list[str], in_flight: int) -> tuple[list[float], float]:
+        """Pay every invoice from l1, `in_flight` at a time: latencies (ms) and payments/s."""
+        sem = asyncio.Semaphore(in_flight)
+        lat: list[float] = []
+
+        async def one(inv: str) -> None:
+            async with sem:
+                lat.append(await self.xpay(self.net.payer, inv) * 1000)
+                self.tick(f"{label}: {len(lat)}/{len(invoices)}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(inv) for inv in invoices))
+        return lat, len(invoices) / (time.perf_counter() - start)
+
+    def plugin_memory(self, label: str) -> Row | None:
+        pid = self.net.plugin_pid()
+        if pid is None:
+            return None
+        mem = rss_kb(pid)
+        return Row(
+            group="memory",
+            name=f"plugin in lightningd: {label}",
+            unit="MB",
+            summary=Summary.of([mem["VmRSS"] / 1024]),
+            note=f"peak {mem['VmHWM'] / 1024:.1f} MB",
+        )
+
+
+def _row(
+    group: str,
+    name: str,
+    samples: list[float],
+    base: str | None,
+    base_samples: list[float] | None,
+    target: str,
+    note: str = "",
+) -> Row:
+    summary = Summary.of([x * 1000 for x in samples])
+    base_p50 = Summary.of([x * 1000 for x in base_samples]).p50 if base_samples else None
+    return Row(
+        group,
+        name,
+        "ms",
+        summary,
+        baseline=base,
+        ratio=ratio(summary.p50, base_p50),
+        target=target,
+        note=note,
+    )
+
+
+def pending_rows() -> list[Row]:
+    """Scenarios whose flows are not implemented yet."""
+    return [
+        unavailable(
+            "4 swap",
+            "4 swap between federations (each version pair)",
+            "<= 0.5",
+            "not measured yet: swaps landed (issue 6) after this bench was written",
+        ),
+        unavailable("5 peer", "5 peer forward between two gateways", "<= 0.8", "not available yet (issue 7)"),
+    ]
+
+
+async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tick: Tick) -> list[Row]:
+    """Every regtest scenario (or those whose group starts with `only`) on a started network."""
+    rows: list[Row] = []
+
+    def want(group: str) -> bool:
+        return selected(only, group)
+
+    async with aiohttp.ClientSession() as session:
+        sc = Scenarios(net, session, tick)
+        idle = sc.plugin_memory("idle, no federation")
+        net.start_federations()
+        tick("federations started")
+        throughput_share = counts.throughput // len(net.feds) + 2
+        await sc.setup(
+            [
+                counts.per_flow + throughput_share + 2,
+                counts.per_flow + throughput_share + 2,
+                throughput_share,
+                throughput_share,
+            ]
+        )
+        with_feds = sc.plugin_memory(f"{len(net.feds)} federations connected")
+        rows += [r for r in (idle, with_feds) if r is not None and want("memory")]
+        if want("1 forwards"):
+            rows += await sc.forwards(counts.per_flow)
+        if want("2 receive"):
+            rows += await sc.receives(counts.per_flow)
+        if want("3 send"):
+            rows += await sc.sends(counts.per_flow)
+        rows += [r for r in pending_rows() if want(r.group)]
+        if want("6 throughput"):
+            rows += await sc.throughput(counts)
+    return rows
