@@ -1,0 +1,78 @@
+"""`make regtest` end to end: the launcher starts the network, its demo passes, `stop` leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contrib.regtest.procs import Daemon, group_members, is_alive
+from contrib.regtest.state import NetworkState
+
+pytestmark = pytest.mark.regtest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _launcher(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "contrib.regtest.launcher", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _leftovers(daemons: list[Daemon]) -> list[int]:
+    """Live PIDs of the network: the daemons and everything in their process groups."""
+    return [p for d in daemons for p in {d.pid, *group_members(d.pid)} if is_alive(p)]
+
+
+def test_launcher_start_demo_stop(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    daemons: list[Daemon] = []
+    try:
+        started = _launcher("start", "--dir", str(net))
+        state = NetworkState.load(net)
+        daemons = state.daemons if state else []
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert state is not None and state.status == "ready"
+        assert {d.name for d in daemons} == {
+            "bitcoind",
+            "lightningd-payer",
+            "lightningd-a",
+            "lightningd-b",
+            "devfed-v1",
+            "devfed-v12",
+            "devfed-v2",
+        }
+        assert all(is_alive(d.pid) for d in daemons), "daemons must outlive the launcher"
+
+        demo = json.loads((net / "demo.json").read_text())
+        rows = {r["kind"]: r for r in demo["rows"]}
+        assert demo["ok"] and all(r["ok"] for r in demo["rows"]), json.dumps(demo, indent=2)
+        available = [r for r in demo["rows"] if r["expected"] != "unavailable"]
+        assert len(available) == 6
+        assert all(r["result"] == "paid" for r in available if r["kind"] != "failing payment, refunded")
+        assert rows["failing payment, refunded"]["result"] == "refunded"
+        assert rows["failing payment, refunded"]["fee_msat"] == 0
+        assert all(r["fee_msat"] > 0 and r["latency_ms"] >= 0 for r in available[:4])
+        swap = rows["swap v1 -> v1+v2 (on A)"]
+        assert swap["result"] == "paid" and swap["path"] == "swap (no Lightning)" and swap["fee_msat"] > 0
+        assert "peer" in {r["path"] for r in demo["rows"]}
+        assert "Demo passed" in started.stdout and "lcli-payer" in started.stdout
+        assert "lcli-a()" in (net / "env").read_text()
+
+        # A second start finds the running network and leaves it alone.
+        again = _launcher("start", "--dir", str(net), timeout=60)
+        assert again.returncode == 0 and "already running" in again.stdout
+        assert [d.pid for d in (NetworkState.load(net) or state).daemons] == [d.pid for d in daemons]
+    finally:
+        stopped = _launcher("stop", "--dir", str(net), timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert _leftovers(daemons) == []
+    assert _launcher("status", "--dir", str(net), timeout=60).returncode == 3
