@@ -20,7 +20,7 @@ from typing import Any
 
 from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import InsufficientFunds
+from fedimint_gw.errors import InsufficientFunds, NotReady
 from fedimint_gw.federation.ecash import Note, PendingOutput, new_outputs, select_notes
 from fedimint_gw.store.db import Database
 
@@ -65,6 +65,15 @@ class NoteWallet:
             row = await cur.fetchone()
         return Msat(int(row[0]) if row else 0)
 
+    async def _reserved(self, conn: Any) -> int:
+        async with conn.execute(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes "
+            "WHERE federation_id = ? AND state = 'reserved'",
+            (self.federation_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def get(self, operation_id: str) -> Operation | None:
         """The stored operation, or None."""
         async with self._db.conn.execute(
@@ -108,6 +117,12 @@ class NoteWallet:
                     chosen = select_notes(notes, need - receive.value)
                 except ValueError:
                     have = sum(n.amount_msat for n in notes)
+                    busy = await self._reserved(conn)
+                    if have + busy >= need - receive.value:
+                        raise NotReady(
+                            f"{busy} msat of the gateway's ecash in federation {self.federation_id[:8]} is "
+                            "reserved by operations in flight; retry when they finish"
+                        ) from None
                     raise InsufficientFunds(
                         f"the gateway holds {have} msat of ecash in federation {self.federation_id[:8]}, "
                         f"{need - receive.value} msat needed"

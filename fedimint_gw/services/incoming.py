@@ -25,7 +25,7 @@ from fedimint_gw.domain.htlc import (
 )
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import GatewayError
+from fedimint_gw.errors import GatewayError, NotReady
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
@@ -199,8 +199,10 @@ class IncomingService:
                     # Nothing was funded: fail the HTLC now.
                     await self._ctx.advance(rec, PaymentState.FAILED, error=exc.message)
                     return answer_unknown_payment(event.amount_msat, height)
-                self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
-                await asyncio.sleep(2.0)
+                busy = isinstance(exc, NotReady)  # ecash tied up by other flows: soon free again
+                if not busy:
+                    self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
+                await asyncio.sleep(0.1 if busy else 2.0)
                 continue
             if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
                 if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:

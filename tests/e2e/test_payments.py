@@ -164,3 +164,24 @@ def _external_invoice(payment_hash: str, amount_msat: int) -> str:
         features=bolt11.DEFAULT_FEATURES,
     )
     return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
+
+
+async def test_concurrent_receives_wait_for_ecash_held_by_each_other(env: Env) -> None:
+    """One big note: every receive but the first finds it reserved, waits, and then succeeds."""
+    import asyncio
+
+    fed = await env.federation("busy", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 131_072)  # a single 2^17 msat note
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "busy-user")
+    receives = [await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, f"r{i}") for i in range(6)]
+    height = env.node.block_height
+    answers = await asyncio.gather(
+        *(
+            env.htlc(*forward_payload(info["scid"], r.payment_hash, 10_000, 20_000, height + 100, height, i))
+            for i, r in enumerate(receives)
+        )
+    )
+    assert [a["result"] for a in answers] == ["resolve"] * 6
+    assert await _gateway_ecash(env, fed.federation_id) == 131_072 - 60_000
