@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
-from coincurve import PrivateKey
+from coincurve import PrivateKey, PublicKey
 
 from fedimint_gw.crypto.errors import CryptoError
 from fedimint_gw.crypto.point import Point
@@ -67,6 +67,19 @@ def sign(secret: bytes, purpose: str, message: object) -> str:
     """ECDSA (DER hex) over sha256("devfed/" + purpose + NUL + canonical_json(message))."""
     digest = hashlib.sha256(b"devfed/" + purpose.encode() + b"\x00" + canonical_json(message)).digest()
     return str(PrivateKey(secret).sign(digest, hasher=None).hex())
+
+
+def verify_signature(pubkey_hex: str, purpose: str, message: object, signature_hex: object) -> bool:
+    """Check a signature made by `sign` (malformed keys or signatures are simply invalid)."""
+    if not isinstance(signature_hex, str):
+        return False
+    digest = hashlib.sha256(b"devfed/" + purpose.encode() + b"\x00" + canonical_json(message)).digest()
+    try:
+        return bool(
+            PublicKey(bytes.fromhex(pubkey_hex)).verify(bytes.fromhex(signature_hex), digest, hasher=None)
+        )
+    except (ValueError, TypeError):
+        return False
 
 
 def pubkey_of(secret: bytes) -> str:

@@ -198,6 +198,11 @@ class FederationClient(Protocol):
         """Claim the outgoing contract with the preimage; returns the ecash gained."""
         ...
 
+    async def check_send_auth(self, contract_id: str, invoice: str, auth: object) -> bool:
+        """Whether a send request's `auth` proves it comes from the contract's owner
+        (always true for versions whose send request carries no auth)."""
+        ...
+
     async def cancel_outgoing(self, contract_id: str) -> CancelResult:
         """Release the contract so the user is refunded now (cancel, or forfeit signature)."""
         ...

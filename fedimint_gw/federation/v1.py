@@ -178,6 +178,10 @@ class V1Client(LedgerClient):
 
         return await poll(attempt, timeout)
 
+    async def check_send_auth(self, contract_id: str, invoice: str, auth: object) -> bool:
+        """v1 `pay_invoice` carries no signature (the contract's hash binds the invoice)."""
+        return True
+
     async def cancel_outgoing(self, contract_id: str) -> CancelResult:
         """Cancel the contract (signed) so the user can refund at once. Idempotent."""
         contract_id = parse_hash(contract_id, "contract id")

@@ -37,6 +37,7 @@ from fedimint_gw.federation._guardians import (
     object_id,
     sign,
     to_gateway_error,
+    verify_signature,
     ws_rpc,
 )
 from fedimint_gw.federation._ledger import parse_hash, poll
@@ -265,6 +266,16 @@ class V2Client(LedgerClient):
             enough,
             f"decryption of {contract_id[:16]}",
         )
+
+    async def check_send_auth(self, contract_id: str, invoice: str, auth: object) -> bool:
+        """v2 `send_payment` must carry the contract refund key's signature over
+        {contract_id, invoice}: only the contract's owner can name the invoice it pays."""
+        view = await self._ledger.contract(parse_hash(contract_id, "contract id"))
+        refund_key = view.get("contract", {}).get("refund_pubkey")
+        if not isinstance(refund_key, str):
+            return False
+        message = {"contract_id": contract_id, "invoice": invoice}
+        return verify_signature(refund_key, "send_payment", message, auth)
 
     async def cancel_outgoing(self, contract_id: str) -> CancelResult:
         """A forfeit signature the user puts into `outgoing_refund` (no federation call).

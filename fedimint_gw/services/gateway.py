@@ -20,7 +20,7 @@ from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId, PaymentHash
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import InvalidInput, NotReady, PaymentRefused
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import AdapterFactory, discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
@@ -266,6 +266,15 @@ class Gateway:
     async def send_payment(self, body: dict[str, Any]) -> dict[str, Any]:
         """v2 send: {federation_id, contract_id, invoice, auth, ...} -> {preimage} or {forfeit_signature}."""
         outgoing, _ = self._services()
+        try:
+            fid = FederationId.parse(body.get("federation_id"))
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        client = self.federations.client(fid)
+        if not await client.check_send_auth(
+            _field(body, "contract_id"), _field(body, "invoice"), body.get("auth")
+        ):
+            raise PaymentRefused("auth is not the contract owner's signature over this contract and invoice")
         result = await outgoing.send(
             _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
         )

@@ -9,7 +9,7 @@ import pytest
 
 from contrib.devfed import wallet_ln
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
-from fedimint_gw.domain.payment import PaymentState
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.store import payments as pay_repo
@@ -185,3 +185,116 @@ async def test_concurrent_receives_wait_for_ecash_held_by_each_other(env: Env) -
     )
     assert [a["result"] for a in answers] == ["resolve"] * 6
     assert await _gateway_ecash(env, fed.federation_id) == 131_072 - 60_000
+
+
+async def test_v2_send_with_a_forged_auth_is_refused(env: Env) -> None:
+    from contrib.devfed.client import http_json
+    from contrib.devfed.errors import DevfedError
+
+    fed = await env.federation("auth", (2,))
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "grace")
+    await user.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    inv = bolt11.decode(invoice)
+    cid, contract, _key = await wallet_ln.fund_outgoing(
+        user, inv.payment_hash.hex(), 20_000, client.gateway_pubkey
+    )
+    body = {
+        "federation_id": fed.federation_id,
+        "contract": contract,
+        "contract_id": cid,
+        "invoice": invoice,
+        "outpoint": {"txid": "00" * 32, "out_idx": 0},
+        "auth": "3045" + "00" * 68,
+    }
+    try:
+        await http_json(env.session, "POST", f"{env.api_url}/v1/send_payment", body)
+        raise AssertionError("a forged auth was accepted")
+    except DevfedError as exc:
+        assert "auth" in str(exc)
+    assert env.node.pay_calls == []
+
+
+async def test_a_repeated_send_request_pays_once(env: Env) -> None:
+    from contrib.devfed.client import http_json
+
+    fed = await env.federation("dup", (1,))
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "heidi")
+    await user.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    cid, _contract, _key = await wallet_ln.fund_outgoing(
+        user, bolt11.decode(invoice).payment_hash.hex(), 20_000, client.gateway_pubkey
+    )
+    body = {
+        "federation_id": fed.federation_id,
+        "contract_id": cid,
+        "invoice": invoice,
+        "preimage_auth": "00" * 32,
+    }
+    import asyncio
+
+    answers = await asyncio.gather(
+        *(http_json(env.session, "POST", f"{env.api_url}/v1/pay_invoice", body) for _ in range(3))
+    )
+    later = await http_json(env.session, "POST", f"{env.api_url}/v1/pay_invoice", body)
+    assert all(isinstance(a, dict) and a["preimage"] == preimage.hex() for a in [*answers, later])
+    assert len(env.node.pay_calls) == 1
+
+
+async def test_receive_v1_expired_offer_is_refused(env: Env) -> None:
+    fed = await env.federation("expired", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 50_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "ivan")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x", expiry_secs=60)
+    env.clock_offset[0] = 120  # the federation now sees the offer as expired
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
+    )
+    assert answer["result"] == "fail"
+    assert await _gateway_ecash(env, fed.federation_id) == 50_000
+
+
+async def test_receive_works_with_a_guardian_offline(env: Env) -> None:
+    fed = await env.federation("oneoff", (2,))
+    await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    user = await env.wallet(fed, "judy")
+    receive = await wallet_ln.receive_v2(user, env.api_url, 30_000, "x")
+    async with env.session.post(f"{fed.admin_url}/admin/guardians/3/fault", json={"mode": "offline"}) as r:
+        r.raise_for_status()
+    inv = bolt11.decode(receive.bolt11)
+    height = env.node.block_height
+    answer = await env.htlc(
+        *final_payload(
+            receive.payment_hash, (inv.payment_secret or b"").hex(), 30_000, 30_000, height + 50, height
+        )
+    )
+    assert answer["result"] == "resolve"
+
+
+async def test_receive_v1_invalid_preimage_fails_the_htlc_and_refunds_the_gateway(env: Env) -> None:
+    from tests.e2e.test_swaps import _offer_with_wrong_preimage
+
+    fed = await env.federation("badpre", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 50_000)
+    user = await env.wallet(fed, "mallory")
+    invoice = await _offer_with_wrong_preimage(env, fed, user, 20_000)
+    payment_hash = bolt11.decode(invoice).payment_hash.hex()
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(info["scid"], payment_hash, 20_000, 30_000, height + 100, height)
+    )
+    assert answer["result"] == "fail"
+    assert await _gateway_ecash(env, fed.federation_id) == 50_000
+    recs = await pay_repo.by_hash(env.gateway.db.conn, payment_hash, PaymentKind.RECEIVE)
+    assert [r.state for r in recs] == [PaymentState.REFUNDED]
