@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from contrib.devfed import wallet_ln
 from contrib.devfed.client import http_json
 from contrib.devfed.errors import DevfedError
 from contrib.devfed.federation import FederationParams
@@ -52,8 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     adm.add_argument("--admin", required=True)
     w = sub.add_parser("wallet", help="the user wallet")
     w.add_argument("--wallet", type=Path, required=True, help="wallet SQLite file")
-    w.add_argument("action", choices=["join", "balance", "faucet", "send", "receive", "info"])
+    w.add_argument(
+        "action",
+        choices=["join", "balance", "faucet", "send", "receive", "info", "ln-invoice", "ln-claim", "ln-pay"],
+        help="ln-invoice MSAT: an invoice into this wallet through the gateway; ln-claim CLAIM_ID: "
+        "take the ecash of a paid invoice; ln-pay BOLT11: pay an invoice through the gateway",
+    )
     w.add_argument("args", nargs="*")
+    w.add_argument("--gateway-api", default="", help="the gateway's API URL (fedimint-info api_url)")
+    w.add_argument("--gateway-node", default="", help="the gateway's Lightning node id")
     return p
 
 
@@ -118,6 +126,23 @@ async def _wallet(args: argparse.Namespace) -> object:
                     "received_msat": await wallet.receive_ecash(rest[0]),
                     "balance_msat": wallet.balance_msat(),
                 }
+            elif action == "ln-invoice":
+                made = await wallet_ln.receive(
+                    wallet, args.gateway_node, args.gateway_api, int(rest[0]), " ".join(rest[1:]) or "devfed"
+                )
+                return {
+                    "bolt11": made.bolt11,
+                    "payment_hash": made.payment_hash,
+                    "claim_id": wallet_ln.claim_id(made),
+                }
+            elif action == "ln-claim":
+                return {
+                    "claimed_msat": await wallet_ln.claim_receive(wallet, rest[0]),
+                    "balance_msat": wallet.balance_msat(),
+                }
+            elif action == "ln-pay":
+                answer = await wallet_ln.pay_via(wallet, rest[0], args.gateway_node, args.gateway_api)
+                return {**answer, "balance_msat": wallet.balance_msat()}
             elif action == "info":
                 return {
                     "federation_id": wallet.federation_id,

@@ -250,3 +250,55 @@ async def pay(wallet: Wallet, invoice: str, gateway_api: str, gateway_pubkey: st
             "refunded_msat": await refund_outgoing(wallet, cid, cast(str | None, forfeit)),
         }
     return {"contract_id": cid, "pending": True}
+
+
+# ---- one call per user action, whatever the wallet's API version --------------------------
+async def gateway_terms(wallet: Wallet, gateway_node: str, gateway_api: str) -> tuple[str, Json]:
+    """(key contracts are locked to, fees {base_msat, ppm}) of a gateway, in the wallet's version."""
+    if wallet.client.major == 1:
+        for g in await v1_gateways(wallet):
+            if g["node_pubkey"] == gateway_node:
+                return str(g["gateway_pubkey"]), as_json(g["fees"])
+        raise DevfedError(ErrorCode.INVALID_REQUEST, f"gateway {gateway_node} is not registered (v1)")
+    info = await routing_info(wallet, gateway_api)
+    return str(info["module_pubkey"]), as_json(info["send_fee"])
+
+
+async def receive(
+    wallet: Wallet, gateway_node: str, gateway_api: str, amount_msat: int, description: str
+) -> Receive:
+    """An invoice paying into this wallet through the gateway (v1 offer or v2 contract)."""
+    if wallet.client.major == 1:
+        key, _ = await gateway_terms(wallet, gateway_node, gateway_api)
+        return await receive_v1(wallet, key, amount_msat, description)
+    return await receive_v2(wallet, gateway_api, amount_msat, description)
+
+
+def claim_id(receive_: Receive) -> str:
+    """What :func:`claim_receive` takes: the v2 contract id, or the v1 offer's payment hash."""
+    return receive_.contract_id or receive_.payment_hash
+
+
+async def claim_receive(wallet: Wallet, claim: str) -> int:
+    """Claim a paid receive into notes (``claim`` from :func:`claim_id`); returns msat."""
+    stored = wallet.store.get_contract(claim)
+    if stored is None:
+        raise DevfedError(ErrorCode.INVALID_REQUEST, f"this wallet made no receive {claim}")
+    role, data = stored
+    contract_id = claim
+    if role == "receive_v1":
+        url = wallet.config.guardians[0].url
+        offer = as_json(await http_json(wallet.session, "GET", f"{url}/v1/offers/{claim}"))
+        if not offer.get("contract_id"):
+            raise DevfedError(ErrorCode.NOT_FUNDED, "not paid yet: no gateway has funded the offer")
+        contract_id = str(offer["contract_id"])
+    return await claim_incoming(wallet, contract_id, PrivateKey(bytes.fromhex(str(data["claim_key"]))))
+
+
+async def pay_via(wallet: Wallet, invoice: str, gateway_node: str, gateway_api: str) -> Json:
+    """Pay ``invoice`` through the gateway, offering the fee it announces."""
+    decoded = bolt11.decode(invoice)
+    key, fees = await gateway_terms(wallet, gateway_node, gateway_api)
+    amount = decoded.amount_msat or 0
+    fee = int(str(fees["base_msat"])) + amount * int(str(fees["ppm"])) // 1_000_000
+    return await pay(wallet, invoice, gateway_api, key, fee)

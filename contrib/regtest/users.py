@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from coincurve import PrivateKey
 
 from contrib.devfed import wallet_ln
-from contrib.devfed.client import http_json
 from contrib.devfed.wallet import Wallet
 
 T = TypeVar("T")
@@ -99,31 +97,13 @@ class WalletUser:
 
     def claim(self, claim_id: str) -> int:
         """Claim a paid receive (v1: by payment hash, v2: by contract id) into notes; msat."""
-        return self.run(lambda w: claim_receive(w, claim_id))
+        return self.run(lambda w: wallet_ln.claim_receive(w, claim_id))
 
     def pay(self, invoice: str, api_url: str, gateway_key: str, fee_msat: int) -> dict[str, Any]:
         """Pay ``invoice`` through the gateway; the answer has ``preimage`` or ``refunded_msat``."""
         return self.run(lambda w: wallet_ln.pay(w, invoice, api_url, gateway_key, fee_msat))
 
 
-async def claim_receive(wallet: Wallet, claim_id: str) -> int:
-    """Claim the incoming contract of a receive: a v1 offer's payment hash or a v2 contract id."""
-    stored = wallet.store.get_contract(claim_id)
-    if stored is None:
-        raise LookupError(f"this wallet made no receive {claim_id}")
-    role, data = stored
-    if role == "receive_v1":
-        url = wallet.config.guardians[0].url
-        offer: Any = await http_json(wallet.session, "GET", f"{url}/v1/offers/{claim_id}")
-        if not offer.get("contract_id"):
-            raise LookupError("the invoice has not been paid yet (no gateway funded the offer)")
-        contract_id = str(offer["contract_id"])
-    else:
-        contract_id = claim_id
-    key = PrivateKey(bytes.fromhex(str(data["claim_key"])))
-    return await wallet_ln.claim_incoming(wallet, contract_id, key)
-
-
 def claim_id(receive: wallet_ln.Receive) -> str:
     """What :meth:`WalletUser.claim` takes for this receive."""
-    return receive.contract_id or receive.payment_hash
+    return wallet_ln.claim_id(receive)
