@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.regtest_net import Network, gateway_fee, rss_kb
+from bench.regtest_net import FEDERATION_APIS, Network, gateway_fee, rss_kb
 from bench.stats import Row, Summary, ratio, selected, unavailable
 from contrib.devfed import wallet_ln
 from contrib.devfed.codec import sign
@@ -103,14 +103,14 @@ class Scenarios:
             raise RuntimeError(f"xpay did not pay: {paid}")
         return elapsed
 
-    async def send(self, fed: int) -> float:
-        """The user funds a contract (untimed), then the gateway pays l3's invoice (timed)."""
+    async def send(self, fed: int, invoice: str | None = None, fee_msat: int | None = None) -> float:
+        """The user funds a contract (untimed), then the gateway pays `invoice` (default: a fresh
+        invoice of l3) and answers with the preimage (timed)."""
         user, key = self.users[fed], self.keys[fed]
-        invoice = await self.plain_invoice(self.net.nodes[2])
+        invoice = invoice or await self.plain_invoice(self.net.nodes[2])
+        fee = gateway_fee(AMOUNT_MSAT) if fee_msat is None else fee_msat
         payment_hash = str((await self.rpc(self.net.gateway, "decode", [invoice]))["payment_hash"])
-        cid, contract, refund_key = await wallet_ln.fund_outgoing(
-            user, payment_hash, AMOUNT_MSAT + gateway_fee(AMOUNT_MSAT), key
-        )
+        cid, contract, refund_key = await wallet_ln.fund_outgoing(user, payment_hash, AMOUNT_MSAT + fee, key)
         body: dict[str, Any] = {"federation_id": user.federation_id, "contract_id": cid, "invoice": invoice}
         if user.client.major == 1:
             body["preimage_auth"] = hashlib.sha256(refund_key.secret).hexdigest()
@@ -208,6 +208,34 @@ class Scenarios:
             _row("3 send", "3 send v2 (fed -> l2 -> l3)", got["v2"], base, got["base"], "<= 1.5", note),
         ]
 
+    async def swaps(self, count: int) -> list[Row]:
+        """Scenario 4: a user of one federation pays a user of another on the same gateway."""
+        l1, l2 = self.net.payer, self.net.gateway
+
+        async def plain() -> float:
+            return await self.xpay(l1, await self.plain_invoice(l2))
+
+        async def swap(src: int, dst: int) -> float:
+            return await self.send(src, await self.receive_invoice(dst), gateway_fee(AMOUNT_MSAT))
+
+        v1 = [i for i, a in enumerate(FEDERATION_APIS) if a == "1"]
+        v2 = [i for i, a in enumerate(FEDERATION_APIS) if a == "2"]
+        pairs = {
+            "v1->v1": (v1[0], v1[1]),
+            "v1->v2": (v1[0], v2[0]),
+            "v2->v1": (v2[0], v1[0]),
+            "v2->v2": (v2[0], v2[1]),
+        }
+        runs: dict[str, Callable[[], Awaitable[float]]] = {"base": plain}
+        for name, (src, dst) in pairs.items():
+            runs[name] = lambda src=src, dst=dst: swap(src, dst)  # type: ignore[misc]
+        got = await self.interleaved("4 swaps", count, runs)
+        base = "4 plain 1-hop invoice l1->l2"
+        note = "timed: the sender's request -> preimage (no Lightning hop); contract funding untimed"
+        return [_row("4 swap", base, got["base"], None, None, "")] + [
+            _row("4 swap", f"4 swap {name}", got[name], base, got["base"], "<= 0.5", note) for name in pairs
+        ]
+
     async def throughput(self, counts: RegtestCounts) -> list[Row]:
         """Scenario 6: receives over 4 federations, `in_flight` at a time, vs plain payments."""
         l2 = self.net.gateway
@@ -289,12 +317,6 @@ def _row(
 def pending_rows() -> list[Row]:
     """Scenarios whose flows are not implemented yet."""
     return [
-        unavailable(
-            "4 swap",
-            "4 swap between federations (each version pair)",
-            "<= 0.5",
-            "not measured yet: swaps landed (issue 6) after this bench was written",
-        ),
         unavailable("5 peer", "5 peer forward between two gateways", "<= 0.8", "not available yet (issue 7)"),
     ]
 
@@ -313,11 +335,11 @@ async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tic
         tick("federations started")
         throughput_share = counts.throughput // len(net.feds) + 2
         await sc.setup(
-            [
-                counts.per_flow + throughput_share + 2,
-                counts.per_flow + throughput_share + 2,
-                throughput_share,
-                throughput_share,
+            [  # receives and swap targets each take one note (see bench.flows.split_liquidity)
+                2 * counts.per_flow + throughput_share + 2,
+                2 * counts.per_flow + throughput_share + 2,
+                counts.per_flow + throughput_share + 1,
+                counts.per_flow + throughput_share + 1,
             ]
         )
         with_feds = sc.plugin_memory(f"{len(net.feds)} federations connected")
@@ -328,6 +350,8 @@ async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tic
             rows += await sc.receives(counts.per_flow)
         if want("3 send"):
             rows += await sc.sends(counts.per_flow)
+        if want("4 swap"):
+            rows += await sc.swaps(counts.per_flow)
         rows += [r for r in pending_rows() if want(r.group)]
         if want("6 throughput"):
             rows += await sc.throughput(counts)
