@@ -30,6 +30,7 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.federation.client import (
     ApiVersion,
+    Feature,
     FederationClient,
     GatewayRegistration,
     RegistrationResult,
@@ -259,7 +260,7 @@ class FederationManager:
         live.error = ""
         await self._register(rec, live)
 
-    async def _register(self, rec: repo.FederationRecord, live: _Live) -> None:
+    async def _register(self, rec: repo.FederationRecord, live: _Live, ttl: int = REGISTRATION_TTL) -> None:
         if live.client is None:
             return
         info = await self._node.info()
@@ -268,7 +269,7 @@ class FederationManager:
             scid=rec.scid,
             api_url=self._config.api_url or "",
             fees=rec.fees,
-            ttl_secs=REGISTRATION_TTL,
+            ttl_secs=ttl,
         )
         live.registration = await live.client.register(reg)
         if live.registration.status is RegistrationStatus.NOT_VETTED:
@@ -352,6 +353,11 @@ class FederationManager:
         if live is not None:
             if live.task is not None:
                 live.task.cancel()
+            if live.client is not None and Feature.SELF_REGISTRATION in live.client.features:
+                try:  # a 1-second registration replaces ours: wallets stop routing to us
+                    await self._register(rec, live, ttl=1)
+                except GatewayError as exc:
+                    self._log(f"could not withdraw the registration: {exc.message}", "warn")
             if live.client is not None:
                 await live.client.close()
         self._log(f"left federation {fid.short()} ({rec.name})", "info")

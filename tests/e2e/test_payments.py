@@ -298,3 +298,25 @@ async def test_receive_v1_invalid_preimage_fails_the_htlc_and_refunds_the_gatewa
     assert await _gateway_ecash(env, fed.federation_id) == 50_000
     recs = await pay_repo.by_hash(env.gateway.db.conn, payment_hash, PaymentKind.RECEIVE)
     assert [r.state for r in recs] == [PaymentState.REFUNDED]
+
+
+async def test_leaving_a_v1_federation_withdraws_the_registration(env: Env) -> None:
+    from contrib.devfed.client import http_json
+    from tests.e2e.conftest import wait_until
+
+    fed = await env.federation("leave", (1,))
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    key = client.gateway_pubkey
+
+    async def registered() -> bool:
+        answer = await http_json(env.session, "GET", f"{fed.guardian_urls[0]}/v1/gateways")
+        return isinstance(answer, dict) and any(g["gateway_pubkey"] == key for g in answer["gateways"])
+
+    assert await registered()
+    await env.gateway.leave(fed.federation_id, False)
+
+    async def gone() -> bool:
+        return not await registered()
+
+    await wait_until(gone, timeout=10)
