@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pyln.client import RpcError
 
+from contrib.regtest.demo import unroutable_invoice
 from tests.regtest.user import User
 
 pytestmark = pytest.mark.regtest
@@ -88,7 +89,7 @@ def test_v1_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: An
     assert _ecash(l2, fed.federation_id) == 2_000_000 - 100_000 + 40_000 + _fee(40_000)
 
     # A send that cannot be paid: the user is refunded in full.
-    unpayable = _unroutable_invoice(l1, 10_000)
+    unpayable = unroutable_invoice(10_000)
     before = user.balance()
     result = user.pay(unpayable, l2.rpc.call("fedimint-info")["api_url"], gw_key, _fee(10_000))
     assert "preimage" not in result and result["refunded_msat"] == 10_000 + _fee(10_000)
@@ -122,7 +123,7 @@ def test_v2_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: An
     assert user.balance() == net - 40_000 - _fee(40_000)
 
     before = user.balance()
-    result = user.pay(_unroutable_invoice(l1, 10_000), api_url, info["module_pubkey"], _fee(10_000))
+    result = user.pay(unroutable_invoice(10_000), api_url, info["module_pubkey"], _fee(10_000))
     assert "preimage" not in result and user.balance() == before
 
 
@@ -141,24 +142,3 @@ def test_http_api_refuses_garbage(node_factory: Any, gw_opts: Any) -> None:
         )
     with pytest.raises(RpcError):
         l1.rpc.call("fedimint-ecash-receive", {"federation_id": "00" * 32, "notes": "x"})
-
-
-def _unroutable_invoice(node: Any, amount_msat: int) -> str:
-    """An invoice from a node nobody can reach."""
-    import secrets
-    import time
-
-    from coincurve import PrivateKey
-
-    from fedimint_gw.lightning import bolt11
-
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=secrets.token_bytes(32),
-        payment_secret=secrets.token_bytes(32),
-        description="nobody",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
