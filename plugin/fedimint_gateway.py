@@ -170,6 +170,31 @@ def _register(gw: GatewayPlugin) -> None:
         for payments created between `start` and `end` (unix seconds; default: all time)."""
         gw.bridge.answer(request, lambda: gw.require().summary(start, end))
 
+    @command("fedimint-peer-add")
+    def fedimint_peer_add(request: Any, node_id: str, url: str, credit_limit_msat: Any = None) -> None:
+        """Add (or update) peer gateway `node_id` at `url` (its public gateway API), granting it
+        `credit_limit_msat` of credit (default 10000000). Says hello at once: the link is `active`
+        when the peer's operator has added this gateway too, else `pending`."""
+        gw.bridge.answer(request, lambda: gw.require().peer_add(node_id, url, credit_limit_msat))
+
+    @command("fedimint-peer-list")
+    def fedimint_peer_list(request: Any) -> None:
+        """List peer gateways: status, credit granted and used each way, ledger balance (positive:
+        the peer owes this gateway), ledger agreement, announced federations, last seen."""
+        gw.bridge.answer(request, lambda: gw.require().peer_list())
+
+    @command("fedimint-peer-remove")
+    def fedimint_peer_remove(request: Any, node_id: str) -> None:
+        """Stop forwarding to and accepting forwards from peer `node_id` (refused while forwards
+        are in flight). Its ledger is kept and can still be settled."""
+        gw.bridge.answer(request, lambda: gw.require().peer_remove(node_id))
+
+    @command("fedimint-peer-settle")
+    def fedimint_peer_settle(request: Any, node_id: str, amount_msat: Any = None) -> None:
+        """Pay peer `node_id` what this gateway owes it (or `amount_msat` of it) over Lightning:
+        an invoice of the peer's node paid with xpay. Crash-safe; both ledgers record it."""
+        gw.bridge.answer(request, lambda: gw.require().peer_settle(node_id, amount_msat))
+
     @command("fedimint-help")
     def fedimint_help(request: Any, command: str = "") -> None:
         """Describe every fedimint-* command, or only `command` when given."""

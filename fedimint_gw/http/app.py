@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from fedimint_gw.errors import GatewayError, InvalidInput
+from fedimint_gw.http.peer import add_peer_routes
+from fedimint_gw.peer.wire import PeerAnswer
 
 MAX_BODY = 64 * 1024
 SEND_DEADLINE = 300.0
@@ -40,6 +42,8 @@ class PublicApi(Protocol):
     async def create_bolt11_invoice(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def verify(self, payment_hash: str) -> dict[str, Any]: ...
+
+    async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer: ...
 
 
 def error_body(code: int, name: str, message: str) -> dict[str, Any]:
@@ -102,6 +106,7 @@ def create_app(api: PublicApi, log: Callable[[str, str], None]) -> web.Applicati
     app.router.add_post("/v1/send_payment", post(api.send_payment, SEND_DEADLINE))
     app.router.add_post("/v1/routing_info", post(api.routing_info, DEFAULT_DEADLINE))
     app.router.add_post("/v1/create_bolt11_invoice", post(api.create_bolt11_invoice, DEFAULT_DEADLINE))
+    add_peer_routes(app, api)
     return app
 
 

@@ -148,6 +148,18 @@ class ClnNode:
             return False
         return bool(r.get("verified", False))
 
+    async def create_invoice(self, amount: Msat, label: str, description: str) -> str:
+        existing = (await self._call("listinvoices", {"label": label})).get("invoices", [])
+        if existing:
+            return str(existing[0]["bolt11"])
+        try:
+            r = await self._call(
+                "invoice", {"amount_msat": amount.value, "label": label, "description": description}
+            )
+        except RpcError as exc:
+            raise LightningFailure(f"invoice failed: {_rpc_message(exc)}") from None
+        return str(r["bolt11"])
+
 
 def _rpc_message(exc: RpcError) -> str:
     err = exc.error

@@ -98,3 +98,8 @@ class LightningNode(Protocol):
     async def check_message(self, message: str, zbase: str, node_id: str) -> bool:
         """Whether `zbase` is `node_id`'s signature of `message`."""
         ...
+
+    async def create_invoice(self, amount: Msat, label: str, description: str) -> str:
+        """A bolt11 invoice of this node stored in lightningd under `label` (the same one again
+        for the same label), for settlements between peer gateways."""
+        ...

@@ -25,13 +25,19 @@ from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import AdapterFactory, discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
+from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.federations import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.incoming import IncomingService
 from fedimint_gw.services.invoices import InvoiceService
 from fedimint_gw.services.outgoing import OutgoingService
+from fedimint_gw.services.peer_api import PeerApi
+from fedimint_gw.services.peer_forward import ForwardService
+from fedimint_gw.services.peer_settle import SettleService
+from fedimint_gw.services.peering import PeerService
 from fedimint_gw.services.records import Records
+from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 
@@ -64,6 +70,10 @@ class Gateway:
         self._invoices: InvoiceService | None = None
         self._http: HttpServer | None = None
         self._reconcile: asyncio.Task[None] | None = None
+        self._peers: PeerService | None = None
+        self._forwards: ForwardService | None = None
+        self._settle: SettleService | None = None
+        self._peer_api: PeerApi | None = None
 
     @property
     def db(self) -> Database:
@@ -90,11 +100,18 @@ class Gateway:
             self.config, self._db, self.node, self._federations, self.router, self.clock, self.log
         )
         self._incoming = IncomingService(ctx)
-        self._outgoing = OutgoingService(ctx)
+        self._peers = PeerService(ctx, self._session)
+        await self._peers.start()
+        self._settle = SettleService(ctx, self._peers)
+        self._forwards = ForwardService(ctx, self._peers, SwapService(ctx), self._settle.maybe_settle)
+        self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self.log)
+        self._outgoing = OutgoingService(ctx, self._forwards)
         self._invoices = InvoiceService(ctx)
         for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
             self.router.add_hash(payment_hash, FederationId(fid))
         await self._outgoing.resume()
+        await self._forwards.resume()
+        await self._settle.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         if self.config.api_bind is not None:
             self._http = HttpServer(
@@ -115,6 +132,10 @@ class Gateway:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        for service in (self._peers, self._forwards, self._settle):
+            if service is not None:
+                await service.stop()
+        self._peers = self._forwards = self._settle = self._peer_api = None
         if self._federations is not None:
             await self._federations.stop()
             self._federations = None
@@ -145,7 +166,7 @@ class Gateway:
                 "ppm": self.config.default_fees.ppm,
             },
             "supported_api_versions": self.federations.supported_versions(),
-            "peers": [],
+            "peers": await self.peers.summary(),
             "federations": await self.federations.describe_all(),
         }
 
@@ -225,6 +246,41 @@ class Gateway:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         return await self.federations.leave(fid, _as_bool(force, "force"))
+
+    # ----- peer gateways (docs/peer-protocol.md) ---------------------------------------
+    @property
+    def peers(self) -> PeerService:
+        if self._peers is None:
+            raise NotReady("the gateway is still starting")
+        return self._peers
+
+    async def peer_add(self, node_id: object, url: object, credit_limit_msat: object) -> dict[str, Any]:
+        """`fedimint-peer-add`: add or update a peer and say hello."""
+        return await self.peers.add(node_id, url, credit_limit_msat)
+
+    async def peer_list(self) -> dict[str, Any]:
+        """`fedimint-peer-list`."""
+        return await self.peers.list_peers()
+
+    async def peer_remove(self, node_id: object) -> dict[str, Any]:
+        """`fedimint-peer-remove`."""
+        return await self.peers.remove(node_id)
+
+    async def peer_settle(self, node_id: object, amount_msat: object) -> dict[str, Any]:
+        """`fedimint-peer-settle`: pay the peer what this gateway owes it, over Lightning."""
+        if self._settle is None:
+            raise NotReady("the gateway is still starting")
+        return await self._settle.settle(node_id, amount_msat)
+
+    async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer:
+        """One peer protocol request from the HTTP API (never raises)."""
+        if self._peer_api is None:
+            body = (
+                b'{"error": {"code": 2104, "message": "starting", "name": "NotReady", '
+                b'"peer_code": "not_ready"}}'
+            )
+            return PeerAnswer(503, body, {"Content-Type": "application/json"})
+        return await self._peer_api.handle(message, headers, raw)
 
     async def handle_htlc(self, event: HtlcEvent) -> dict[str, Any]:
         """Answer an HTLC the router said is ours (unrelated ones never get here)."""

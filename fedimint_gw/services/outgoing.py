@@ -3,6 +3,8 @@
 State machine per user contract (payment id `send:<contract id>`), written before each step:
     (new) --verify--> PAYING --xpay ok--> CLAIMING --claim--> SUCCEEDED
                              --xpay failed--> CANCELLING --cancel/forfeit--> REFUNDED
+An invoice ending in one of our federations is a swap (swap.py); one ending at a peer gateway
+is a peer forward (peer_forward.py: HTLC_HELD --peer--> CLAIMING/CANCELLING, or back to PAYING).
 An unknown Lightning outcome is never taken for a failure: the flow asks lightningd
 (`listsendpays`) until it knows. A contract is paid at most once (one row per contract and
 per payment hash) and claimed at most once (the adapter's claim is idempotent).
@@ -18,11 +20,12 @@ from typing import Any
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput, PaymentRefused
+from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput, NotReady, PaymentRefused
 from fedimint_gw.federation.client import OutgoingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.peer_forward import ForwardService
 from fedimint_gw.services.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -55,8 +58,9 @@ class SendResult:
 class OutgoingService:
     """Pays invoices for federation users and claims their contracts."""
 
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, forwards: ForwardService | None = None) -> None:
         self._ctx = ctx
+        self._forwards = forwards
         self._config = ctx.config
         self._db = ctx.db
         self._node = ctx.node
@@ -143,9 +147,11 @@ class OutgoingService:
         amount = Msat(rec.amount_msat)
         already = [
             r
-            for kind in (PaymentKind.SEND, PaymentKind.SWAP)
+            for kind in (PaymentKind.SEND, PaymentKind.SWAP, PaymentKind.PEER)
             for r in await repo.by_hash(self._db.conn, rec.payment_hash, kind)
-            if r.state is not PaymentState.REFUNDED and r.payment_id != rec.payment_id
+            if r.state is not PaymentState.REFUNDED
+            and r.payment_id != rec.payment_id
+            and r.data.get("direction") != "in"
         ]
         if already:
             raise PaymentRefused("this payment hash is already being paid or was paid by the gateway")
@@ -172,7 +178,7 @@ class OutgoingService:
                 f"the contract's timelock (height {timelock_height}, now {height}) leaves too "
                 "little time to pay safely"
             )
-        return replace(
+        lightning = replace(
             rec,
             fee_msat=fee.value,
             data={
@@ -181,6 +187,11 @@ class OutgoingService:
                 "max_delay": max_delay,
             },
         )
+        if self._forwards is not None:  # an invoice ending at a peer gateway: forward it, no Lightning
+            forward = await self._forwards.plan(lightning, inv, contract_amount.value)
+            if forward is not None:
+                return forward
+        return lightning
 
     async def drive(self, rec: repo.PaymentRecord) -> SendResult:
         """Run (or resume) a send flow to its end."""
@@ -193,6 +204,10 @@ class OutgoingService:
                     PaymentState.FUNDED,
                 ):
                     rec = await self._swaps.drive(rec)
+                elif rec.kind is PaymentKind.PEER and rec.state is PaymentState.HTLC_HELD:
+                    if self._forwards is None:
+                        raise NotReady("peer forwarding is not running")
+                    rec = await self._forwards.drive_send(rec)
                 elif rec.state is PaymentState.PAYING:
                     rec = await self._pay(rec)
                 elif rec.state is PaymentState.CLAIMING:
@@ -244,7 +259,10 @@ class OutgoingService:
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
         for rec in await repo.unfinished(self._db.conn):
-            if rec.kind in (PaymentKind.SEND, PaymentKind.SWAP) and rec.payment_id not in self._inflight:
+            mine = rec.kind in (PaymentKind.SEND, PaymentKind.SWAP) or (
+                rec.kind is PaymentKind.PEER and "contract_id" in rec.data
+            )
+            if mine and rec.payment_id not in self._inflight:
                 self._track(rec.payment_id, asyncio.create_task(self.drive(rec)))
 
     def _track(self, payment_id: str, task: asyncio.Task[SendResult]) -> None:

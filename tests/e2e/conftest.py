@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,12 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: f
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def _gateway_env(tmp_path: Path, payees: dict[str, bytes] | None = None) -> AsyncIterator[Env]:
+    """A gateway with its own fake node, database and API port. Nodes given the same `payees`
+    dict can pay each other's invoices (a fake Lightning network between them)."""
     port = reserve()
-    node = FakeNode()
+    node = FakeNode() if payees is None else FakeNode(payees=payees)
     logs: list[tuple[str, str]] = []
     config = build_config(
         {"fedimint-gw-db": str(tmp_path / "gw.sqlite3"), "fedimint-gw-api-bind": f"127.0.0.1:{port}"},
@@ -116,6 +119,28 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         try:
             yield e
         finally:
-            await gateway.stop()
+            await e.gateway.stop()
             for fed in e.federations:
                 await fed.stop()
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with _gateway_env(tmp_path) as e:
+        yield e
+
+
+@pytest.fixture
+async def env_b(tmp_path: Path, env: Env) -> AsyncIterator[Env]:
+    """A second gateway (peer tests), on a fake node that can pay `env`'s node and back."""
+    (tmp_path / "b").mkdir()
+    async with _gateway_env(tmp_path / "b", env.node.payees) as e:
+        yield e
+
+
+@pytest.fixture
+async def env_c(tmp_path: Path, env: Env) -> AsyncIterator[Env]:
+    """A third gateway (router tests)."""
+    (tmp_path / "c").mkdir()
+    async with _gateway_env(tmp_path / "c", env.node.payees) as e:
+        yield e

@@ -56,14 +56,15 @@ def test_launcher_start_demo_stop(tmp_path: Path) -> None:
         rows = {r["kind"]: r for r in demo["rows"]}
         assert demo["ok"] and all(r["ok"] for r in demo["rows"]), json.dumps(demo, indent=2)
         available = [r for r in demo["rows"] if r["expected"] != "unavailable"]
-        assert len(available) == 6
+        assert len(available) == 7
         assert all(r["result"] == "paid" for r in available if r["kind"] != "failing payment, refunded")
         assert rows["failing payment, refunded"]["result"] == "refunded"
         assert rows["failing payment, refunded"]["fee_msat"] == 0
         assert all(r["fee_msat"] > 0 and r["latency_ms"] >= 0 for r in available[:4])
         swap = rows["swap v1 -> v1+v2 (on A)"]
         assert swap["result"] == "paid" and swap["path"] == "swap (no Lightning)" and swap["fee_msat"] > 0
-        assert "peer" in {r["path"] for r in demo["rows"]}
+        peer = rows["peer forward A -> B"]
+        assert peer["result"] == "paid" and peer["path"] == "peer" and peer["fee_msat"] > 0
         assert "Demo passed" in started.stdout and "lcli-payer" in started.stdout
         assert "lcli-a()" in (net / "env").read_text()
 

@@ -89,6 +89,29 @@ class FakeNode:
     async def sign_message(self, message: str) -> str:
         return self.key.sign(message.encode()).hex()
 
+    invoices: dict[str, str] = field(default_factory=dict)  # label -> bolt11
+
+    async def create_invoice(self, amount: Msat, label: str, description: str) -> str:
+        """Our own invoice; its preimage goes into `payees`, so a node sharing that dict can pay it."""
+        if label in self.invoices:
+            return self.invoices[label]
+        import secrets as _secrets
+        import time as _time
+
+        preimage = _secrets.token_bytes(32)
+        content = bolt11.InvoiceContent(
+            currency="bcrt",
+            amount_msat=amount.value,
+            timestamp=int(_time.time()),
+            payment_hash=hashlib.sha256(preimage).digest(),
+            payment_secret=_secrets.token_bytes(32),
+            description=description,
+            features=bolt11.DEFAULT_FEATURES,
+        )
+        self.payees[hashlib.sha256(preimage).hexdigest()] = preimage
+        self.invoices[label] = bolt11.sign_with_key(bolt11.encode_unsigned(content), self.key)
+        return self.invoices[label]
+
     async def check_message(self, message: str, zbase: str, node_id: str) -> bool:
         from coincurve import PublicKey
 

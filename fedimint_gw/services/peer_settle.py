@@ -1,0 +1,240 @@
+"""Settlement of a peer link over Lightning (docs/peer-protocol.md §6).
+
+Debtor: REQUESTED --settle_invoice--> PAYING --xpay ok--> PAID (+ledger entry) --settled--> DONE
+        (an invoice refused, or a payment that definitely failed: FAILED, nothing changed).
+Creditor: INVOICED (our node's invoice for the id) --settled with the preimage--> DONE (+entry).
+Each step is written before it runs; the same settlement id always gets the same invoice, and a
+payment's unknown outcome is asked of lightningd, never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from typing import Any
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, PaymentRefused
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.lightning.node import PaymentStatus
+from fedimint_gw.peer import ledger, wire
+from fedimint_gw.peer.errors import NOT_STARTED, PeerRefused
+from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.peering import PeerService
+from fedimint_gw.store import peers as repo
+
+PAY_DELAY = 1008  # blocks a settlement payment may lock funds for
+STATUS_PAUSE = 2.0
+ATTEMPTS = 5  # tries at one peer request before leaving the settlement for the next refresh
+S = repo.SettlementState
+
+
+class SettleService:
+    """Settles peer links: pays our debts and takes the peers' payments."""
+
+    def __init__(self, ctx: ServiceContext, peers: PeerService) -> None:
+        self._ctx = ctx
+        self._peers = peers
+        self._running: dict[str, asyncio.Task[repo.Settlement]] = {}
+
+    # ----- debtor ----------------------------------------------------------------------
+    async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
+        """`fedimint-peer-settle`: pay what we owe the peer (all of it by default)."""
+        rec = await repo.get(self._ctx.db.conn, str(node_id))
+        if rec is None:
+            raise NotFound(f"no peer {node_id}")
+        debt = -await repo.balance(self._ctx.db.conn, rec.node_id)
+        amount = debt if amount_msat in (None, "") else _positive(amount_msat)
+        if amount <= 0 or amount > debt:
+            raise InvalidInput(
+                f"this gateway owes the peer {max(debt, 0)} msat; nothing to settle for {amount}"
+            )
+        s = await self._start(rec.node_id, amount)
+        s = await self._run(s)
+        return {**_describe(s), "balance_msat": await repo.balance(self._ctx.db.conn, rec.node_id)}
+
+    async def maybe_settle(self, node_id: str) -> None:
+        """After a forward added to our debt: settle in the background once it passes the threshold."""
+        rec = await repo.get(self._ctx.db.conn, node_id)
+        if rec is None or node_id in self._running:
+            return
+        due = ledger.settlement_due(
+            await repo.balance(self._ctx.db.conn, node_id), rec.peer_credit_limit_msat
+        )
+        if due > 0:
+            self._ctx.log(f"peer {node_id[:16]}: debt {due} msat passed the threshold; settling", "info")
+            s = await self._start(node_id, due)
+            self._spawn(s)
+
+    async def _start(self, node_id: str, amount: int) -> repo.Settlement:
+        for s in await repo.settlements(self._ctx.db.conn, node_id):
+            if s.role == "debtor" and not s.state.terminal:
+                return s  # one at a time per link: finish the open one first
+        now = self._ctx.clock.now()
+        s = repo.Settlement("s-" + secrets.token_hex(16), node_id, "debtor", S.REQUESTED, amount, now, now)
+        await self._save(s)
+        return s
+
+    def _spawn(self, s: repo.Settlement) -> None:
+        task = asyncio.create_task(self._run(s))
+        self._running[s.node_id] = task
+        task.add_done_callback(lambda _t: self._running.pop(s.node_id, None))
+
+    async def _run(self, s: repo.Settlement) -> repo.Settlement:
+        failures = 0
+        while not s.state.terminal and failures < ATTEMPTS:
+            try:
+                if s.state is S.REQUESTED:
+                    s = await self._request_invoice(s)
+                elif s.state is S.PAYING:
+                    s = await self._pay(s)
+                elif s.state is S.PAID:
+                    s = await self._notify(s)
+            except GatewayError as exc:
+                failures += 1
+                self._ctx.log(f"settlement {s.settlement_id} in {s.state.value}: {exc.message}", "info")
+                await asyncio.sleep(STATUS_PAUSE)
+        return s
+
+    async def _request_invoice(self, s: repo.Settlement) -> repo.Settlement:
+        link = await self._peers.link(s.node_id)
+        body = {"settlement_id": s.settlement_id, "amount_msat": s.amount_msat}
+        try:
+            answer = await self._peers.client.call(link, "settle_invoice", body)
+        except PeerRefused as exc:
+            if exc.peer_code in NOT_STARTED:
+                return await self._advance(s, S.FAILED, error=exc.message)
+            raise
+        invoice = str(answer.get("invoice", ""))
+        try:
+            inv = bolt11.decode(invoice)
+        except ValueError:
+            return await self._advance(s, S.FAILED, error="the peer's settlement invoice is invalid")
+        if inv.payee.hex() != s.node_id or inv.amount_msat != s.amount_msat:
+            return await self._advance(
+                s, S.FAILED, error="the settlement invoice is not the peer's, or wrong amount"
+            )
+        return await self._advance(s, S.PAYING, invoice=invoice, payment_hash=inv.payment_hash.hex())
+
+    async def _pay(self, s: repo.Settlement) -> repo.Settlement:
+        node = self._ctx.node
+        outcome = await node.payment_status(str(s.payment_hash))
+        if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
+            max_fee = Msat(max(1000, s.amount_msat // 100))
+            outcome = await node.pay(str(s.invoice), max_fee, PAY_DELAY)
+        if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
+            entry = ledger.Entry(f"settlement:{s.settlement_id}", s.amount_msat)
+            new = s.advance(S.PAID, self._ctx.clock.now(), preimage=outcome.preimage.hex())
+            async with self._ctx.db.transaction() as conn:
+                await repo.add_entry(conn, s.node_id, entry, new.updated_at)
+                await repo.save_settlement(conn, new)
+            return new
+        if outcome.status is PaymentStatus.FAILED:
+            return await self._advance(s, S.FAILED, error=f"the Lightning payment failed: {outcome.reason}")
+        await asyncio.sleep(STATUS_PAUSE)
+        return s
+
+    async def _notify(self, s: repo.Settlement) -> repo.Settlement:
+        link = await self._peers.link(s.node_id)
+        body = {"settlement_id": s.settlement_id, "preimage": s.preimage}
+        answer = await self._peers.client.call(link, "settled", body)
+        await self._peers.keep_statement(s.node_id, answer.get("statement"))
+        return await self._advance(s, S.DONE)
+
+    async def resume(self) -> None:
+        """Finish debtor settlements cut short (called at start and by the refresh)."""
+        for s in await repo.settlements(self._ctx.db.conn):
+            if s.role == "debtor" and not s.state.terminal and s.node_id not in self._running:
+                self._spawn(s)
+
+    async def stop(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+
+    # ----- creditor --------------------------------------------------------------------
+    async def on_settle_invoice(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """Our invoice for a settlement (the same one for the same id)."""
+        sid, amount = body.get("settlement_id"), body.get("amount_msat")
+        if not wire.is_protocol_id(sid) or not isinstance(amount, int) or isinstance(amount, bool):
+            raise InvalidInput("settle_invoice needs settlement_id and amount_msat")
+        existing = await repo.get_settlement(self._ctx.db.conn, peer.node_id, str(sid))
+        if existing is not None:
+            if existing.amount_msat != amount:
+                raise InvalidInput("this settlement id was used for another amount")
+            return {"settlement_id": sid, "invoice": existing.invoice}
+        owed = await repo.balance(self._ctx.db.conn, peer.node_id)
+        if amount <= 0 or amount > owed:
+            raise PaymentRefused(f"you owe this gateway {max(owed, 0)} msat, not {amount}")
+        label = f"fedimint-gw-settle-{peer.node_id[:16]}-{sid}"
+        invoice = await self._ctx.node.create_invoice(
+            Msat(amount), label, f"fedimint-gw peer settlement {sid}"
+        )
+        now = self._ctx.clock.now()
+        payment_hash = bolt11.decode(invoice).payment_hash.hex()
+        s = repo.Settlement(
+            str(sid), peer.node_id, "creditor", S.INVOICED, amount, now, now, invoice, payment_hash
+        )
+        await self._save(s)
+        return {"settlement_id": sid, "invoice": invoice}
+
+    async def on_settled(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """The debtor paid: check the preimage against our invoice and record the entry once."""
+        sid, preimage = body.get("settlement_id"), body.get("preimage")
+        s = await repo.get_settlement(self._ctx.db.conn, peer.node_id, str(sid))
+        if s is None or s.role != "creditor":
+            raise NotFound(f"no settlement {sid} with this peer")
+        try:
+            paid = hashlib.sha256(bytes.fromhex(str(preimage))).hexdigest() == s.payment_hash
+        except ValueError:
+            paid = False
+        if not paid:
+            raise InvalidInput("the preimage is not the settlement invoice's")
+        if s.state is not S.DONE:
+            entry = ledger.Entry(f"settlement:{s.settlement_id}", -s.amount_msat)
+            new = s.advance(S.DONE, self._ctx.clock.now(), preimage=str(preimage))
+            async with self._ctx.db.transaction() as conn:
+                await repo.add_entry(conn, peer.node_id, entry, new.updated_at)
+                await repo.save_settlement(conn, new)
+            self._ctx.log(f"peer {peer.node_id[:16]} settled {s.amount_msat} msat", "info")
+        return {
+            "settlement_id": sid,
+            "state": "recorded",
+            "statement": await self._peers.statement(peer.node_id),
+        }
+
+    # ----- internals -------------------------------------------------------------------
+    async def _advance(
+        self, s: repo.Settlement, state: repo.SettlementState, **changes: Any
+    ) -> repo.Settlement:
+        new = s.advance(state, self._ctx.clock.now(), **changes)
+        await self._save(new)
+        return new
+
+    async def _save(self, s: repo.Settlement) -> None:
+        async with self._ctx.db.transaction() as conn:
+            await repo.save_settlement(conn, s)
+
+
+def _positive(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise InvalidInput("amount_msat must be an integer")
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise InvalidInput(f"amount_msat must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise InvalidInput("amount_msat must be positive")
+    return value
+
+
+def _describe(s: repo.Settlement) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "settlement_id": s.settlement_id,
+        "node_id": s.node_id,
+        "state": s.state.value,
+        "amount_msat": s.amount_msat,
+    }
+    if s.error:
+        body["error"] = s.error
+    return body

@@ -1,0 +1,311 @@
+"""Peer gateways: forwards between two (or, through a router, three) in-process gateways.
+
+Each gateway has its own fake node, database, API port and devfed federations; the fake nodes
+share one `payees` map, so a Lightning payment between them (fallbacks, settlements) can succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from contrib.devfed import wallet_ln
+from contrib.devfed.server import RunningFederation
+from contrib.devfed.wallet import Wallet
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.peer import wire
+from fedimint_gw.store import payments as pay_repo
+from fedimint_gw.store import peers as peer_repo
+from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import claim_receive
+
+DEFAULT_FEE = (2000, 3000)
+
+
+def _fee(amount: int) -> int:
+    return DEFAULT_FEE[0] + amount * DEFAULT_FEE[1] // 1_000_000
+
+
+async def _link(a: Env, b: Env, a_grants: int = 10_000_000, b_grants: int = 10_000_000) -> None:
+    """Both operators add each other (A first: pending until B adds A, then active on both)."""
+    first = await a.gateway.peer_add(b.node.node_id, b.api_url, a_grants)
+    assert first["status"] == "pending"
+    second = await b.gateway.peer_add(a.node.node_id, a.api_url, b_grants)
+    assert second["status"] == "active"
+    listed = (await a.gateway.peer_list())["peers"]
+    assert listed[0]["status"] == "active" and listed[0]["peer_credit_limit_msat"] == b_grants
+
+
+async def _joined(e: Env, name: str, major: int) -> RunningFederation:
+    fed = await e.federation(name, (major,))
+    await e.gateway.federations.connect(fed.invite_code)
+    return fed
+
+
+async def _receive(e: Env, fed: RunningFederation, user: Wallet, amount: int) -> wallet_ln.Receive:
+    if user.client.major == 1:
+        client = e.gateway.federations.client(FederationId(fed.federation_id))
+        return await wallet_ln.receive_v1(user, client.gateway_pubkey, amount, "peer target")
+    return await wallet_ln.receive_v2(user, e.api_url, amount, "peer target")
+
+
+async def _pay(e: Env, fed: RunningFederation, user: Wallet, invoice: str, fee: int) -> dict[str, Any]:
+    client = e.gateway.federations.client(FederationId(fed.federation_id))
+    return await wallet_ln.pay(user, invoice, e.api_url, client.gateway_pubkey, fee)
+
+
+async def _balance(e: Env, peer: Env) -> int:
+    return await peer_repo.balance(e.gateway.db.conn, peer.node.node_id)
+
+
+async def _setup(
+    a: Env, b: Env, src_major: int, dst_major: int, b_grants: int = 10_000_000
+) -> tuple[RunningFederation, RunningFederation, Wallet, Wallet]:
+    src = await _joined(a, f"a{src_major}{dst_major}", src_major)
+    dst = await _joined(b, f"b{src_major}{dst_major}", dst_major)
+    await b.fund_gateway(dst, 300_000)
+    await _link(a, b, b_grants=b_grants)
+    sender = await a.wallet(src, "sender")
+    receiver = await b.wallet(dst, "receiver")
+    await sender.faucet(200_000)
+    return src, dst, sender, receiver
+
+
+@pytest.mark.parametrize(("src_major", "dst_major"), [(1, 1), (1, 2), (2, 1), (2, 2)])
+async def test_forward_between_gateways_every_version_pair(
+    env: Env, env_b: Env, src_major: int, dst_major: int
+) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, src_major, dst_major)
+    receive = await _receive(env_b, dst, receiver, 50_000)
+    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
+    assert env.node.pay_calls == [] and env_b.node.pay_calls == []  # no Lightning anywhere
+    claimed = await claim_receive(receiver, receive)
+    assert claimed == (50_000 if dst_major == 1 else 50_000 - _fee(50_000))
+
+    forwarded = 50_000 + (_fee(50_000) if dst_major == 1 else 0)  # v1: plus the route hint's fee
+    assert await _balance(env, env_b) == -forwarded and await _balance(env_b, env) == forwarded
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
+    assert rec is not None and rec.kind is PaymentKind.PEER and rec.state is PaymentState.SUCCEEDED
+    listed = (await env_b.gateway.payments(None, None, 10, None))["payments"]
+    assert any(p["kind"] == "peer" and p["state"] == "succeeded" for p in listed)
+    assert (await env.gateway.peers.check_ledger(env_b.node.node_id))["agreed"] is True
+
+
+async def test_forward_over_the_credit_line_goes_over_lightning(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=10_000)
+    receive = await _receive(env_b, dst, receiver, 50_000)
+    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    assert receive.payment_hash in env.node.pay_calls  # the Lightning path was taken
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
+    assert rec is not None and rec.kind is PaymentKind.SEND
+    assert await _balance(env, env_b) == 0
+
+
+async def test_peer_down_falls_back_to_lightning_and_refunds_when_that_fails(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 1, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    await env_b.gateway.stop()  # the peer is gone; its node is unreachable over "Lightning" too
+    env.node.payees.pop(receive.payment_hash, None)
+    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    assert "preimage" not in result and sender.balance_msat() == 200_000  # refunded at once
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
+    assert rec is not None and rec.kind is PaymentKind.SEND and rec.state is PaymentState.REFUNDED
+    assert "unreachable" in str(rec.data.get("peer_fallback"))
+    assert receive.payment_hash in env.node.pay_calls
+    await env_b.gateway.start()  # so the fixture can stop it
+
+
+async def test_tampered_replayed_and_unsigned_requests_are_refused_and_logged(env: Env, env_b: Env) -> None:
+    await _link(env, env_b)
+    peers = env.gateway.peers
+    url = f"{env_b.api_url}/v1/peer/ledger"
+    raw = json.dumps({"statement": await peers.statement(env_b.node.node_id)}).encode()
+    headers, _ = wire.sign_request(
+        peers.key, "/v1/peer/ledger", env.node.node_id, env_b.node.node_id, raw, env.gateway.clock.now()
+    )
+
+    async def post(body: bytes, hdrs: dict[str, str]) -> tuple[int, str]:
+        async with env.session.post(url, data=body, headers=hdrs) as r:
+            return r.status, (await r.json())["error"]["peer_code"] if r.status >= 400 else "ok"
+
+    tampered = raw.replace(b"balance_msat", b"balance_msaT")
+    assert await post(tampered, headers) == (401, "bad_signature")
+    assert await post(raw, {}) == (401, "unauthenticated")
+    assert (await post(raw, headers))[0] == 200
+    assert await post(raw, headers) == (401, "replayed")
+    stale, _ = wire.sign_request(
+        peers.key, "/v1/peer/ledger", env.node.node_id, env_b.node.node_id, raw, env.gateway.clock.now() - 600
+    )
+    assert await post(raw, stale) == (401, "stale")
+    warnings = [m for lvl, m in env_b.logs if lvl == "warn" and "refused" in m]
+    assert {"bad_signature", "unauthenticated", "replayed", "stale"} <= {
+        code
+        for m in warnings
+        for code in ("bad_signature", "unauthenticated", "replayed", "stale")
+        if code in m
+    }
+
+
+async def test_unknown_node_and_bad_binding_are_refused(env: Env, env_b: Env) -> None:
+    # B never added A: A's hello only introduces it, and forwards are refused.
+    added = await env.gateway.peer_add(env_b.node.node_id, env_b.api_url, 1000)
+    assert added["status"] == "pending"
+    rec = await peer_repo.get(env_b.gateway.db.conn, env.node.node_id)
+    assert rec is not None and rec.state is peer_repo.PeerState.INTRODUCED
+    # A hello whose binding is signed by another node is refused.
+    from tests.support.fake_node import FakeNode
+
+    impostor = FakeNode()
+    body = {
+        "node_id": env.node.node_id,
+        "peer_key": env.gateway.peers.key.public_hex,
+        "binding": await impostor.sign_message(
+            wire.binding_text(env.gateway.peers.key.public_hex, env.node.node_id)
+        ),
+        "versions": {"min": 1, "max": 1},
+    }
+    raw = json.dumps(body).encode()
+    headers, _ = wire.sign_request(
+        env.gateway.peers.key,
+        "/v1/peer/hello",
+        env.node.node_id,
+        env_b.node.node_id,
+        raw,
+        env.gateway.clock.now(),
+    )
+    async with env.session.post(f"{env_b.api_url}/v1/peer/hello", data=raw, headers=headers) as r:
+        assert r.status == 401 and (await r.json())["error"]["peer_code"] == "bad_signature"
+
+
+class Crash(BaseException):
+    """Stands for the process dying."""
+
+
+async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 1)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    from fedimint_gw.peer.client import PeerClient
+
+    real_call = PeerClient.call
+    crashed: list[str] = []
+
+    async def call_then_crash(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "forward" and not crashed:
+            crashed.append(str(body["forward_id"]))
+            raise Crash()  # the answer (with the preimage) is lost with the process
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", call_then_crash)
+    with contextlib.suppress(Exception):
+        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    assert crashed
+    monkeypatch.undo()
+    await env.restart_gateway()
+
+    async def finished() -> bool:
+        recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+        return bool(recs) and recs[0].state.terminal
+
+    await wait_until(finished)
+    rec = (await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.PEER))[0]
+    assert rec.state is PaymentState.SUCCEEDED and env.node.pay_calls == []
+    assert await claim_receive(receiver, receive) == 20_000
+    gw_src = await env.gateway.federations.client(FederationId(src.federation_id)).balance()
+    assert gw_src.value == 20_000 + 2 * _fee(20_000)  # claimed exactly once
+    assert await _balance(env, env_b) == -(20_000 + _fee(20_000))
+
+
+async def test_crash_before_sending_cancels_the_forward_and_pays_over_lightning(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 1, 1)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    from fedimint_gw.peer.client import PeerClient
+
+    async def crash(self: Any, *a: Any) -> Any:
+        raise Crash()
+
+    monkeypatch.setattr(PeerClient, "call", crash)
+    with contextlib.suppress(Exception):
+        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    monkeypatch.undo()
+    await env.restart_gateway()
+
+    async def finished() -> bool:
+        recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.SEND)
+        return bool(recs) and recs[0].state.terminal
+
+    await wait_until(finished)
+    # B tombstoned the forward id it never saw; A paid over Lightning (which failed): refunded.
+    tomb = [
+        r for r in (await env_b.gateway.payments(None, None, 10, None))["payments"] if r["kind"] == "peer"
+    ]
+    assert tomb and tomb[0]["state"] == "failed" and "cancelled" in tomb[0]["error"]
+    assert receive.payment_hash in env.node.pay_calls
+    assert await _balance(env_b, env) == 0
+
+
+async def test_ledger_mismatch_is_detected_and_reported_on_both_sides(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 30_000)
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(30_000))
+    async with env_b.gateway.db.transaction() as conn:  # B "forgets" the forward
+        await conn.execute("DELETE FROM peer_ledger")
+    result = await env.gateway.peers.check_ledger(env_b.node.node_id)
+    assert result["agreed"] is False and "missing at the peer" in result["detail"]
+    for e in (env, env_b):
+        peer = (await e.gateway.peer_list())["peers"][0]
+        assert peer["ledger_status"] == "mismatch"
+        assert any(lvl == "error" and "LEDGER MISMATCH" in m for lvl, m in e.logs)
+
+
+async def test_settlement_over_lightning_zeroes_the_ledger(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 1, 2)
+    receive = await _receive(env_b, dst, receiver, 40_000)
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(40_000))
+    assert await _balance(env, env_b) == -40_000
+    settled = await env.gateway.peer_settle(env_b.node.node_id, None)
+    assert settled["state"] == "done" and settled["amount_msat"] == 40_000 and settled["balance_msat"] == 0
+    assert await _balance(env_b, env) == 0
+    assert len(env.node.pay_calls) == 1  # the settlement is one Lightning payment to B's node
+    assert (await env.gateway.peers.check_ledger(env_b.node.node_id))["agreed"] is True
+    with pytest.raises(Exception, match="nothing to settle"):
+        await env.gateway.peer_settle(env_b.node.node_id, None)
+
+
+async def test_debt_past_half_the_credit_line_settles_automatically(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=100_000)
+    receive = await _receive(env_b, dst, receiver, 60_000)
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(60_000))
+
+    async def settled() -> bool:
+        return await _balance(env, env_b) == 0 and await _balance(env_b, env) == 0
+
+    await wait_until(settled)
+
+
+async def test_router_forwards_between_gateways_that_are_not_linked(env: Env, env_b: Env, env_c: Env) -> None:
+    router = env_c
+    src = await _joined(env, "src", 1)
+    dst = await _joined(env_b, "dst", 2)
+    await env_b.fund_gateway(dst, 100_000)
+    await _link(router, env_b)  # the router's links first, so it announces B to A
+    await _link(env, router)
+    sender, receiver = await env.wallet(src, "s"), await env_b.wallet(dst, "r")
+    await sender.faucet(100_000)
+    receive = await _receive(env_b, dst, receiver, 25_000)
+    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(25_000))
+    assert "preimage" in result
+    assert env.node.pay_calls == env_b.node.pay_calls == router.node.pay_calls == []
+    assert await claim_receive(receiver, receive) == 25_000 - _fee(25_000)
+    assert await _balance(env, router) == -25_000 and await _balance(router, env) == 25_000
+    assert await _balance(router, env_b) == -25_000 and await _balance(env_b, router) == 25_000
