@@ -94,13 +94,23 @@ def connect_gateways(state: NetworkState, nodes: dict[str, Node]) -> None:
     state.save()
 
 
-def peer_gateways(state: NetworkState, nodes: dict[str, Node]) -> str:
-    """Peer gateway A with gateway B: a hook, since the inter-gateway protocol is not built yet.
+PEER_CREDIT_MSAT = 100_000_000
 
-    TODO(issue #7): once `fedimint-peer-add` exists, call it on A with B's peer address (and on
-    B with A's), record the peering in ``state``, and enable the "peer forward" demo row.
-    """
-    return "skipped: `fedimint-peer-add` does not exist yet (issue #7)"
+
+def peer_gateways(state: NetworkState, nodes: dict[str, Node]) -> str:
+    """Peer gateway A with gateway B (``fedimint-peer-add`` on both sides) and record it."""
+    a, b = state.nodes["a"], state.nodes["b"]
+    nodes["a"].call(
+        "fedimint-peer-add", node_id=b["id"], url=b["api_url"], credit_limit_msat=PEER_CREDIT_MSAT
+    )
+    added = nodes["b"].call(
+        "fedimint-peer-add", node_id=a["id"], url=a["api_url"], credit_limit_msat=PEER_CREDIT_MSAT
+    )
+    if added.get("status") != "active":
+        raise LaunchError(f"peering A and B did not activate the link: {added}")
+    a["peers"], b["peers"] = [b["id"]], [a["id"]]
+    state.save()
+    return f"A and B peered, {PEER_CREDIT_MSAT} msat of credit each way"
 
 
 def fund_gateways(state: NetworkState, nodes: dict[str, Node]) -> None:
