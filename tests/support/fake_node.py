@@ -140,16 +140,7 @@ def forward_payload(
         "next_onion": "00" * 1366,
         "shared_secret": "11" * 32,
     }
-    htlc = {
-        "short_channel_id": incoming_scid,
-        "id": htlc_id,
-        "amount_msat": amount_msat,
-        "cltv_expiry": cltv_expiry,
-        "cltv_expiry_relative": cltv_expiry - height,
-        "payment_hash": payment_hash,
-        "extra_tlvs": "",
-    }
-    return onion, htlc
+    return onion, _htlc(incoming_scid, htlc_id, amount_msat, cltv_expiry, height, payment_hash)
 
 
 def final_payload(
@@ -169,7 +160,14 @@ def final_payload(
         "payment_secret": payment_secret,
         "shared_secret": "22" * 32,
     }
-    htlc = {
+    return onion, _htlc(incoming_scid, htlc_id, amount_msat, cltv_expiry, height, payment_hash)
+
+
+def _htlc(
+    incoming_scid: str, htlc_id: int, amount_msat: int, cltv_expiry: int, height: int, payment_hash: str
+) -> dict[str, Any]:
+    """The hook's `htlc` object."""
+    return {
         "short_channel_id": incoming_scid,
         "id": htlc_id,
         "amount_msat": amount_msat,
@@ -178,4 +176,3 @@ def final_payload(
         "payment_hash": payment_hash,
         "extra_tlvs": "",
     }
-    return onion, htlc
