@@ -23,6 +23,8 @@ from coincurve import PrivateKey
 from ephemeral_port_reserve import reserve
 
 from contrib.devfed import wallet_ln
+from contrib.devfed.codec import sign
+from contrib.devfed.contracts import SEND_AUTH_PURPOSE
 from contrib.devfed.wallet import Wallet
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
@@ -141,10 +143,12 @@ class FlowBench:
         payment_hash = self.env.node.add_payee(secrets.token_bytes(32))
         invoice = external_invoice(payment_hash, AMOUNT_MSAT)
         fee = self.env.gateway.config.default_fees.fee(Msat(AMOUNT_MSAT)).value
-        cid, _, _ = await wallet_ln.fund_outgoing(
+        cid, _, refund_key = await wallet_ln.fund_outgoing(
             self.user, payment_hash, AMOUNT_MSAT + fee, self.client.gateway_pubkey
         )
         body = {"federation_id": self.fed.federation_id, "contract_id": cid, "invoice": invoice}
+        if self.name == "send v2":  # the contract owner's signature (checked since v2 auth landed)
+            body["auth"] = sign(refund_key, SEND_AUTH_PURPOSE, {"contract_id": cid, "invoice": invoice})
         send = self.env.gateway.pay_invoice if self.name == "send v1" else self.env.gateway.send_payment
 
         async def execute() -> None:

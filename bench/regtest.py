@@ -1,4 +1,4 @@
-"""The Lightning scenarios (1, 2, 3, 6; 4 and 5 wait for issues 6 and 7) against real lightningd.
+"""The Lightning scenarios (1-6) against real lightningd.
 
 Every flow is interleaved with its baseline (one of each per round) so drift on a shared
 machine hits both alike. Untimed: making invoices, offers and contracts, and the user funding
@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.regtest_net import FEDERATION_APIS, Network, gateway_fee, rss_kb
-from bench.stats import Row, Summary, ratio, selected, unavailable
+from bench.regtest_net import FEDERATION_APIS, PEER_FEDERATION_APIS, Network, gateway_fee, rss_kb
+from bench.stats import Row, Summary, ratio, selected
 from contrib.devfed import wallet_ln
 from contrib.devfed.codec import sign
 from contrib.devfed.contracts import SEND_AUTH_PURPOSE
@@ -27,6 +27,7 @@ from contrib.devfed.wallet import Wallet
 
 AMOUNT_MSAT = 10_000
 NOTE_MSAT = 16_384
+PEER_CREDIT_MSAT = 100_000_000  # each way: no automatic settlement during the run (it starts at half)
 Tick = Callable[[str], None]
 
 
@@ -48,6 +49,8 @@ class Scenarios:
         self.tick = tick
         self.users: list[Wallet] = []
         self.keys: list[str] = []  # gateway key per federation (v1 registry / v2 routing info)
+        self.peer_users: list[Wallet] = []  # on gateway B's federations (scenario 5)
+        self.peer_keys: list[str] = []
         self._label = 0
 
     async def rpc(self, node: Any, method: str, params: Any = None) -> Any:
@@ -60,28 +63,58 @@ class Scenarios:
         return f"bench-{self._label}-{secrets.token_hex(4)}"
 
     async def setup(self, notes_per_fed: list[int]) -> None:
-        """Join every federation, fund the gateway (in separate notes), make one user each."""
-        gw = self.net.gateway
+        """Join every federation of gateway A, fund A (in separate notes), make one user each."""
         for i, fed in enumerate(self.net.feds):
-            await self.rpc(gw, "fedimint-connect", {"invite_code": fed.invite_code})
-            funder = Wallet.open(self.net.tmp / f"funder-{i}.wallet", self.session)
-            await funder.join(fed.invite_code)
-            await funder.faucet(notes_per_fed[i] * NOTE_MSAT + 1)
-            for _ in range(notes_per_fed[i]):  # see bench.flows.split_liquidity
-                notes = await funder.send_ecash(NOTE_MSAT)
-                await self.rpc(
-                    gw, "fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": notes}
-                )
-            user = Wallet.open(self.net.tmp / f"user-{i}.wallet", self.session)
-            await user.join(fed.invite_code)
-            await user.faucet(5_000_000)
+            user, key = await self._join(self.net.gateway, self.net.api_url, fed, notes_per_fed[i], f"{i}")
             self.users.append(user)
-            if user.client.major == 1:
-                reg = [g for g in await wallet_ln.v1_gateways(user) if g["node_pubkey"] == gw.info["id"]]
-                self.keys.append(str(reg[0]["gateway_pubkey"]))
-            else:
-                self.keys.append(str((await wallet_ln.routing_info(user, self.net.api_url))["module_pubkey"]))
+            self.keys.append(key)
             self.tick(f"federation {i + 1}/{len(self.net.feds)} joined and funded")
+
+    async def setup_peers(self, notes_per_fed: int) -> None:
+        """Scenario 5: gateway B joins its own federations (funded in separate notes), then A and B
+        peer both ways with `fedimint-peer-add` and enough credit for the whole run."""
+        a, b = self.net.gateway, self.net.peer_gateway
+        for i, fed in enumerate(self.net.peer_feds):
+            user, key = await self._join(b, self.net.peer_api_url, fed, notes_per_fed, f"b{i}")
+            self.peer_users.append(user)
+            self.peer_keys.append(key)
+            self.tick(f"gateway B: federation {i + 1}/{len(self.net.peer_feds)} joined and funded")
+        limit = PEER_CREDIT_MSAT
+        await self.rpc(
+            a,
+            "fedimint-peer-add",
+            {"node_id": b.info["id"], "url": self.net.peer_api_url, "credit_limit_msat": limit},
+        )
+        added = await self.rpc(
+            b,
+            "fedimint-peer-add",
+            {"node_id": a.info["id"], "url": self.net.api_url, "credit_limit_msat": limit},
+        )
+        if added.get("status") != "active":
+            raise RuntimeError(f"peering gateways A and B did not activate the link: {added}")
+        peers = (await self.rpc(a, "fedimint-peer-list"))["peers"]
+        announced = {f["federation_id"] for p in peers for f in p.get("federations", [])}
+        if not {f.federation_id for f in self.net.peer_feds} <= announced:
+            raise RuntimeError(f"gateway A does not see gateway B's federations: {peers}")
+        self.tick("gateways A and B peered")
+
+    async def _join(self, gw: Any, api_url: str, fed: Any, notes: int, tag: str) -> tuple[Wallet, str]:
+        """`gw` joins `fed` and gets `notes` notes of ecash; a user of `fed` with funds, and the
+        gateway's key as that user sees it."""
+        await self.rpc(gw, "fedimint-connect", {"invite_code": fed.invite_code})
+        funder = Wallet.open(self.net.tmp / f"funder-{tag}.wallet", self.session)
+        await funder.join(fed.invite_code)
+        await funder.faucet(notes * NOTE_MSAT + 1)
+        for _ in range(notes):  # see bench.flows.split_liquidity
+            ecash = await funder.send_ecash(NOTE_MSAT)
+            await self.rpc(gw, "fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": ecash})
+        user = Wallet.open(self.net.tmp / f"user-{tag}.wallet", self.session)
+        await user.join(fed.invite_code)
+        await user.faucet(5_000_000)
+        if user.client.major == 1:
+            reg = [g for g in await wallet_ln.v1_gateways(user) if g["node_pubkey"] == gw.info["id"]]
+            return user, str(reg[0]["gateway_pubkey"])
+        return user, str((await wallet_ln.routing_info(user, api_url))["module_pubkey"])
 
     # ----- what gets paid ---------------------------------------------------------------
     async def plain_invoice(self, node: Any) -> str:
@@ -94,6 +127,13 @@ class Scenarios:
         else:
             receive = await wallet_ln.receive_v2(user, self.net.api_url, AMOUNT_MSAT, "bench")
         return receive.bolt11
+
+    async def peer_receive(self, fed: int) -> wallet_ln.Receive:
+        """An invoice of a user of gateway B's federation `fed`."""
+        user = self.peer_users[fed]
+        if user.client.major == 1:
+            return await wallet_ln.receive_v1(user, self.peer_keys[fed], AMOUNT_MSAT, "bench")
+        return await wallet_ln.receive_v2(user, self.net.peer_api_url, AMOUNT_MSAT, "bench")
 
     async def xpay(self, node: Any, invoice: str) -> float:
         start = time.perf_counter()
@@ -142,7 +182,7 @@ class Scenarios:
         return out
 
     async def forwards(self, count: int) -> list[Row]:
-        l1, _, l3, _, l5 = self.net.nodes
+        l1, _, l3, _, l5 = self.net.nodes[:5]
 
         async def via(payee: Any) -> float:
             return await self.xpay(l1, await self.plain_invoice(payee))
@@ -236,6 +276,71 @@ class Scenarios:
             _row("4 swap", f"4 swap {name}", got[name], base, got["base"], "<= 0.5", note) for name in pairs
         ]
 
+    async def peers(self, count: int) -> list[Row]:
+        """Scenario 5: a user of a federation on gateway A pays a user of a federation on gateway B,
+        forwarded over the peer protocol (no HTLC), vs A's node paying B's node over their channel."""
+        a, b = self.net.gateway, self.net.peer_gateway
+        forwarded: list[str] = []
+
+        async def plain() -> float:
+            return await self.xpay(a, await self.plain_invoice(b))
+
+        async def forward(src: int, dst: int) -> float:
+            receive = await self.peer_receive(dst)
+            forwarded.append(receive.payment_hash)  # both gateways charge their fee
+            return await self.send(src, receive.bolt11, 2 * gateway_fee(AMOUNT_MSAT))
+
+        a_v1, a_v2 = FEDERATION_APIS.index("1"), FEDERATION_APIS.index("2")
+        b_v1, b_v2 = PEER_FEDERATION_APIS.index("1"), PEER_FEDERATION_APIS.index("2")
+        pairs = {"A v1 -> B v2": (a_v1, b_v2), "A v2 -> B v1": (a_v2, b_v1)}
+        runs: dict[str, Callable[[], Awaitable[float]]] = {"base": plain}
+        for name, (src, dst) in pairs.items():
+            runs[name] = lambda src=src, dst=dst: forward(src, dst)  # type: ignore[misc]
+        before = [len((await self.rpc(n, "listforwards"))["forwards"]) for n in (a, b)]
+        got = await self.interleaved("5 peer forwards", count, runs)
+        check = await self._check_forwarded(forwarded, before)
+        base = "5 plain payment gateway A -> gateway B (l2->l6)"
+        note = "timed: the sender's request to A -> preimage (A -> B over the peer protocol); " + check
+        rows = [_row("5 peer", base, got["base"], None, None, "")] + [
+            _row("5 peer", f"5 peer forward {name}", got[name], base, got["base"], "<= 0.8", note)
+            for name in pairs
+        ]
+        at_b = await self._elapsed_at(b, set(forwarded))
+        if at_b:
+            rows.append(
+                Row(
+                    "5 peer",
+                    "5 of which at gateway B: forward accepted -> preimage",
+                    "ms",
+                    Summary.of(at_b),
+                    note="from B's payment journal (elapsed_ms), both pairs",
+                )
+            )
+        return rows
+
+    async def _elapsed_at(self, node: Any, hashes: set[str]) -> list[float]:
+        """The gateway's own elapsed time (payment journal) of the payments with these hashes."""
+        payments = (await self.rpc(node, "fedimint-payments", {"limit": 1000}))["payments"]
+        return [float(p["elapsed_ms"]) for p in payments if p["payment_hash"] in hashes and "elapsed_ms" in p]
+
+    async def _check_forwarded(self, hashes: list[str], forwards_before: list[int]) -> str:
+        """Every timed payment went over the peer protocol (none fell back to Lightning, no HTLC
+        crossed a gateway node), then A settles the credit line over Lightning (untimed)."""
+        a, b = self.net.gateway, self.net.peer_gateway
+        payments = (await self.rpc(a, "fedimint-payments", {"limit": 1000}))["payments"]
+        kinds = {p["payment_hash"]: (p["kind"], p["state"]) for p in payments}
+        wrong = {h: kinds.get(h) for h in hashes if kinds.get(h) != ("peer", "succeeded")}
+        if wrong:
+            raise RuntimeError(f"{len(wrong)} of {len(hashes)} payments were not peer forwards: {wrong}")
+        after = [len((await self.rpc(n, "listforwards"))["forwards"]) for n in (a, b)]
+        if after != forwards_before:
+            raise RuntimeError(f"Lightning forwards on the gateway nodes during scenario 5: {after}")
+        owed = -int((await self.rpc(a, "fedimint-peer-list"))["peers"][0]["balance_msat"])
+        settled = await self.rpc(a, "fedimint-peer-settle", {"node_id": b.info["id"]})
+        if settled.get("state") != "done" or settled.get("balance_msat") != 0:
+            raise RuntimeError(f"settling the credit line failed: {settled}")
+        return f"all {len(hashes)} were peer forwards; A then settled {owed} msat over Lightning"
+
     async def throughput(self, counts: RegtestCounts) -> list[Row]:
         """Scenario 6: receives over 4 federations, `in_flight` at a time, vs plain payments."""
         l2 = self.net.gateway
@@ -315,10 +420,8 @@ def _row(
 
 
 def pending_rows() -> list[Row]:
-    """Scenarios whose flows are not implemented yet."""
-    return [
-        unavailable("5 peer", "5 peer forward between two gateways", "<= 0.8", "not available yet (issue 7)"),
-    ]
+    """Scenarios whose flows are not implemented yet (none left; kept for a future scenario)."""
+    return []
 
 
 async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tick: Tick) -> list[Row]:
@@ -344,6 +447,9 @@ async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tic
         )
         with_feds = sc.plugin_memory(f"{len(net.feds)} federations connected")
         rows += [r for r in (idle, with_feds) if r is not None and want("memory")]
+        if want("5 peer"):
+            net.start_peer_federations()
+            await sc.setup_peers(counts.per_flow + 2)  # each forward takes one note of B's
         if want("1 forwards"):
             rows += await sc.forwards(counts.per_flow)
         if want("2 receive"):
@@ -352,6 +458,8 @@ async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tic
             rows += await sc.sends(counts.per_flow)
         if want("4 swap"):
             rows += await sc.swaps(counts.per_flow)
+        if want("5 peer"):
+            rows += await sc.peers(counts.per_flow)
         rows += [r for r in pending_rows() if want(r.group)]
         if want("6 throughput"):
             rows += await sc.throughput(counts)

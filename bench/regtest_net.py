@@ -1,10 +1,13 @@
 """The regtest network for the Lightning scenarios, built with pyln-testing's classes.
 
-    l1 (payer) ── l2 (gateway: the plugin) ── l3 (payee)
+    l1 (payer) ── l2 (gateway A: the plugin) ── l3 (payee)
+       │               └── l6 (gateway B: the plugin, peered with A)
        └───────── l4 (plain router, no plugin) ── l5 (payee)
 
 Forwards l1→l2→l3 and l1→l4→l5 cross identical nodes, one with the plugin and one without.
-Four devfed federations (processes) follow bitcoind: two serve API v1, two API v2.
+Four devfed federations (processes) follow bitcoind on gateway A: two serve API v1, two API v2.
+Gateway B has its own two (v1 and v2) for scenario 5, started only when it runs; the channel
+l2→l6 carries the baseline (and a settlement of the peers' credit line).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugin" / "fedimint-gw"
 FEES = {"base_msat": 1000, "ppm": 1000}
 FEDERATION_APIS = ("1", "2", "1", "2")
+PEER_FEDERATION_APIS = ("1", "2")  # gateway B's
 
 
 def binaries_missing() -> str | None:
@@ -44,7 +48,9 @@ class Network:
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
     nodes: list[Any] = field(default_factory=list)
     feds: list[DevfedProcess] = field(default_factory=list)
+    peer_feds: list[DevfedProcess] = field(default_factory=list)
     api_url: str = ""
+    peer_api_url: str = ""
 
     @property
     def payer(self) -> Any:
@@ -54,8 +60,13 @@ class Network:
     def gateway(self) -> Any:
         return self.nodes[1]
 
+    @property
+    def peer_gateway(self) -> Any:
+        """Gateway B (l6), for scenario 5."""
+        return self.nodes[5]
+
     def start(self) -> None:
-        """bitcoind, five lightningd, channels announced, the gateway's API URL."""
+        """bitcoind, six lightningd, channels announced, the gateways' API URLs."""
         os.environ.setdefault("RUST", "0")
         os.environ.setdefault("VALGRIND", "0")
         from ephemeral_port_reserve import reserve
@@ -75,20 +86,26 @@ class Network:
             node_cls=LightningNode,
             jsonschemas={},
         )
-        gw = {
-            "plugin": str(PLUGIN),
-            "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
-            "fedimint-gw-fee-base-msat": FEES["base_msat"],
-            "fedimint-gw-fee-ppm": FEES["ppm"],
-        }
-        self.nodes = [self._node(opts) for opts in ({}, gw, {}, {}, {})]
-        l1, l2, l3, l4, l5 = self.nodes
+
+        def gw() -> dict[str, Any]:
+            return {
+                "plugin": str(PLUGIN),
+                "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
+                "fedimint-gw-fee-base-msat": FEES["base_msat"],
+                "fedimint-gw-fee-ppm": FEES["ppm"],
+            }
+
+        self.nodes = [self._node(opts) for opts in ({}, gw(), {}, {}, {}, gw())]
+        l1, l2, l3, l4, l5, l6 = self.nodes
         self.factory.join_nodes([l1, l2, l3], wait_for_announce=True)
         self.factory.join_nodes([l1, l4, l5], wait_for_announce=True)
-        for node in self.nodes:  # every node sees both lines before anyone routes
+        self.factory.join_nodes([l2, l6], wait_for_announce=True)
+        for node in self.nodes:  # every node sees every channel before anyone routes
             node.wait_channel_active(l2.get_channel_scid(l3))
             node.wait_channel_active(l4.get_channel_scid(l5))
+            node.wait_channel_active(l2.get_channel_scid(l6))
         self.api_url = str(l2.rpc.call("fedimint-info")["api_url"])
+        self.peer_api_url = str(l6.rpc.call("fedimint-info")["api_url"])
 
     def _node(self, options: dict[str, Any]) -> Any:
         """A started node whose log goes only to its file (pyln-testing also sends it to our
@@ -101,22 +118,32 @@ class Network:
         return node
 
     def start_federations(self) -> None:
-        """Four devfed processes following bitcoind; the gateway vetted by the v2 ones."""
+        """Gateway A's four devfed processes following bitcoind; A vetted by the v2 ones."""
+        for i, api in enumerate(FEDERATION_APIS):
+            self.feds.append(self._federation(f"devfed-{i}", f"bench{i}-v{api}", api, self.api_url))
+
+    def start_peer_federations(self) -> None:
+        """Gateway B's devfed processes (scenario 5); B vetted by its v2 one."""
+        for i, api in enumerate(PEER_FEDERATION_APIS):
+            self.peer_feds.append(
+                self._federation(f"devfed-b{i}", f"benchB{i}-v{api}", api, self.peer_api_url)
+            )
+
+    def _federation(self, directory: str, name: str, api: str, gateway_url: str) -> DevfedProcess:
         import json
         import urllib.request
 
         rpc = f"http://rpcuser:rpcpass@127.0.0.1:{self.bitcoind.rpcport}"
-        for i, api in enumerate(FEDERATION_APIS):
-            fed = start_devfed(self.tmp / f"devfed-{i}", f"bench{i}-v{api}", api, rpc)
-            self.feds.append(fed)
-            if api == "2":
-                req = urllib.request.Request(
-                    f"{fed.admin_url}/admin/gateways",
-                    data=json.dumps({"url": self.api_url}).encode(),
-                    headers={"Content-Type": "application/json"},
-                    method="POST",
-                )
-                urllib.request.urlopen(req, timeout=10).read()
+        fed = start_devfed(self.tmp / directory, name, api, rpc)
+        if api == "2":
+            req = urllib.request.Request(
+                f"{fed.admin_url}/admin/gateways",
+                data=json.dumps({"url": gateway_url}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            urllib.request.urlopen(req, timeout=10).read()
+        return fed
 
     def plugin_pid(self) -> int | None:
         """The gateway plugin's process (a child of l2's lightningd)."""
@@ -136,7 +163,7 @@ class Network:
 
     def close(self) -> None:
         """Stop the federations, the nodes and bitcoind (only what this object started)."""
-        for fed in self.feds:
+        for fed in self.feds + self.peer_feds:
             fed.stop()
         if self.factory is not None:
             self.factory.killall([False] * len(self.factory.nodes))

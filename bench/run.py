@@ -87,7 +87,7 @@ def _regtest(plan: Plan, only: str | None, tmp: Path, tick: report.Progress) -> 
 
     net = Network(tmp / "regtest")
     try:
-        tick("regtest: starting bitcoind and 5 lightningd")
+        tick("regtest: starting bitcoind and 6 lightningd")
         net.start()
         return asyncio.run(run_regtest(net, plan.regtest, only, tick))
     finally:
