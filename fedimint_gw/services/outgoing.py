@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,7 +68,8 @@ class OutgoingService:
         self._feds = ctx.federations
         self._clock = ctx.clock
         self._log = ctx.log
-        self._inflight: dict[str, asyncio.Task[SendResult]] = {}
+        self._inflight: dict[str, asyncio.Future[SendResult]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._swaps = SwapService(ctx)
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
@@ -78,19 +80,17 @@ class OutgoingService:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         payment_id = f"send:{contract_id}"
-        task = self._inflight.get(payment_id)
-        if task is None:
-            task = asyncio.create_task(self._send(fid, contract_id, invoice, inv, payment_id))
-            self._track(payment_id, task)
-        return await asyncio.shield(task)
+        answer = self._inflight.get(payment_id)
+        if answer is None:
 
-    async def _send(
-        self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
-    ) -> SendResult:
-        rec = await repo.get(self._db.conn, payment_id)
-        if rec is None:
-            rec = await self._verify_and_record(fid, contract_id, invoice, inv, payment_id)
-        return await self.drive(rec)
+            async def flow(answer: asyncio.Future[SendResult]) -> None:
+                rec = await repo.get(self._db.conn, payment_id)
+                if rec is None:
+                    rec = await self._verify_and_record(fid, contract_id, invoice, inv, payment_id)
+                await self.drive(rec, answer)
+
+            answer = self._track(payment_id, flow)
+        return await asyncio.shield(answer)
 
     async def _verify_and_record(
         self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
@@ -193,11 +193,17 @@ class OutgoingService:
                 return forward
         return lightning
 
-    async def drive(self, rec: repo.PaymentRecord) -> SendResult:
-        """Run (or resume) a send flow to its end."""
+    async def drive(
+        self, rec: repo.PaymentRecord, answer: asyncio.Future[SendResult] | None = None
+    ) -> SendResult:
+        """Run (or resume) a send flow to its end. `answer` gets the user's result as soon as it
+        is known: the preimage once it is written (CLAIMING), before the claim finishes; the
+        claim itself is idempotent and resumes after a crash."""
         fid = FederationId(str(rec.federation_id))
         contract_id = str(rec.data["contract_id"])
         while not rec.state.terminal:
+            if rec.state is PaymentState.CLAIMING and answer is not None and not answer.done():
+                answer.set_result(SendResult(rec.state, preimage=rec.preimage))
             try:
                 if rec.kind is PaymentKind.SWAP and rec.state in (
                     PaymentState.HTLC_HELD,
@@ -225,12 +231,15 @@ class OutgoingService:
             except GatewayError as exc:
                 self._log(f"send {rec.payment_id} in {rec.state.value}: {exc.message}; retrying", "info")
                 await asyncio.sleep(STATUS_POLL)
-        return SendResult(
+        result = SendResult(
             rec.state,
             preimage=rec.preimage,
             forfeit_signature=rec.data.get("forfeit_signature"),
             error=rec.error,
         )
+        if answer is not None and not answer.done():
+            answer.set_result(result)
+        return result
 
     async def _pay(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
         invoice = str(rec.data["invoice"])
@@ -263,15 +272,38 @@ class OutgoingService:
                 rec.kind is PaymentKind.PEER and "contract_id" in rec.data
             )
             if mine and rec.payment_id not in self._inflight:
-                self._track(rec.payment_id, asyncio.create_task(self.drive(rec)))
 
-    def _track(self, payment_id: str, task: asyncio.Task[SendResult]) -> None:
-        self._inflight[payment_id] = task
+                async def flow(answer: asyncio.Future[SendResult], rec: repo.PaymentRecord = rec) -> None:
+                    await self.drive(rec, answer)
 
-        def forget(_t: asyncio.Task[SendResult]) -> None:
-            self._inflight.pop(payment_id, None)
+                self._track(rec.payment_id, flow)
 
-        task.add_done_callback(forget)
+    def _track(
+        self, payment_id: str, flow: Callable[[asyncio.Future[SendResult]], Awaitable[None]]
+    ) -> asyncio.Future[SendResult]:
+        """Run `flow` as the one task of this payment; its answer future serves every request
+        for it until the flow ends (a flow that fails before answering fails the requests)."""
+        answer: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._inflight[payment_id] = answer
+
+        async def run() -> None:
+            try:
+                await flow(answer)
+            except BaseException as exc:
+                if not answer.done():
+                    answer.set_exception(exc)
+                    answer.exception()  # marked retrieved: the requests waiting get it too
+                elif isinstance(exc, Exception):
+                    self._log(f"send {payment_id}: {exc!r}", "error")
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                self._inflight.pop(payment_id, None)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return answer
 
 
 def _check_covers(contract_amount: Msat, amount: Msat, fee: Msat) -> None:

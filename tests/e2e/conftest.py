@@ -75,6 +75,16 @@ class Env:
             fid = FederationId(fed.federation_id)
             await wait_until(lambda fid=fid: _connected(self.gateway, fid))
 
+    async def settled(self, contract_id: str) -> None:
+        """Wait until the send of `contract_id` finished (the claim runs after the user's answer)."""
+        from fedimint_gw.store import payments as pay_repo
+
+        async def done() -> bool:
+            rec = await pay_repo.get(self.gateway.db.conn, f"send:{contract_id}")
+            return rec is not None and rec.state.terminal
+
+        await wait_until(done)
+
     def log(self, message: str, level: str) -> None:
         self.logs.append((level, message))
 

@@ -111,6 +111,7 @@ async def test_send_pays_the_invoice_and_claims_the_contract(env: Env, majors: t
     invoice = _external_invoice(payment_hash, 30_000)
     fee = 2000 + 30_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert user.balance_msat() == 100_000 - 30_000 - fee
     assert await _gateway_ecash(env, fed.federation_id) == 30_000 + fee
@@ -128,6 +129,7 @@ async def test_failed_send_refunds_the_user(env: Env, majors: tuple[int, ...]) -
     invoice = _external_invoice(secrets.token_hex(32), 30_000)  # nobody knows the preimage
     fee = 2000 + 30_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and result["refunded_msat"] == 30_000 + fee
     assert user.balance_msat() == 100_000
     assert await _gateway_ecash(env, fed.federation_id) == 0
@@ -147,6 +149,7 @@ async def test_unknown_outcome_is_resolved_by_a_later_query(env: Env) -> None:
     invoice = _external_invoice(payment_hash, 20_000)
     fee = 2000 + 20_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
+    await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert env.node.pay_calls == [payment_hash]  # paid once, then only asked
 

@@ -56,7 +56,9 @@ async def _receive(e: Env, fed: RunningFederation, user: Wallet, amount: int) ->
 
 async def _pay(e: Env, fed: RunningFederation, user: Wallet, invoice: str, fee: int) -> dict[str, Any]:
     client = e.gateway.federations.client(FederationId(fed.federation_id))
-    return await wallet_ln.pay(user, invoice, e.api_url, client.gateway_pubkey, fee)
+    result = await wallet_ln.pay(user, invoice, e.api_url, client.gateway_pubkey, fee)
+    await e.settled(str(result["contract_id"]))
+    return result
 
 
 async def _balance(e: Env, peer: Env) -> int:

@@ -65,6 +65,7 @@ async def test_swap_every_version_pair_without_lightning(env: Env, src_major: in
     receive = await _receive(env, dst, receiver, 50_000)
     src_client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, src_client.gateway_pubkey, _fee(50_000))
+    await env.settled(str(result["contract_id"]))
     assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
     assert env.node.pay_calls == []  # no Lightning payment was made
     claimed = await claim_receive(receiver, receive)
@@ -91,6 +92,7 @@ async def test_pair_fee_override_makes_migrations_free(env: Env) -> None:
     receive = await _receive(env, dst, receiver, 30_000)
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, 0)
+    await env.settled(str(result["contract_id"]))
     assert "preimage" in result and sender.balance_msat() == 0
 
 
@@ -102,6 +104,7 @@ async def test_insufficient_target_ecash_refunds_the_sender_at_once(env: Env) ->
     receive = await _receive(env, dst, receiver, 50_000)
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(50_000))
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.state is PaymentState.REFUNDED and "10000 msat of ecash" in str(rec.error)
@@ -121,6 +124,7 @@ async def test_target_below_threshold_refunds_the_sender(env: Env) -> None:
             r.raise_for_status()
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
     assert (await dst_client.balance()).value == 100_000  # the abandoned funding released its notes
@@ -134,6 +138,7 @@ async def test_invalid_preimage_at_the_target_refunds_both_sides(env: Env) -> No
     invoice = await _offer_with_wrong_preimage(env, dst, receiver, 20_000)
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, _fee(20_000))
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
     assert (await dst_client.balance()).value == 100_000
@@ -148,6 +153,7 @@ async def test_expired_target_offer_refunds_the_sender(env: Env) -> None:
     env.clock_offset[0] = 7200  # the federations now see the offer (1 h) as expired
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
 
 
@@ -168,6 +174,7 @@ async def test_invoice_to_our_node_that_no_federation_expects_is_refused(env: En
     invoice = await env.node.sign_invoice(bolt11.encode_for_signinvoice(bolt11.encode_unsigned(content)))
     client = env.gateway.federations.client(FederationId(src.federation_id))
     result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, _fee(10_000))
+    await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 50_000
     assert env.node.pay_calls == []
 

@@ -61,6 +61,16 @@ def _setup(
     return l1, l2, fed, user
 
 
+def settled(node: Any) -> None:
+    """Wait until no payment of `node` is still moving (claims finish after the user's answer)."""
+    from pyln.testing.utils import wait_for
+
+    open_states = {"htlc_held", "funded", "paying", "claiming", "cancelling"}
+    wait_for(
+        lambda: not any(p["state"] in open_states for p in node.rpc.call("fedimint-payments")["payments"])
+    )
+
+
 def _ecash(l2: Any, fid: str) -> int:
     feds = l2.rpc.call("fedimint-balances")["federations"]
     return next(f["ecash_msat"] for f in feds if f["federation_id"] == fid)
@@ -84,6 +94,7 @@ def test_v1_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: An
     inv = l1.rpc.invoice(40_000, "from-fed-v1", "paid from a federation")["bolt11"]
     result = user.pay(inv, l2.rpc.call("fedimint-info")["api_url"], gw_key, _fee(40_000))
     assert "preimage" in result
+    settled(l2)
     assert l1.rpc.listinvoices("from-fed-v1")["invoices"][0]["status"] == "paid"
     assert user.balance() == 100_000 - 40_000 - _fee(40_000)
     assert _ecash(l2, fed.federation_id) == 2_000_000 - 100_000 + 40_000 + _fee(40_000)
@@ -95,6 +106,7 @@ def test_v1_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: An
     assert "preimage" not in result and result["refunded_msat"] == 10_000 + _fee(10_000)
     assert user.balance() == before
 
+    settled(l2)
     kinds = {p["kind"]: p for p in l2.rpc.call("fedimint-payments")["payments"]}
     assert {"receive", "send"} <= set(kinds)
     summary = l2.rpc.call("fedimint-summary")["kinds"]

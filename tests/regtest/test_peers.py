@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.regtest.test_payments import _vet
+from tests.regtest.test_payments import settled as payments_settled
 from tests.regtest.user import User
 
 pytestmark = pytest.mark.regtest
@@ -54,6 +55,7 @@ def test_peer_forward_without_htlc_then_settlement_over_lightning(
     result = sender.pay(receive.bolt11, a_api, sender.gateway_key_v1(a.info["id"]), fee)
     assert hashlib.sha256(bytes.fromhex(result["preimage"])).hexdigest() == receive.payment_hash
     assert receiver.claim(receive) > 0
+    payments_settled(a)
     # The forward went over the peer protocol: no HTLC, no forward, no payment on any node.
     for node in (a, mid, b):
         assert node.rpc.listforwards()["forwards"] == []

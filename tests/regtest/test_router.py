@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.regtest.test_payments import _vet
+from tests.regtest.test_payments import _vet, settled
 from tests.regtest.user import User
 
 pytestmark = pytest.mark.regtest
@@ -53,6 +53,7 @@ def test_forward_through_a_router_and_clean_failure_when_the_target_is_down(
     result = sender.pay(receive.bolt11, a_api, key, fee)
     assert hashlib.sha256(bytes.fromhex(result["preimage"])).hexdigest() == receive.payment_hash
     assert receiver.claim(receive) > 0
+    settled(a)
     for node in (a, r, b):  # the whole way over the peer protocol
         assert node.rpc.listforwards()["forwards"] == []
         assert all(ch["htlcs"] == [] for ch in node.rpc.listpeerchannels()["channels"])

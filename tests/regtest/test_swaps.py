@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.regtest.test_payments import _vet
+from tests.regtest.test_payments import _vet, settled
 from tests.regtest.user import User
 
 pytestmark = pytest.mark.regtest
@@ -55,6 +55,7 @@ def test_swaps_across_every_pair_of_three_federations(
         )
         assert receiver.claim(receive) > 0
 
+    settled(l2)
     swaps = [p for p in l2.rpc.call("fedimint-payments", {"limit": 100})["payments"] if p["kind"] == "swap"]
     assert len(swaps) == 6 and all(p["state"] == "succeeded" for p in swaps)
     assert {(p["federation_id"], p["target_federation_id"]) for p in swaps} == {
