@@ -241,7 +241,7 @@ class Scenarios:
             "3 sends", count, {"base": plain, "v1": lambda: self.send(0), "v2": lambda: self.send(1)}
         )
         base = "3 plain 1-hop payment l2->l3"
-        note = "timed: gateway request -> preimage (xpay + claim); contract funding untimed"
+        note = "timed: gateway request -> preimage (xpay; the claim follows); contract funding untimed"
         return [
             _row("3 send", base, got["base"], None, None, ""),
             _row("3 send", "3 send v1 (fed -> l2 -> l3)", got["v1"], base, got["base"], "<= 1.5", note),
@@ -327,7 +327,11 @@ class Scenarios:
         """Every timed payment went over the peer protocol (none fell back to Lightning, no HTLC
         crossed a gateway node), then A settles the credit line over Lightning (untimed)."""
         a, b = self.net.gateway, self.net.peer_gateway
-        payments = (await self.rpc(a, "fedimint-payments", {"limit": 1000}))["payments"]
+        for _ in range(600):  # the user's answer comes before the gateway's claim: let claims finish
+            payments = (await self.rpc(a, "fedimint-payments", {"limit": 1000}))["payments"]
+            if not any(p["state"] == "claiming" for p in payments):
+                break
+            await asyncio.sleep(0.05)
         kinds = {p["payment_hash"]: (p["kind"], p["state"]) for p in payments}
         wrong = {h: kinds.get(h) for h in hashes if kinds.get(h) != ("peer", "succeeded")}
         if wrong:
