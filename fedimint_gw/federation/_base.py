@@ -6,12 +6,54 @@ receives, cancel or forfeit). Only the adapter modules import this.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.federation._guardians import FederationKeys, GuardianApi, Guardians
+from fedimint_gw.errors import FederationMisbehaved
+from fedimint_gw.federation._guardians import (
+    FederationKeys,
+    GuardianApi,
+    Guardians,
+    RemoteError,
+    checked_keys,
+    describe_config,
+    to_gateway_error,
+)
 from fedimint_gw.federation._ledger import Ledger, parse_hash
-from fedimint_gw.federation.client import EcashNotes, FederationInfo, OutgoingContract
-from fedimint_gw.federation.registry import AdapterContext
+from fedimint_gw.federation.client import EcashNotes, FederationClient, FederationInfo, OutgoingContract
+from fedimint_gw.federation.registry import AdapterContext, FederationDescription
+
+
+class DevfedFactory:
+    """What both devfed adapter factories share; each adds how it reads the config and its client."""
+
+    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
+        """The config exactly as served (the gateway hashes it)."""
+        try:
+            config = await self._raw_config(session, url.rstrip("/"), timeout)
+        except RemoteError as exc:
+            raise to_gateway_error(exc, f"config from {url}") from None
+        if not isinstance(config, dict):
+            raise FederationMisbehaved(f"the config served at {url} is not a JSON object")
+        return config
+
+    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
+        """Name, threshold and guardian URLs (ValueError if malformed)."""
+        return describe_config(config)
+
+    def create(self, ctx: AdapterContext) -> FederationClient:
+        """A client for one federation; checks the config's hash and key shares first."""
+        return self._client(ctx, checked_keys(ctx.config, ctx.federation_id))
+
+    async def _raw_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> object:
+        raise NotImplementedError
+
+    def _client(self, ctx: AdapterContext, keys: FederationKeys) -> FederationClient:
+        raise NotImplementedError
 
 
 class LedgerClient:

@@ -8,26 +8,21 @@ register themselves with a TTL; a failed outgoing payment is cancelled with a si
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationMisbehaved, FederationRejected, InvalidInput, NotFound
-from fedimint_gw.federation._base import LedgerClient
+from fedimint_gw.federation._base import DevfedFactory, LedgerClient
 from fedimint_gw.federation._guardians import (
     FederationKeys,
     Json,
     RemoteError,
     as_obj,
-    checked_keys,
-    describe_config,
     http_json,
     object_id,
     sign,
-    to_gateway_error,
 )
 from fedimint_gw.federation._ledger import parse_hash, poll
 from fedimint_gw.federation.client import (
@@ -42,7 +37,7 @@ from fedimint_gw.federation.client import (
     RegistrationResult,
     RegistrationStatus,
 )
-from fedimint_gw.federation.registry import AdapterContext, FederationDescription
+from fedimint_gw.federation.registry import AdapterContext
 
 FEATURES = frozenset({Feature.SELF_REGISTRATION, Feature.CANCEL_OUTGOING, Feature.CONSENSUS_DECRYPTION})
 
@@ -200,30 +195,19 @@ class V1Client(LedgerClient):
 
 
 @dataclass(frozen=True)
-class V1Factory:
+class V1Factory(DevfedFactory):
     """The devfed API v1 adapter."""
 
     major: int = 1
     min_minor: int = 0
     name: str = "devfed-v1"
 
-    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-        """GET /v1/config: the config exactly as served (the gateway hashes it)."""
-        try:
-            config = await http_json(session, "GET", f"{url.rstrip('/')}/v1/config", None, timeout)
-        except RemoteError as exc:
-            raise to_gateway_error(exc, f"config from {url}") from None
-        if not isinstance(config, dict):
-            raise FederationMisbehaved(f"the config served at {url} is not a JSON object")
-        return config
+    async def _raw_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> object:
+        """GET /v1/config."""
+        return await http_json(session, "GET", f"{url}/v1/config", None, timeout)
 
-    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
-        """Name, threshold and guardian URLs (ValueError if malformed)."""
-        return describe_config(config)
-
-    def create(self, ctx: AdapterContext) -> FederationClient:
-        """A client for one federation; checks the config's hash and key shares first."""
-        return V1Client(ctx, checked_keys(ctx.config, ctx.federation_id))
+    def _client(self, ctx: AdapterContext, keys: FederationKeys) -> FederationClient:
+        return V1Client(ctx, keys)
 
 
 FACTORY = V1Factory()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -26,17 +25,14 @@ from fedimint_gw.crypto.threshold_elgamal import (
 )
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationMisbehaved, FederationUnreachable, InvalidInput
-from fedimint_gw.federation._base import LedgerClient
+from fedimint_gw.federation._base import DevfedFactory, LedgerClient
 from fedimint_gw.federation._guardians import (
     FederationKeys,
     Json,
     RemoteError,
     as_obj,
-    checked_keys,
-    describe_config,
     object_id,
     sign,
-    to_gateway_error,
     verify_signature,
     ws_rpc,
 )
@@ -52,7 +48,7 @@ from fedimint_gw.federation.client import (
     RegistrationResult,
     RegistrationStatus,
 )
-from fedimint_gw.federation.registry import AdapterContext, FederationDescription
+from fedimint_gw.federation.registry import AdapterContext
 
 FEATURES = frozenset(
     {
@@ -286,31 +282,20 @@ class V2Client(LedgerClient):
 
 
 @dataclass(frozen=True)
-class V2Factory:
+class V2Factory(DevfedFactory):
     """The devfed API v2 adapter."""
 
     major: int = 2
     min_minor: int = 0
     name: str = "devfed-v2"
 
-    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-        """`config` over the WebSocket: the config exactly as served (the gateway hashes it)."""
-        try:
-            answer = await ws_rpc(session, url.rstrip("/"), "config", {}, timeout)
-        except RemoteError as exc:
-            raise to_gateway_error(exc, f"config from {url}") from None
-        config = answer.get("config") if isinstance(answer, dict) else None
-        if not isinstance(config, dict):
-            raise FederationMisbehaved(f"the config served at {url} is not a JSON object")
-        return config
+    async def _raw_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> object:
+        """`config` over the WebSocket (the answer holds it under `config`)."""
+        answer = await ws_rpc(session, url, "config", {}, timeout)
+        return answer.get("config") if isinstance(answer, dict) else None
 
-    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
-        """Name, threshold and guardian URLs (ValueError if malformed)."""
-        return describe_config(config)
-
-    def create(self, ctx: AdapterContext) -> FederationClient:
-        """A client for one federation; checks the config's hash and key shares first."""
-        return V2Client(ctx, checked_keys(ctx.config, ctx.federation_id))
+    def _client(self, ctx: AdapterContext, keys: FederationKeys) -> FederationClient:
+        return V2Client(ctx, keys)
 
 
 FACTORY = V2Factory()
