@@ -22,6 +22,7 @@ from fedimint_gw.federation.client import ApiVersion, FederationClient
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import AdapterContext, AdapterFactory, builtin_adapters
 from fedimint_gw.store.db import Database
+from tests.support.wallets import WalletFactory, wallet_factory
 
 REQUEST_TIMEOUT = 1.0
 PARAMS = FederationParams(name="contract", guardians=4, threshold=3, majors=(1, 2), tx_fee_msat=0)
@@ -134,23 +135,14 @@ async def gateway(make_gateway: GatewayFactory, fed: RunningFederation, major: i
     await gw.client.close()
 
 
-UserFactory = Callable[..., Awaitable[Wallet]]
+UserFactory = WalletFactory
 
 
 @pytest.fixture
 async def make_user(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[UserFactory]:
     """devfed user wallets joined to a federation."""
-    wallets: list[Wallet] = []
-
-    async def make(running: RunningFederation, name: str = "user", major: int | None = None) -> Wallet:
-        wallet = Wallet.open(tmp_path / f"{name}-{len(wallets)}.sqlite", session)
-        await wallet.join(running.invite_code, major)
-        wallets.append(wallet)
-        return wallet
-
-    yield make
-    for w in wallets:
-        w.close()
+    async with wallet_factory(tmp_path, session) as make:
+        yield make
 
 
 @pytest.fixture

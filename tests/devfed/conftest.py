@@ -11,6 +11,7 @@ import pytest
 from contrib.devfed.federation import FederationParams
 from contrib.devfed.server import RunningFederation, start_federation
 from contrib.devfed.wallet import Wallet
+from tests.support.wallets import WalletFactory, wallet_factory
 
 SMALL = FederationParams(name="test", guardians=4, threshold=3, majors=(1, 2), tx_fee_msat=0)
 
@@ -28,22 +29,10 @@ async def fed(tmp_path: Path) -> AsyncIterator[RunningFederation]:
     await running.stop()
 
 
-WalletFactory = Callable[..., Awaitable[Wallet]]
-
-
 @pytest.fixture
 async def make_wallet(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[WalletFactory]:
-    wallets: list[Wallet] = []
-
-    async def make(running: RunningFederation, name: str = "w", major: int | None = None) -> Wallet:
-        wallet = Wallet.open(tmp_path / f"{name}.sqlite", session)
-        await wallet.join(running.invite_code, major)
-        wallets.append(wallet)
-        return wallet
-
-    yield make
-    for w in wallets:
-        w.close()
+    async with wallet_factory(tmp_path, session) as make:
+        yield make
 
 
 async def set_fault(
