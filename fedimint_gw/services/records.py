@@ -73,9 +73,9 @@ class Records:
             raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
         b = None if before in (None, "") else _int(before, "before", 0)
         rows = await repo.page(self._db.conn, fid, st, n, b)
-        out: dict[str, Any] = {"payments": [_record_json(r) for r in rows]}
+        out: dict[str, Any] = {"payments": [_record_json(r) for _, r in rows]}
         if len(rows) == n:
-            out["next_before"] = rows[-1].created_at
+            out["next_before"] = rows[-1][0]
         return out
 
     async def summary(self, start: object, end: object, now: int) -> dict[str, Any]:

@@ -139,8 +139,9 @@ async def page(
     state: PaymentState | None,
     limit: int,
     before: int | None = None,
-) -> list[PaymentRecord]:
-    """Newest first, optionally filtered; `before` pages by created_at."""
+) -> list[tuple[int, PaymentRecord]]:
+    """(sequence number, payment), newest first, optionally filtered. `before` is the sequence
+    number of the last payment of the previous page (exact even within one second)."""
     clauses, args = [], []
     if federation_id:
         clauses.append("(federation_id = ? OR target_federation_id = ?)")
@@ -149,14 +150,14 @@ async def page(
         clauses.append("state = ?")
         args.append(state.value)
     if before is not None:
-        clauses.append("created_at < ?")
+        clauses.append("rowid < ?")
         args.append(str(before))
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     async with conn.execute(
-        f"SELECT * FROM payments {where} ORDER BY created_at DESC, payment_id LIMIT ?", (*args, limit)
+        f"SELECT rowid AS seq, * FROM payments {where} ORDER BY rowid DESC LIMIT ?", (*args, limit)
     ) as cur:
         rows = await cur.fetchall()
-    return [_row(r) for r in rows]
+    return [(int(r["seq"]), _row(r)) for r in rows]
 
 
 async def between(conn: aiosqlite.Connection, start: int, end: int) -> list[PaymentRecord]:
