@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -271,7 +272,7 @@ class Ledger:
         try:
             answer = await self.guardians.first(lambda g: self.api.submit(g.url, op.tx), what)
         except (FederationRejected, NotFound) as exc:
-            await self.wallet.abort(operation_id, exc.message)
+            await self.wallet.abort(operation_id, exc.message, _double_spent(op.tx, exc.message))
             raise
         outputs = [*given, *op.outputs]
         notes = await self.finish(txid, op.tx, outputs) if outputs else []
@@ -429,3 +430,16 @@ class Ledger:
             await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
             finished += 1
         return finished
+
+
+def _double_spent(tx: Mapping[str, Any], message: str) -> list[str]:
+    """The note secrets a `double_spend` refusal names (devfed says `inputs[i] ... already spent`)."""
+    if "double_spend" not in message:
+        return []
+    inputs = tx.get("inputs", [])
+    found = []
+    for i in re.findall(r"inputs\[(\d+)\]", message):
+        idx = int(i)
+        if idx < len(inputs) and inputs[idx].get("kind") == "note":
+            found.append(str(inputs[idx]["secret"]))
+    return found

@@ -168,9 +168,16 @@ class NoteWallet:
                 (json.dumps(result, sort_keys=True), self._clock.now(), operation_id),
             )
 
-    async def abort(self, operation_id: str, reason: str) -> None:
-        """The federation refused the transaction: release the reserved inputs."""
+    async def abort(self, operation_id: str, reason: str, spent: Sequence[str] = ()) -> None:
+        """The federation refused the transaction: release the reserved inputs, except the notes
+        in `spent` (secrets the federation says were spent already), which are marked spent so
+        no later operation picks them again."""
         async with self._db.transaction() as conn:
+            for secret in spent:
+                await conn.execute(
+                    "UPDATE ecash_notes SET state = 'spent' WHERE secret = ? AND operation_id = ?",
+                    (secret, operation_id),
+                )
             await conn.execute(
                 "UPDATE ecash_notes SET state = 'unspent', operation_id = NULL "
                 "WHERE operation_id = ? AND state = 'reserved'",

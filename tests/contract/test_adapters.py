@@ -250,6 +250,31 @@ async def test_receive_ecash_refuses_bad_notes(gateway: Gateway, user: Wallet) -
         await client.spend_ecash(Msat(1), "too-much")
 
 
+async def test_a_note_spent_elsewhere_is_retired_not_recycled(gateway: Gateway, user: Wallet) -> None:
+    """Notes the gateway holds but the federation already saw spent: the refusal names one, the
+    gateway marks it spent, and keeps the others spendable."""
+    client = gateway.client
+    from fedimint_gw.federation._ledger import decode_notes as gateway_notes
+
+    ecash = await user.send_ecash(3_072)  # notes of 2048 + 1024 msat
+    _, notes = gateway_notes(ecash)
+    await gateway.wallet.add_notes(notes)  # the gateway holds them...
+    await user.receive_ecash(ecash)  # ...but someone else spent them first
+    assert await client.balance() == Msat(3_072)
+    with pytest.raises(FederationRejected, match="double_spend"):
+        await client.spend_ecash(Msat(3_072), "uses-a-dead-note")
+    after = (await client.balance()).value
+    assert after < 3_072  # the note named in the refusal is out of the pool
+    for attempt in range(3):  # each refusal retires one more dead note, never the same twice
+        if after == 0:
+            break
+        with pytest.raises(FederationRejected, match="double_spend"):
+            await client.spend_ecash(Msat(after), f"retry-{attempt}")
+        assert (await client.balance()).value < after
+        after = (await client.balance()).value
+    assert after == 0
+
+
 # ---- outgoing --------------------------------------------------------------------------------
 async def test_claim_outgoing_with_preimage(gateway: Gateway, user: Wallet) -> None:
     client = gateway.client
