@@ -141,7 +141,8 @@ def _register(gw: GatewayPlugin) -> None:
         """Set the fees of federation `federation_id`: `base_msat` per payment plus `ppm` parts
         per million of the amount; persisted and announced to the federation. With
         `to_federation`, set instead the fee of swaps from `federation_id` to `to_federation`
-        (default for swaps: the target federation's fees; 0 0 makes migrations free)."""
+        (default for swaps: the target federation's fees; 0 0 lets users move between them for
+        free, and is also what a peer pays for `fedimint-migrate` through this gateway)."""
         gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm, to_federation))
 
     @command("fedimint-ecash-send")
@@ -155,6 +156,25 @@ def _register(gw: GatewayPlugin) -> None:
         """Reissue the ecash `notes` of federation `federation_id` into the gateway's own notes
         (liquidity for receives). Notes already spent are refused and nothing changes."""
         gw.bridge.answer(request, lambda: gw.require().ecash_receive(federation_id, notes))
+
+    @command("fedimint-migrate")
+    def fedimint_migrate(
+        request: Any,
+        from_federation: str,
+        to_federation: str,
+        amount_msat: Any,
+        peer: str = "",
+        max_fee_msat: Any = None,
+    ) -> None:
+        """Move `amount_msat` of the gateway's own ecash from `from_federation` to `to_federation`
+        by exchanging it with a peer gateway that serves both (`peer`, default: the cheapest).
+        Runs in chunks no larger than the credit granted to the peer; refused if the quoted fees
+        exceed `max_fee_msat` (default 1% of the amount, at least 10 sat). Answers when done, or after 2 minutes
+        with its progress; `fedimint-payments` shows it as kind `migrate`. Crash-safe."""
+        gw.bridge.answer(
+            request,
+            lambda: gw.require().migrate(from_federation, to_federation, amount_msat, peer, max_fee_msat),
+        )
 
     @command("fedimint-payments")
     def fedimint_payments(

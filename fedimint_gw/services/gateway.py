@@ -27,10 +27,12 @@ from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.exchange import ExchangeService
 from fedimint_gw.services.federations import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.incoming import IncomingService
 from fedimint_gw.services.invoices import InvoiceService
+from fedimint_gw.services.migrate import MigrationService
 from fedimint_gw.services.outgoing import OutgoingService
 from fedimint_gw.services.peer_api import PeerApi
 from fedimint_gw.services.peer_forward import ForwardService
@@ -74,6 +76,8 @@ class Gateway:
         self._forwards: ForwardService | None = None
         self._settle: SettleService | None = None
         self._peer_api: PeerApi | None = None
+        self._exchanges: ExchangeService | None = None
+        self._migrations: MigrationService | None = None
 
     @property
     def db(self) -> Database:
@@ -103,8 +107,11 @@ class Gateway:
         self._peers = PeerService(ctx, self._session)
         await self._peers.start()
         self._settle = SettleService(ctx, self._peers)
-        self._forwards = ForwardService(ctx, self._peers, SwapService(ctx), self._settle.maybe_settle)
-        self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self.log)
+        swaps = SwapService(ctx)
+        self._forwards = ForwardService(ctx, self._peers, swaps, self._settle.maybe_settle)
+        self._exchanges = ExchangeService(ctx, swaps)
+        self._migrations = MigrationService(ctx, self._peers)
+        self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self._exchanges, self.log)
         self._outgoing = OutgoingService(ctx, self._forwards)
         self._invoices = InvoiceService(ctx)
         for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
@@ -112,6 +119,8 @@ class Gateway:
         await self._outgoing.resume()
         await self._forwards.resume()
         await self._settle.resume()
+        await self._exchanges.resume()
+        await self._migrations.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         if self.config.api_bind is not None:
             self._http = HttpServer(
@@ -132,10 +141,11 @@ class Gateway:
         if self._http is not None:
             await self._http.stop()
             self._http = None
-        for service in (self._peers, self._forwards, self._settle):
+        for service in (self._peers, self._forwards, self._settle, self._exchanges, self._migrations):
             if service is not None:
                 await service.stop()
         self._peers = self._forwards = self._settle = self._peer_api = None
+        self._exchanges = self._migrations = None
         if self._federations is not None:
             await self._federations.stop()
             self._federations = None
@@ -271,6 +281,19 @@ class Gateway:
         if self._settle is None:
             raise NotReady("the gateway is still starting")
         return await self._settle.settle(node_id, amount_msat)
+
+    async def migrate(
+        self,
+        from_federation: object,
+        to_federation: object,
+        amount_msat: object,
+        peer: object,
+        max_fee: object,
+    ) -> dict[str, Any]:
+        """`fedimint-migrate`: move the gateway's own ecash to another federation via a peer."""
+        if self._migrations is None:
+            raise NotReady("the gateway is still starting")
+        return await self._migrations.migrate(from_federation, to_federation, amount_msat, peer, max_fee)
 
     async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer:
         """One peer protocol request from the HTTP API (never raises)."""

@@ -15,12 +15,23 @@ from fedimint_gw.errors import GatewayError, NotFound, PeerError
 from fedimint_gw.peer import wire
 from fedimint_gw.peer.errors import peer_code_of
 from fedimint_gw.peer.wire import PeerAnswer
+from fedimint_gw.services.exchange import ExchangeService
 from fedimint_gw.services.peer_forward import ForwardService
 from fedimint_gw.services.peer_settle import SettleService
 from fedimint_gw.services.peering import PeerService, json_object
 from fedimint_gw.store import peers as repo
 
-MESSAGES = ("hello", "forward", "forward_status", "ledger", "settle_invoice", "settled")
+MESSAGES = (
+    "hello",
+    "forward",
+    "forward_status",
+    "ledger",
+    "settle_invoice",
+    "settled",
+    "exchange_quote",
+    "exchange",
+    "exchange_status",
+)
 
 
 class PeerApi:
@@ -31,6 +42,7 @@ class PeerApi:
         peers: PeerService,
         forwards: ForwardService,
         settle: SettleService,
+        exchanges: ExchangeService,
         log: Callable[[str, str], None],
     ) -> None:
         self._peers = peers
@@ -42,6 +54,9 @@ class PeerApi:
             "ledger": peers.on_ledger,
             "settle_invoice": settle.on_settle_invoice,
             "settled": settle.on_settled,
+            "exchange_quote": exchanges.on_quote,
+            "exchange": exchanges.on_exchange,
+            "exchange_status": exchanges.on_status,
         }
 
     async def handle(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer:

@@ -128,8 +128,11 @@ class PeerService:
             **await repo.forwards_in_flight(self._ctx.db.conn, rec.node_id, "in"),
             **await repo.forwards_in_flight(self._ctx.db.conn, rec.node_id, "out"),
         }
+        busy.update(await repo.exchanges_in_flight(self._ctx.db.conn, rec.node_id))
         if busy:
-            raise InvalidInput(f"{len(busy)} forwards with this peer are in flight; remove it once they end")
+            raise InvalidInput(
+                f"{len(busy)} forwards or exchanges with this peer are in flight; remove it once they end"
+            )
         rec = rec.with_changes(self._ctx.clock.now(), state=repo.PeerState.REMOVED)
         await self._save(rec)
         return await self.describe(rec)

@@ -33,6 +33,14 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
         body["error"] = r.error
     if r.data.get("api"):
         body["api"] = r.data["api"]
+    if r.kind in (PaymentKind.PEER, PaymentKind.MIGRATE) and r.data.get("peer"):
+        body["peer"] = r.data["peer"]
+        body["direction"] = r.data.get("direction")
+    if r.kind is PaymentKind.MIGRATE and r.data.get("direction") == "out":
+        body["moved_msat"] = r.data.get("moved_msat", 0)
+        body["received_msat"] = r.data.get("received_msat", 0)
+        body["chunks"] = r.data.get("chunks")
+        body["chunks_done"] = r.data.get("chunk", 0)
     return body
 
 
@@ -101,11 +109,20 @@ class Records:
                 "in_flight": len(mine) - finished,
                 "success_rate": round(len(ok) / finished, 4) if finished else None,
                 "volume_msat": sum(r.amount_msat for r in ok),
-                "fees_earned_msat": sum(r.fee_msat for r in ok),
+                "fees_earned_msat": sum(r.fee_msat for r in ok if not _paid_by_us(r)),
                 "latency_ms_p50": _percentile(latencies, 0.5),
                 "latency_ms_p90": _percentile(latencies, 0.9),
             }
+            if kind is PaymentKind.MIGRATE:
+                kinds[kind.value]["fees_paid_msat"] = sum(
+                    r.fee_msat for r in mine if _paid_by_us(r) and r.state.terminal
+                )
         return {"start": s, "end": e, "kinds": kinds}
+
+
+def _paid_by_us(r: repo.PaymentRecord) -> bool:
+    """Our own migrations pay their fees; exchanges for peers earn theirs."""
+    return r.kind is PaymentKind.MIGRATE and r.data.get("direction") == "out"
 
 
 def _int(raw: object, name: str, default: int) -> int:

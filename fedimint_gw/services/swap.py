@@ -95,13 +95,17 @@ class SwapService:
 
     async def fee(self, source: FederationId, target: FederationId, amount: Msat) -> Msat:
         """The pair's fee if the operator set one, else the target federation's fees."""
+        return (await self.fee_schedule(source, target)).fee(amount)
+
+    async def fee_schedule(self, source: FederationId, target: FederationId) -> FeeSchedule:
+        """The pair's fee schedule if the operator set one, else the target federation's."""
         fees: FeeSchedule | None = await fed_repo.pair_fees(self._ctx.db.conn, source, target)
         if fees is None:
             rec = await fed_repo.get(self._ctx.db.conn, target)
             if rec is None:
                 raise NotFound(f"federation {target.hex} is not served")
             fees = rec.fees
-        return fees.fee(amount)
+        return fees
 
     async def check_liquidity(self, target: SwapTarget) -> None:
         """Refuse early, and clearly, when the gateway's ecash in B cannot fund the receive."""

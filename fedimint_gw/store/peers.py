@@ -189,6 +189,17 @@ async def forwards_in_flight(conn: aiosqlite.Connection, node_id: str, direction
     return {str(r[0]): int(r[1] or 0) for r in rows}
 
 
+async def exchanges_in_flight(conn: aiosqlite.Connection, node_id: str) -> dict[str, int]:
+    """Payment ids and amounts of the unfinished migrations and exchanges with a peer."""
+    async with conn.execute(
+        "SELECT payment_id, amount_msat FROM payments WHERE kind = ? "
+        "AND state NOT IN ('succeeded', 'failed', 'refunded') AND json_extract(data_json, '$.peer') = ?",
+        (PaymentKind.MIGRATE.value, node_id),
+    ) as cur:
+        rows = await cur.fetchall()
+    return {str(r[0]): int(r[1] or 0) for r in rows}
+
+
 async def set_kind(conn: aiosqlite.Connection, payment_id: str, kind: PaymentKind) -> None:
     """Change a payment's kind (a peer forward that fell back to Lightning becomes a send)."""
     await conn.execute("UPDATE payments SET kind = ? WHERE payment_id = ?", (kind.value, payment_id))

@@ -1,0 +1,336 @@
+"""The peer's half of a migration: take a gateway's ecash in A, hand back ecash in B.
+
+A peer gateway that serves both federations asks for a quote (`exchange_quote`), then sends
+its notes of A in an `exchange` request. This gateway (payment kind MIGRATE, id
+`xin:<peer>:<exchange id>`, docs/peer-protocol.md §9):
+    HTLC_HELD (accepted, notes stored) --reissue A notes--> FUNDED (value received)
+        --spend B notes of (received - fee)--> SUCCEEDED (the notes are the answer)
+    A refused the notes ------------------------------------> FAILED (nothing of ours moved)
+    not enough B ecash after all --spend A notes back------> REFUNDED (the notes are the answer)
+We only give after we have received, so this side never carries risk; the sender's risk (one
+chunk) is bounded by the credit it grants us. Every step is written before it runs and is
+idempotent (the notes' operation ids are derived from the exchange id), so a crash resumes it
+and a repeated request gets the same answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import (
+    FederationRejected,
+    FederationUnreachable,
+    GatewayError,
+    InsufficientFunds,
+    InvalidInput,
+    NotReady,
+    PaymentRefused,
+)
+from fedimint_gw.peer import wire
+from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.swap import SwapService
+from fedimint_gw.store import payments as pay_repo
+from fedimint_gw.store import peers as repo
+
+INBOUND_DEADLINE = 30.0  # how long we work on an exchange before answering "pending"
+RETRY_PAUSE = 2.0
+BUSY_TRIES = 15  # tries while our target ecash is reserved by other flows, before refunding
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class ExchangeTerms:
+    """What an exchange of `amount` costs: our swap fee for the pair plus both transaction fees."""
+
+    fees: FeeSchedule
+    tx_fee_source_msat: int
+    tx_fee_target_msat: int
+
+    def fee(self, amount: int) -> int:
+        return self.fees.fee(Msat(amount)).value + self.tx_fee_source_msat + self.tx_fee_target_msat
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "base_msat": self.fees.base_msat,
+            "ppm": self.fees.ppm,
+            "tx_fee_source_msat": self.tx_fee_source_msat,
+            "tx_fee_target_msat": self.tx_fee_target_msat,
+        }
+
+    @staticmethod
+    def from_json(body: dict[str, Any]) -> ExchangeTerms:
+        """Parse a quote; raises ValueError on anything malformed."""
+        values = [body.get(k) for k in ("base_msat", "ppm", "tx_fee_source_msat", "tx_fee_target_msat")]
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+            raise ValueError("a quote needs non-negative integer base_msat, ppm and transaction fees")
+        base, ppm, tx_source, tx_target = (int(v) for v in values)  # type: ignore[arg-type]
+        return ExchangeTerms(FeeSchedule(base, ppm), tx_source, tx_target)
+
+
+class ExchangeService:
+    """Answers `exchange_quote`, `exchange` and `exchange_status` from peers."""
+
+    def __init__(self, ctx: ServiceContext, swaps: SwapService) -> None:
+        self._ctx = ctx
+        self._swaps = swaps
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
+
+    async def terms(self, source: FederationId, target: FederationId) -> ExchangeTerms:
+        """Our price for moving ecash from `source` to `target` (the swap fee of the pair)."""
+        if source == target:
+            raise InvalidInput("an exchange needs two different federations")
+        fees = await self._swaps.fee_schedule(source, target)
+        src_info = await self._ctx.federations.client(source).info()
+        dst_info = await self._ctx.federations.client(target).info()
+        return ExchangeTerms(fees, src_info.tx_fee.value, dst_info.tx_fee.value)
+
+    async def on_quote(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """Our terms for the pair, and how much target ecash we could hand out now."""
+        source, target = _pair(body)
+        terms = await self.terms(source, target)
+        have = (await self._ctx.federations.client(target).balance()).value
+        return {**terms.to_json(), "available_msat": max(0, have - terms.tx_fee_target_msat)}
+
+    async def on_exchange(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """Accept (or refuse, having done nothing) an exchange, run it, and answer its outcome."""
+        exchange_id = _exchange_id(body)
+        payment_id = f"xin:{peer.node_id}:{exchange_id}"
+        async with self._lock(payment_id):
+            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
+            if rec is None:
+                rec = await self._accept(peer, exchange_id, payment_id, body)
+        task = self._tasks.get(payment_id)
+        if task is None and not rec.state.terminal:
+            task = self._start(rec)
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=INBOUND_DEADLINE)
+            if task in done and not task.cancelled() and task.exception() is None:
+                rec = task.result()
+            else:
+                rec = await pay_repo.get(self._ctx.db.conn, payment_id) or rec
+        return _answer(rec)
+
+    async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """An exchange's outcome; an id never seen is tombstoned when the sender asks for it."""
+        exchange_id = _exchange_id(body)
+        payment_id = f"xin:{peer.node_id}:{exchange_id}"
+        async with self._lock(payment_id):
+            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
+            if rec is None:
+                if body.get("cancel_unknown") is not True:
+                    return {"exchange_id": exchange_id, "state": "unknown"}
+                rec = await self._tombstone(peer.node_id, exchange_id, payment_id)
+        return _answer(rec)
+
+    async def _accept(
+        self, peer: repo.PeerRecord, exchange_id: str, payment_id: str, body: dict[str, Any]
+    ) -> pay_repo.PaymentRecord:
+        source, target = _pair(body)
+        amount, offered, notes = body.get("amount_msat"), body.get("fee_msat"), body.get("notes")
+        if (
+            not _positive(amount)
+            or not _positive(offered, zero=True)
+            or not isinstance(notes, str)
+            or not notes
+        ):
+            raise InvalidInput("an exchange needs notes, a positive amount_msat and fee_msat")
+        assert isinstance(amount, int) and isinstance(offered, int)
+        terms = await self.terms(source, target)
+        fee = terms.fee(amount)
+        if offered < fee:
+            raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
+        if amount - fee <= terms.tx_fee_target_msat:
+            raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
+        have = (await self._ctx.federations.client(target).balance()).value
+        if have < amount - fee + terms.tx_fee_target_msat:
+            raise InsufficientFunds(
+                f"this gateway holds {have} msat of ecash in {target.short()}, "
+                f"{amount - fee + terms.tx_fee_target_msat} msat needed for this exchange"
+            )
+        now = self._ctx.clock.now()
+        rec = pay_repo.PaymentRecord(
+            payment_id=payment_id,
+            kind=PaymentKind.MIGRATE,
+            state=PaymentState.HTLC_HELD,
+            payment_hash="",
+            amount_msat=amount,
+            created_at=now,
+            updated_at=now,
+            federation_id=source.hex,
+            target_federation_id=target.hex,
+            fee_msat=fee,
+            data={
+                "direction": "in",
+                "peer": peer.node_id,
+                "exchange_id": exchange_id,
+                "notes_in": notes,
+                "started": time.time(),
+            },
+        )
+        async with self._ctx.db.transaction() as conn:
+            await pay_repo.save(conn, rec)
+        self._ctx.log(
+            f"exchange {exchange_id} from {peer.node_id[:16]}: {amount} msat {source.short()} -> "
+            f"{target.short()} accepted",
+            "info",
+        )
+        return rec
+
+    def _start(self, rec: pay_repo.PaymentRecord) -> asyncio.Task[pay_repo.PaymentRecord]:
+        task = asyncio.create_task(self._drive(rec))
+        self._tasks[rec.payment_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(rec.payment_id, None))
+        return task
+
+    async def _drive(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
+        """Receive first, then give (or give back). Waits out federations that do not answer."""
+        source = FederationId(str(rec.federation_id))
+        target = FederationId(str(rec.target_federation_id))
+        op = "xin-" + hashlib.sha256(rec.payment_id.encode()).hexdigest()[:32]
+        busy = 0
+        while not rec.state.terminal:
+            try:
+                if rec.state is PaymentState.HTLC_HELD:
+                    try:
+                        got = await self._ctx.federations.client(source).receive_ecash(
+                            str(rec.data["notes_in"])
+                        )
+                    except (InvalidInput, FederationRejected) as exc:
+                        rec = await self._ctx.advance(
+                            rec, PaymentState.FAILED, error=f"the notes were refused: {exc.message}"
+                        )
+                        break
+                    received = got.value
+                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"received_msat": received})
+                elif rec.state is PaymentState.FUNDED:
+                    rec = await self._give(rec, source, target, op, busy)
+            except (FederationUnreachable, NotReady) as exc:
+                busy += 1
+                self._ctx.log(f"exchange {rec.data['exchange_id']}: waiting ({exc.message})", "info")
+                await asyncio.sleep(RETRY_PAUSE)
+            except GatewayError as exc:  # unexpected: keep the record, try again later
+                self._ctx.log(f"exchange {rec.data['exchange_id']}: {exc.message}; retrying", "error")
+                await asyncio.sleep(RETRY_PAUSE * 5)
+        return rec
+
+    async def _give(
+        self, rec: pay_repo.PaymentRecord, source: FederationId, target: FederationId, op: str, busy: int
+    ) -> pay_repo.PaymentRecord:
+        """Hand out target notes worth what we received minus the fee; or give the source back."""
+        received = int(rec.data["received_msat"])
+        source_fee = await self._tx_fee(source)
+        give = received + source_fee - rec.fee_msat  # the fee was quoted on the nominal amount
+        refund = "refund" in rec.data
+        if not refund and give > 0:
+            try:
+                notes = await self._ctx.federations.client(target).spend_ecash(Msat(give), op)
+                return await self._ctx.advance(
+                    rec, PaymentState.SUCCEEDED, data={"notes_out": notes.notes, "given_msat": give}
+                )
+            except InsufficientFunds as exc:
+                reason = exc.message
+            except NotReady as exc:
+                if busy < BUSY_TRIES:
+                    raise
+                reason = exc.message
+            rec = await self._ctx.advance(rec, rec.state, data={"refund": reason})
+        back = received - source_fee
+        reason = str(rec.data.get("refund", "the exchange would give nothing"))
+        if back <= 0:
+            return await self._ctx.advance(rec, PaymentState.FAILED, error=reason)
+        notes = await self._ctx.federations.client(source).spend_ecash(Msat(back), op + "-back")
+        self._ctx.log(
+            f"exchange {rec.data['exchange_id']}: refunded in the source federation ({reason})", "warn"
+        )
+        return await self._ctx.advance(
+            rec,
+            PaymentState.REFUNDED,
+            error=reason,
+            fee_msat=0,
+            data={"notes_out": notes.notes, "given_msat": back},
+        )
+
+    async def _tx_fee(self, fid: FederationId) -> int:
+        return (await self._ctx.federations.client(fid).info()).tx_fee.value
+
+    async def _tombstone(self, peer: str, exchange_id: str, payment_id: str) -> pay_repo.PaymentRecord:
+        now = self._ctx.clock.now()
+        rec = pay_repo.PaymentRecord(
+            payment_id=payment_id,
+            kind=PaymentKind.MIGRATE,
+            state=PaymentState.FAILED,
+            payment_hash="",
+            amount_msat=0,
+            created_at=now,
+            updated_at=now,
+            error="cancelled by the sender before it arrived",
+            data={"direction": "in", "peer": peer, "exchange_id": exchange_id, "outcome": CANCELLED},
+        )
+        async with self._ctx.db.transaction() as conn:
+            await pay_repo.save(conn, rec)
+        return rec
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def resume(self) -> None:
+        """At start: finish every exchange a crash cut short."""
+        for rec in await pay_repo.unfinished(self._ctx.db.conn):
+            mine = rec.kind is PaymentKind.MIGRATE and rec.data.get("direction") == "in"
+            if mine and rec.payment_id not in self._tasks:
+                self._start(rec)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+
+def _answer(rec: pay_repo.PaymentRecord) -> dict[str, Any]:
+    exchange_id = rec.data.get("exchange_id")
+    if rec.state in (PaymentState.SUCCEEDED, PaymentState.REFUNDED):
+        return {
+            "exchange_id": exchange_id,
+            "state": rec.state.value,
+            "notes": rec.data["notes_out"],
+            "amount_msat": rec.data["given_msat"],
+            **({"error": rec.error} if rec.error else {}),
+        }
+    if rec.state is PaymentState.FAILED:
+        state = CANCELLED if rec.data.get("outcome") == CANCELLED else "failed"
+        return {"exchange_id": exchange_id, "state": state, "error": rec.error or ""}
+    return {"exchange_id": exchange_id, "state": "pending"}
+
+
+def _pair(body: dict[str, Any]) -> tuple[FederationId, FederationId]:
+    try:
+        source = FederationId.parse(body.get("from_federation"))
+        target = FederationId.parse(body.get("to_federation"))
+    except ValueError as exc:
+        raise InvalidInput(f"from_federation and to_federation must be federation ids: {exc}") from None
+    if source == target:
+        raise InvalidInput("an exchange needs two different federations")
+    return source, target
+
+
+def _exchange_id(body: dict[str, Any]) -> str:
+    exchange_id = body.get("exchange_id")
+    if not wire.is_protocol_id(exchange_id) or not isinstance(exchange_id, str):
+        raise InvalidInput("exchange_id must be 1-64 characters of [A-Za-z0-9_-]")
+    return exchange_id
+
+
+def _positive(value: object, zero: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return value >= 0 if zero else value > 0

@@ -1,0 +1,261 @@
+"""`fedimint-migrate`: gateway G moves its own ecash from federation A to B by exchanging it with
+peer gateway P, which serves both. Two in-process gateways on live devfed federations."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from contrib.devfed.server import RunningFederation
+from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotFound
+from fedimint_gw.peer.client import PeerClient
+from fedimint_gw.services.exchange import ExchangeService
+from fedimint_gw.store import payments as pay_repo
+from tests.e2e.conftest import Env, wait_until
+
+PAIR_FEE = FeeSchedule(1000, 2000)  # what P charges for A -> B
+
+
+class Crash(BaseException):
+    """The process dies here (BaseException: no handler in the gateway catches it)."""
+
+
+async def _balance(e: Env, fed: RunningFederation) -> int:
+    return (await e.gateway.federations.client(FederationId(fed.federation_id)).balance()).value
+
+
+async def _setup(
+    g: Env,
+    p: Env,
+    majors: tuple[int, int] = (1, 2),
+    credit: int = 1_000_000,
+    p_liquidity: int = 400_000,
+    tx_fee: int = 0,
+) -> tuple[RunningFederation, RunningFederation]:
+    """Federations A and B, both gateways in both; G holds A ecash, P holds B ecash; linked."""
+    fed_a = await g.federation(f"a{majors[0]}{majors[1]}", (majors[0],), fee=tx_fee)
+    fed_b = await g.federation(f"b{majors[0]}{majors[1]}", (majors[1],), fee=tx_fee)
+    for fed in (fed_a, fed_b):
+        async with p.session.post(f"{fed.admin_url}/admin/gateways", json={"url": p.api_url}) as r:
+            r.raise_for_status()
+        for e in (g, p):
+            await e.gateway.federations.connect(fed.invite_code)
+    await _fund(g, fed_a, 400_000, tx_fee)
+    if p_liquidity:
+        await _fund(p, fed_b, p_liquidity, tx_fee)
+    await p.gateway.set_fees(fed_a.federation_id, PAIR_FEE.base_msat, PAIR_FEE.ppm, fed_b.federation_id)
+    assert (await g.gateway.peer_add(p.node.node_id, p.api_url, credit))["status"] == "pending"
+    assert (await p.gateway.peer_add(g.node.node_id, g.api_url, 1_000_000))["status"] == "active"
+    await g.gateway.peers.hello(p.node.node_id)  # G learns P's announcement (both federations)
+    return fed_a, fed_b
+
+
+async def _fund(e: Env, fed: RunningFederation, amount: int, tx_fee: int) -> None:
+    """Give the gateway `amount` of ecash (the wallet pays the transaction fees on top)."""
+    if not tx_fee:
+        await e.fund_gateway(fed, amount)
+        return
+    w = await e.wallet(fed, f"funder-{fed.federation_id[:6]}")
+    await w.faucet(amount + 2 * tx_fee)
+    notes = await w.send_ecash(amount + tx_fee)
+    await e.gateway.federations.client(FederationId(fed.federation_id)).receive_ecash(notes)
+
+
+async def _payments(e: Env) -> list[dict[str, Any]]:
+    return [p for p in (await e.gateway.payments(None, None, 50, None))["payments"] if p["kind"] == "migrate"]
+
+
+@pytest.mark.parametrize("majors", [(1, 1), (1, 2), (2, 1), (2, 2)])
+async def test_migration_moves_the_gateways_liquidity_every_version_pair(
+    env: Env, env_b: Env, majors: tuple[int, int]
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b, majors)
+    g_a, g_b, p_a, p_b = [await _balance(e, f) for e in (env, env_b) for f in (fed_a, fed_b)]
+
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 100_000, None, None)
+
+    fee = PAIR_FEE.fee(Msat(100_000)).value
+    assert result["state"] == "succeeded" and result["moved_msat"] == 100_000
+    assert result["received_msat"] == 100_000 - fee and result["fee_msat"] == fee
+    assert await _balance(env, fed_a) == g_a - 100_000
+    assert await _balance(env, fed_b) == g_b + 100_000 - fee
+    assert await _balance(env_b, fed_a) == p_a + 100_000
+    assert await _balance(env_b, fed_b) == p_b - (100_000 - fee)
+    assert env.node.pay_calls == [] and env_b.node.pay_calls == []  # no Lightning at all
+    mine = await _payments(env)
+    assert mine[0]["state"] == "succeeded" and mine[0]["direction"] == "out"
+    assert mine[0]["federation_id"] == fed_a.federation_id
+    assert mine[0]["target_federation_id"] == fed_b.federation_id
+    theirs = await _payments(env_b)
+    assert theirs[0]["state"] == "succeeded" and theirs[0]["direction"] == "in"
+    assert theirs[0]["fee_msat"] == fee
+    summary = (await env.gateway.summary(None, None))["kinds"]["migrate"]
+    assert summary["succeeded"] == 1 and summary["fees_paid_msat"] == fee
+    assert (await env_b.gateway.summary(None, None))["kinds"]["migrate"]["fees_earned_msat"] == fee
+
+
+async def test_value_is_conserved_up_to_the_federations_transaction_fees(env: Env, env_b: Env) -> None:
+    tx = 100
+    fed_a, fed_b = await _setup(env, env_b, (1, 2), tx_fee=tx)
+    total_before = sum([await _balance(e, f) for e in (env, env_b) for f in (fed_a, fed_b)])
+    g_a, p_a = await _balance(env, fed_a), await _balance(env_b, fed_a)
+
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 50_000, None, None)
+
+    pair = PAIR_FEE.fee(Msat(50_000)).value
+    assert result["state"] == "succeeded"
+    assert await _balance(env, fed_a) == g_a - 50_000 - tx  # our spend pays its transaction fee
+    assert await _balance(env_b, fed_a) == p_a + 50_000 - tx  # the peer's reissue pays its own
+    assert result["received_msat"] == 50_000 - pair - tx - 2 * tx
+    assert result["fee_msat"] == pair + 4 * tx
+    total_after = sum([await _balance(e, f) for e in (env, env_b) for f in (fed_a, fed_b)])
+    assert total_after == total_before - 4 * tx  # four transactions; the pair fee only changed hands
+
+
+async def test_a_large_migration_runs_in_chunks_within_the_credit_and_reports_progress(
+    env: Env, env_b: Env
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b, (2, 1), credit=100_000)
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 250_000, None, 50_000)
+    assert result["state"] == "succeeded" and result["chunks"] == 3 and result["chunks_done"] == 3
+    assert result["moved_msat"] == 250_000
+    # Each chunk (83 334 or 83 332 msat) stayed inside the 100 000 msat credit granted to P.
+    exchanges = await _payments(env_b)
+    assert len(exchanges) == 3 and all(0 < x["amount_msat"] <= 100_000 for x in exchanges)
+    assert sum(x["amount_msat"] for x in exchanges) == 250_000
+    progress = [m for lvl, m in env.logs if "msat moved (" in m]
+    assert [m.split(": ")[1].split(" msat moved")[0] for m in progress[:3]] == [
+        "83334 of 250000",
+        "166668 of 250000",
+        "250000 of 250000",
+    ]
+    assert "done, 250000 of 250000 msat moved (3/3 chunks)" in progress[-1]
+
+
+async def test_without_a_peer_serving_both_federations_it_is_refused_and_nothing_changes(
+    env: Env, env_b: Env
+) -> None:
+    fed_a = await env.federation("solo-a", (1,))
+    fed_b = await env.federation("solo-b", (2,))
+    for fed in (fed_a, fed_b):
+        await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed_a, 100_000)
+    with pytest.raises(InvalidInput, match="no active peer gateway serves both"):
+        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
+    assert await _balance(env, fed_a) == 100_000 and await _payments(env) == []
+
+
+async def test_bad_input_is_refused_clearly_and_changes_nothing(env: Env, env_b: Env) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+    a, b = fed_a.federation_id, fed_b.federation_id
+    cases: list[tuple[tuple[Any, ...], type[Exception], str]] = [
+        ((a, a, 1000, None, None), InvalidInput, "must differ"),
+        ((a, b, 0, None, None), InvalidInput, "positive"),
+        ((a, b, "lots", None, None), InvalidInput, "amount"),
+        ((a, "00" * 32, 1000, None, None), NotFound, "has not joined"),
+        ((a, b, 1_000_000, None, None), InsufficientFunds, "holds 400000 msat"),
+        ((a, b, 100_000, None, 10), InvalidInput, "pass max_fee_msat=1200"),
+        ((a, b, 100_000, "02" + "11" * 32, None), InvalidInput, "not an active peer"),
+    ]
+    for args, error, text in cases:
+        with pytest.raises(error, match=text):
+            await env.gateway.migrate(*args)
+    assert await _balance(env, fed_a) == 400_000 and await _payments(env) == []
+    assert await _payments(env_b) == []
+
+
+async def test_the_peer_running_dry_midway_stops_the_migration_and_returns_our_notes(
+    env: Env, env_b: Env
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b, (1, 2), credit=100_000, p_liquidity=150_000)
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    # Chunk 1 went through; for chunk 2 P lacked B ecash, refused before starting, and our
+    # notes of chunk 2 were reissued into our own again.
+    assert result["state"] == "failed" and result["moved_msat"] == 100_000
+    assert "holds" in result["error"] and "moved 100000 of 200000 msat" in result["error"]
+    assert await _balance(env, fed_a) == 300_000
+    assert await _balance(env, fed_b) == 100_000 - PAIR_FEE.fee(Msat(100_000)).value
+
+
+async def test_crash_after_the_exchange_was_delivered_resumes_by_asking_the_peer(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+    real_call = PeerClient.call
+
+    async def call_then_crash(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "exchange":
+            raise Crash()  # the answer, with P's notes, dies with the process
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", call_then_crash)
+    with contextlib.suppress(BaseException):
+        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    monkeypatch.undo()
+    assert await _balance(env, fed_b) == 0  # P has given, we have not taken yet
+    await env.restart_gateway()
+    rec = await _finished(env)
+    assert rec.state is PaymentState.SUCCEEDED and rec.data["moved_msat"] == 60_000
+    assert await _balance(env, fed_a) == 340_000  # spent exactly once
+    assert await _balance(env, fed_b) == 60_000 - PAIR_FEE.fee(Msat(60_000)).value
+
+
+async def test_crash_before_the_exchange_was_sent_tombstones_it_and_reclaims_our_notes(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+    real_call = PeerClient.call
+
+    async def crash_on_exchange(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        if message == "exchange":
+            raise Crash()
+        return await real_call(self, link, message, body, *a)
+
+    monkeypatch.setattr(PeerClient, "call", crash_on_exchange)
+    with contextlib.suppress(BaseException):
+        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    monkeypatch.undo()
+    assert await _balance(env, fed_a) == 340_000  # the chunk's notes are out, in limbo
+    await env.restart_gateway()
+    rec = await _finished(env)
+    assert rec.state is PaymentState.REFUNDED and "cancelled" in str(rec.error)
+    assert await _balance(env, fed_a) == 400_000 and await _balance(env, fed_b) == 0
+    tomb = await _payments(env_b)
+    assert tomb[0]["state"] == "failed" and "cancelled by the sender" in tomb[0]["error"]
+
+
+async def test_the_peer_crashing_between_taking_and_giving_finishes_after_its_restart(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+
+    async def crash(*_a: Any, **_k: Any) -> Any:
+        raise Crash()
+
+    monkeypatch.setattr(ExchangeService, "_give", crash)
+    env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]  # answer with progress, keep running
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    assert result["state"] == "running" and result["moved_msat"] == 0
+    theirs = await pay_repo.unfinished(env_b.gateway.db.conn)
+    assert theirs and theirs[0].state is PaymentState.FUNDED  # P holds our A ecash, owes B
+    monkeypatch.undo()
+    await env_b.restart_gateway()
+    rec = await _finished(env)
+    assert rec.state is PaymentState.SUCCEEDED
+    assert await _balance(env, fed_b) == 60_000 - PAIR_FEE.fee(Msat(60_000)).value
+
+
+async def _finished(e: Env) -> pay_repo.PaymentRecord:
+    async def done() -> bool:
+        recs = [r for r in await pay_repo.between(e.gateway.db.conn, 0, 2**40) if r.kind is PaymentKind.MIGRATE]
+        return bool(recs) and recs[0].state.terminal
+
+    await wait_until(done, timeout=60)
+    recs = [r for r in await pay_repo.between(e.gateway.db.conn, 0, 2**40) if r.kind is PaymentKind.MIGRATE]
+    return recs[0]
