@@ -169,8 +169,9 @@ def _register(gw: GatewayPlugin) -> None:
         """Move `amount_msat` of the gateway's own ecash from `from_federation` to `to_federation`
         by exchanging it with a peer gateway that serves both (`peer`, default: the cheapest).
         Runs in chunks no larger than the credit granted to the peer; refused if the quoted fees
-        exceed `max_fee_msat` (default 1% of the amount, at least 10 sat). Answers when done, or after 2 minutes
-        with its progress; `fedimint-payments` shows it as kind `migrate`. Crash-safe."""
+        exceed `max_fee_msat` (default 1% of the amount, at least 10 sat). Answers when done,
+        or after 2 minutes with its progress; `fedimint-payments` shows it as kind `migrate`.
+        Crash-safe: an interrupted migration resumes when the plugin starts."""
         gw.bridge.answer(
             request,
             lambda: gw.require().migrate(from_federation, to_federation, amount_msat, peer, max_fee_msat),

@@ -253,7 +253,9 @@ async def test_the_peer_crashing_between_taking_and_giving_finishes_after_its_re
 
 async def _finished(e: Env) -> pay_repo.PaymentRecord:
     async def done() -> bool:
-        recs = [r for r in await pay_repo.between(e.gateway.db.conn, 0, 2**40) if r.kind is PaymentKind.MIGRATE]
+        recs = [
+            r for r in await pay_repo.between(e.gateway.db.conn, 0, 2**40) if r.kind is PaymentKind.MIGRATE
+        ]
         return bool(recs) and recs[0].state.terminal
 
     await wait_until(done, timeout=60)
