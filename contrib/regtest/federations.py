@@ -83,7 +83,7 @@ def vet_gateways(state: NetworkState) -> None:
 
 
 def connect_gateways(state: NetworkState, nodes: dict[str, Node]) -> None:
-    """``fedimint-connect``: A joins v1-only and v1+v2, B joins v2-only."""
+    """``fedimint-connect``: A joins v1-only and v1+v2, B joins v2-only, then v1 and v1+v2 too."""
     for spec in FEDERATIONS:
         fed = state.federations[spec.key]
         joined = nodes[spec.gateway].call("fedimint-connect", invite_code=fed["invite_code"])
@@ -91,10 +91,14 @@ def connect_gateways(state: NetworkState, nodes: dict[str, Node]) -> None:
         fed["gateway_api_version"] = joined.get("api_version")
         fed["scid"] = joined.get("scid")
         fed["fees"] = joined.get("fees", {"base_msat": 0, "ppm": 0})
+    for key in COUNTERPARTY_JOINS:  # B also serves A's federations: the counterparty of migrations
+        nodes["b"].call("fedimint-connect", invite_code=state.federations[key]["invite_code"])
     state.save()
 
 
 PEER_CREDIT_MSAT = 100_000_000
+COUNTERPARTY_JOINS = ("v1", "v12")  # B joins these too, so A can migrate its ecash through B
+COUNTERPARTY_FUND = "v12"  # ... and holds ecash in v1+v2 to give
 
 
 def peer_gateways(state: NetworkState, nodes: dict[str, Node]) -> str:
@@ -126,6 +130,10 @@ def fund_gateways(state: NetworkState, nodes: dict[str, Node]) -> None:
         )
         if int(got["received_msat"]) != GATEWAY_ECASH_MSAT:
             raise LaunchError(f"gateway {spec.gateway} received {got['received_msat']} msat, not all")
+        if spec.key == COUNTERPARTY_FUND:
+            treasurer.faucet(GATEWAY_ECASH_MSAT)
+            notes = treasurer.send_ecash(GATEWAY_ECASH_MSAT)
+            nodes["b"].call("fedimint-ecash-receive", federation_id=fed["federation_id"], notes=notes)
 
 
 def create_users(state: NetworkState) -> None:

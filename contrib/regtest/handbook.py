@@ -83,6 +83,7 @@ The network keeps running. Drive it by hand:
   source {env}
   lcli-payer getinfo                  # also lcli-a, lcli-b (gateways A and B)
   lcli-a fedimint-info                # the gateway plugin on A; also fedimint-balances, fedimint-payments
+  lcli-a fedimint-migrate $FED_V1 $FED_V12 10000000  # A's own ecash v1 -> v1+v2, exchanged with B
   bcli getblockcount; mine 6          # bitcoind (devfeds follow its height)
   wallet-v1 balance                   # devfed wallet CLI of user-v1 (also wallet-v12, wallet-v2):
   wallet-v2 faucet 1000000            #   join | balance | faucet MSAT | send MSAT | receive ECASH | info

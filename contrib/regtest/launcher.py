@@ -122,7 +122,7 @@ class Builder:
             ("start federations: v1-only, v1+v2, v2-only", lambda: federations.start_federations(st)),
             ("vet the gateways on the federations serving v2", lambda: federations.vet_gateways(st)),
             (
-                "connect gateway A to v1 and v1+v2, gateway B to v2",
+                "connect gateway A to v1 and v1+v2, gateway B to v2 (and to v1, v1+v2 for migrations)",
                 lambda: federations.connect_gateways(st, self._nodes),
             ),
             ("peer gateways A and B", lambda: federations.peer_gateways(st, self._nodes)),

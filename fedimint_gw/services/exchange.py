@@ -2,7 +2,7 @@
 
 A peer gateway that serves both federations asks for a quote (`exchange_quote`), then sends
 its notes of A in an `exchange` request. This gateway (payment kind MIGRATE, id
-`xin:<peer>:<exchange id>`, docs/peer-protocol.md §9):
+`xin:<peer>:<exchange id>`, docs/peer-protocol.md §10):
     HTLC_HELD (accepted, notes stored) --reissue A notes--> FUNDED (value received)
         --spend B notes of (received - fee)--> SUCCEEDED (the notes are the answer)
     A refused the notes ------------------------------------> FAILED (nothing of ours moved)

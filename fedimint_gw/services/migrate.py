@@ -3,7 +3,7 @@
 A swap on this gateway cannot do it: the gateway would be both payer and payee, spending ecash
 in A and in B and getting both back. Value only changes federation when somebody takes A's
 ecash and gives B's. That counterparty is a peer gateway serving both federations, and the
-exchange runs on its swap pricing (the pair fee it charges, docs/peer-protocol.md §9).
+exchange runs on its swap pricing (the pair fee it charges, docs/peer-protocol.md §10).
 
 The amount moves in chunks no larger than the credit this gateway grants the peer (the peer
 holds one chunk of ours before it pays), each one (payment kind MIGRATE, id `migrate:<id>`):

@@ -56,7 +56,7 @@ def test_launcher_start_demo_stop(tmp_path: Path) -> None:
         rows = {r["kind"]: r for r in demo["rows"]}
         assert demo["ok"] and all(r["ok"] for r in demo["rows"]), json.dumps(demo, indent=2)
         available = [r for r in demo["rows"] if r["expected"] != "unavailable"]
-        assert len(available) == 7
+        assert len(available) == 8
         assert all(r["result"] == "paid" for r in available if r["kind"] != "failing payment, refunded")
         assert rows["failing payment, refunded"]["result"] == "refunded"
         assert rows["failing payment, refunded"]["fee_msat"] == 0
@@ -65,6 +65,12 @@ def test_launcher_start_demo_stop(tmp_path: Path) -> None:
         assert swap["result"] == "paid" and swap["path"] == "swap (no Lightning)" and swap["fee_msat"] > 0
         peer = rows["peer forward A -> B"]
         assert peer["result"] == "paid" and peer["path"] == "peer" and peer["fee_msat"] > 0
+        migrated = rows["migrate A's ecash v1 -> v1+v2"]
+        assert (
+            migrated["result"] == "paid"
+            and migrated["fee_msat"] > 0
+            and "arrived in v12" in migrated["detail"]
+        )
         assert "Demo passed" in started.stdout and "lcli-payer" in started.stdout
         assert "lcli-a()" in (net / "env").read_text()
 

@@ -22,7 +22,8 @@ def _ecash(node: Any, fid: str) -> int:
 def _fund(node: Any, fed: Any, path: Path, amount: int) -> None:
     user = User(path, fed.invite_code)
     user.faucet(amount)
-    node.rpc.call("fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": user.send_ecash(amount)})
+    notes = user.send_ecash(amount)
+    node.rpc.call("fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": notes})
 
 
 def test_migration_of_the_gateways_liquidity_between_two_federations(
