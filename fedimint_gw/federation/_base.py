@@ -24,7 +24,13 @@ from fedimint_gw.federation._guardians import (
     to_gateway_error,
 )
 from fedimint_gw.federation._ledger import Ledger, parse_hash
-from fedimint_gw.federation.client import EcashNotes, FederationClient, FederationInfo, OutgoingContract
+from fedimint_gw.federation.client import (
+    EcashNotes,
+    FederationClient,
+    FederationInfo,
+    NotesSummary,
+    OutgoingContract,
+)
 from fedimint_gw.federation.registry import AdapterContext, FederationDescription
 
 
@@ -106,6 +112,10 @@ class LedgerClient:
     async def receive_ecash(self, notes: str) -> Msat:
         """Reissue out-of-band notes into gateway notes (amount - fee). Idempotent per notes."""
         return await self._ledger.receive_ecash(notes)
+
+    async def inspect_ecash(self, notes: str) -> NotesSummary:
+        """Federation, total, fingerprint of notes, and whether we already received them."""
+        return await self._ledger.inspect_ecash(notes)
 
     async def resume_operations(self) -> int:
         """Finish operations a crash left between prepare and complete (call after start)."""

@@ -46,6 +46,7 @@ from fedimint_gw.federation.client import (
     EcashNotes,
     IncomingOutcome,
     IncomingState,
+    NotesSummary,
     OutgoingContract,
     OutgoingState,
 )
@@ -405,7 +406,7 @@ class Ledger:
         total = Msat(sum(n.amount_msat for n in notes))
         if total <= self.keys.tx_fee:
             raise InvalidInput(f"notes worth {total} cannot pay the {self.keys.tx_fee} transaction fee")
-        inputs = sorted((n.to_input() for n in notes), key=lambda i: str(i["secret"]))
+        inputs = _reissue_inputs(notes)
         oid = "reissue:" + object_id(inputs)
         build = self.builder([], [])
 
@@ -417,6 +418,13 @@ class Ledger:
 
         op, _ = await self.run(oid, "receive_ecash", with_notes, receive=total)
         return _kept(op)
+
+    async def inspect_ecash(self, text: str) -> NotesSummary:
+        """Decode notes; `received` when a reissue of exactly these notes exists in our wallet."""
+        federation_id, notes = decode_notes(text)
+        oid = "reissue:" + object_id(_reissue_inputs(notes))
+        received = federation_id == self.federation_id and await self.wallet.get(oid) is not None
+        return NotesSummary(federation_id, Msat(sum(n.amount_msat for n in notes)), oid, received)
 
     async def resume(self) -> int:
         """Finish every operation left prepared by a crash; returns how many were finished."""
@@ -430,6 +438,10 @@ class Ledger:
             await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
             finished += 1
         return finished
+
+
+def _reissue_inputs(notes: Sequence[Note]) -> list[dict[str, object]]:
+    return sorted((n.to_input() for n in notes), key=lambda i: str(i["secret"]))
 
 
 def _double_spent(tx: Mapping[str, Any], message: str) -> list[str]:

@@ -145,6 +145,16 @@ class EcashNotes:
     notes: str
 
 
+@dataclass(frozen=True)
+class NotesSummary:
+    """What a notes string holds, read without the network (`inspect_ecash`)."""
+
+    federation_id: str  # the federation the notes say they belong to (hex)
+    amount: Msat
+    fingerprint: str  # the same for the same set of notes, however they are encoded
+    received: bool  # this gateway already reissued (or is reissuing) exactly these notes
+
+
 class FederationClient(Protocol):
     """The gateway's view of one federation. See the module docstring for the contract."""
 
@@ -212,7 +222,13 @@ class FederationClient(Protocol):
         ...
 
     async def receive_ecash(self, notes: str) -> Msat:
-        """Reissue out-of-band notes into the gateway's own; returns the amount received."""
+        """Reissue out-of-band notes into the gateway's own; returns the amount received.
+        Idempotent per set of notes: the same notes again return the same amount."""
+        ...
+
+    async def inspect_ecash(self, notes: str) -> NotesSummary:
+        """Decode notes without the network: their federation, total and whether this gateway
+        already received exactly them (raises InvalidInput when malformed)."""
         ...
 
     async def close(self) -> None:

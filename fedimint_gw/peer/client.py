@@ -90,9 +90,9 @@ class PeerClient:
             message_text = str(error.get("message", ""))
             if status in (401, 403) and not signed:
                 # Auth refusals may come before the peer could know us; they cannot start anything.
-                raise PeerRefused(f"peer refused ({code}): {message_text}", code, status)
+                raise PeerRefused(f"peer refused ({code}): {message_text}", code, status, signed=False)
             if (signed and status < 500) or status == 503:
-                raise PeerRefused(f"peer refused ({code}): {message_text}", code, status)
+                raise PeerRefused(f"peer refused ({code}): {message_text}", code, status, signed=signed)
             raise PeerOutcomeUnknown(f"peer failed (HTTP {status}, {code}): {message_text}")
         if not signed:
             raise PeerOutcomeUnknown(f"peer {link.node_id[:16]}'s answer is not signed by its peer key")

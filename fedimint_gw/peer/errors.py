@@ -76,10 +76,11 @@ class PeerRefused(PeerError):
     code = 2147
     http_status = 502
 
-    def __init__(self, message: str, peer_code: str, status: int) -> None:
+    def __init__(self, message: str, peer_code: str, status: int, signed: bool = True) -> None:
         super().__init__(message)
         self.peer_code = peer_code
         self.status = status
+        self.signed = signed  # False: an auth refusal that may come from a proxy, not the peer
 
 
 class PeerUnreachable(PeerError):

@@ -7,10 +7,11 @@ its notes of A in an `exchange` request. This gateway (payment kind MIGRATE, id
         --spend B notes of (received - fee)--> SUCCEEDED (the notes are the answer)
     A refused the notes ------------------------------------> FAILED (nothing of ours moved)
     not enough B ecash after all --spend A notes back------> REFUNDED (the notes are the answer)
-We only give after we have received, so this side never carries risk; the sender's risk (one
-chunk) is bounded by the credit it grants us. Every step is written before it runs and is
-idempotent (the notes' operation ids are derived from the exchange id), so a crash resumes it
-and a repeated request gets the same answer.
+We only give after we have received, and only for notes that are worth what the request says,
+belong to A and were never received by us before (their fingerprint is recorded under a lock),
+so this side carries no risk; the sender's risk (one chunk) is bounded by the credit it grants.
+Every step is written before it runs and is idempotent (the notes' operation ids are derived
+from the exchange id), so a crash resumes it and a repeated request gets the same answer.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class ExchangeService:
         self._ctx = ctx
         self._swaps = swaps
         self._locks: dict[str, asyncio.Lock] = {}
+        self._accepting = asyncio.Lock()  # one fingerprint check-and-record at a time
         self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
 
     async def terms(self, source: FederationId, target: FederationId) -> ExchangeTerms:
@@ -128,6 +130,8 @@ class ExchangeService:
                 if body.get("cancel_unknown") is not True:
                     return {"exchange_id": exchange_id, "state": "unknown"}
                 rec = await self._tombstone(peer.node_id, exchange_id, payment_id)
+        if not rec.state.terminal and payment_id not in self._tasks:
+            self._start(rec)  # a task that died (or a restart that has not resumed it yet)
         return _answer(rec)
 
     async def _accept(
@@ -147,8 +151,15 @@ class ExchangeService:
         fee = terms.fee(amount)
         if offered < fee:
             raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
-        if amount - fee <= terms.tx_fee_target_msat:
+        if amount - fee <= terms.tx_fee_target_msat or amount <= 2 * terms.tx_fee_source_msat:
             raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
+        summary = await self._ctx.federations.client(source).inspect_ecash(notes)
+        if summary.federation_id != source.hex:
+            raise InvalidInput(
+                f"the notes belong to federation {summary.federation_id[:8]}, not {source.short()}"
+            )
+        if summary.amount.value != amount:
+            raise InvalidInput(f"the notes hold {summary.amount.value} msat, not amount_msat {amount}")
         have = (await self._ctx.federations.client(target).balance()).value
         if have < amount - fee + terms.tx_fee_target_msat:
             raise InsufficientFunds(
@@ -166,17 +177,23 @@ class ExchangeService:
             updated_at=now,
             federation_id=source.hex,
             target_federation_id=target.hex,
-            fee_msat=fee,
+            fee_msat=terms.fees.fee(Msat(amount)).value,  # what we earn; the rest pays the federations
             data={
                 "direction": "in",
                 "peer": peer.node_id,
                 "exchange_id": exchange_id,
                 "notes_in": notes,
+                "fingerprint": summary.fingerprint,
+                "fee_quoted_msat": fee,
+                "tx_fee_source_msat": terms.tx_fee_source_msat,
                 "started": time.time(),
             },
         )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, rec)
+        async with self._accepting:
+            if summary.received or await pay_repo.has_fingerprint(self._ctx.db.conn, summary.fingerprint):
+                raise InvalidInput("these notes were already received by this gateway")
+            async with self._ctx.db.transaction() as conn:
+                await pay_repo.save(conn, rec)
         self._ctx.log(
             f"exchange {exchange_id} from {peer.node_id[:16]}: {amount} msat {source.short()} -> "
             f"{target.short()} accepted",
@@ -226,8 +243,8 @@ class ExchangeService:
     ) -> pay_repo.PaymentRecord:
         """Hand out target notes worth what we received minus the fee; or give the source back."""
         received = int(rec.data["received_msat"])
-        source_fee = await self._tx_fee(source)
-        give = received + source_fee - rec.fee_msat  # the fee was quoted on the nominal amount
+        source_fee = int(rec.data["tx_fee_source_msat"])  # as at accept: the give never changes
+        give = received + source_fee - int(rec.data["fee_quoted_msat"])  # = amount - quoted fee
         refund = "refund" in rec.data
         if not refund and give > 0:
             try:
@@ -235,7 +252,7 @@ class ExchangeService:
                 return await self._ctx.advance(
                     rec, PaymentState.SUCCEEDED, data={"notes_out": notes.notes, "given_msat": give}
                 )
-            except InsufficientFunds as exc:
+            except (InsufficientFunds, FederationRejected) as exc:
                 reason = exc.message
             except NotReady as exc:
                 if busy < BUSY_TRIES:
@@ -244,9 +261,14 @@ class ExchangeService:
             rec = await self._ctx.advance(rec, rec.state, data={"refund": reason})
         back = received - source_fee
         reason = str(rec.data.get("refund", "the exchange would give nothing"))
-        if back <= 0:
+        if back <= 0:  # cannot happen: _accept refuses amounts the fees would eat
             return await self._ctx.advance(rec, PaymentState.FAILED, error=reason)
-        notes = await self._ctx.federations.client(source).spend_ecash(Msat(back), op + "-back")
+        try:
+            notes = await self._ctx.federations.client(source).spend_ecash(Msat(back), op + "-back")
+        except FederationRejected as exc:
+            why = f"{reason}; giving back in {source.short()} was refused too ({exc.message})"
+            self._ctx.log(f"exchange {rec.data['exchange_id']}: {why}; we keep {received} msat", "error")
+            return await self._ctx.advance(rec, PaymentState.FAILED, error=why, data={"kept_msat": received})
         self._ctx.log(
             f"exchange {rec.data['exchange_id']}: refunded in the source federation ({reason})", "warn"
         )
@@ -257,9 +279,6 @@ class ExchangeService:
             fee_msat=0,
             data={"notes_out": notes.notes, "given_msat": back},
         )
-
-    async def _tx_fee(self, fid: FederationId) -> int:
-        return (await self._ctx.federations.client(fid).info()).tx_fee.value
 
     async def _tombstone(self, peer: str, exchange_id: str, payment_id: str) -> pay_repo.PaymentRecord:
         now = self._ctx.clock.now()

@@ -49,6 +49,8 @@ DEFAULT_MAX_FEE_FLOOR = 10_000  # or 10 sat for small amounts
 COMMAND_WAIT = 120.0  # the command answers when done, or with progress after this long
 EXCHANGE_TIMEOUT = 60.0
 RETRY_PAUSE = 2.0
+MAX_PAUSE = 30.0  # the longest wait between two questions to the peer
+WAIT_WARN = 600  # after this long without an answer, every question is logged at warn
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class MigrationService:
         self._peers = peers
         self._wait = wait
         self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
+        self._planning = asyncio.Lock()  # one plan-and-record at a time: one migration per peer
 
     # ----- the command -----------------------------------------------------------------
     async def migrate(
@@ -92,9 +95,24 @@ class MigrationService:
             raise InvalidInput("from_federation and to_federation must differ")
         if amount <= 0:
             raise InvalidInput("amount_msat must be positive")
+        async with self._planning:
+            wanted = None if peer in (None, "") else str(peer)
+            rec = await self._prepare(source, target, amount, wanted, cap)
+        task = self._start(rec)
+        done, _ = await asyncio.wait({task}, timeout=self._wait)
+        if task in done and not task.cancelled() and task.exception() is None:
+            rec = task.result()
+        else:
+            rec = await pay_repo.get(self._ctx.db.conn, rec.payment_id) or rec
+        return describe(rec)
+
+    async def _prepare(
+        self, source: FederationId, target: FederationId, amount: int, peer: str | None, cap: int | None
+    ) -> pay_repo.PaymentRecord:
+        """Everything checked, then the migration recorded (nothing changes on a refusal)."""
         src = self._ctx.federations.client(source)
         self._ctx.federations.client(target)
-        plan = await self._plan(source, target, amount, None if peer in (None, "") else str(peer))
+        plan = await self._plan(source, target, amount, peer)
         default = max(DEFAULT_MAX_FEE_FLOOR, amount * DEFAULT_MAX_FEE_PPM // 1_000_000)
         limit = cap if cap is not None else default
         if plan.fee_msat > limit:
@@ -109,14 +127,7 @@ class MigrationService:
                 f"the gateway holds {have} msat of ecash in {source.short()}; moving {amount} msat "
                 f"needs {need} msat (with the transaction fees)"
             )
-        rec = await self._record(source, target, amount, plan)
-        task = self._start(rec)
-        done, _ = await asyncio.wait({task}, timeout=self._wait)
-        if task in done and not task.cancelled() and task.exception() is None:
-            rec = task.result()
-        else:
-            rec = await pay_repo.get(self._ctx.db.conn, rec.payment_id) or rec
-        return describe(rec)
+        return await self._record(source, target, amount, plan)
 
     async def _plan(
         self, source: FederationId, target: FederationId, amount: int, wanted: str | None
@@ -133,6 +144,14 @@ class MigrationService:
                 raise InvalidInput(
                     f"{wanted[:16]} is not an active peer serving both {source.short()} and {target.short()}"
                 )
+        running = {str(r.data.get("peer")): r.payment_id for r in await self._running()}
+        busy = [f"{running[p.node_id]} through {p.node_id[:16]}" for p in peers if p.node_id in running]
+        peers = [p for p in peers if p.node_id not in running]
+        if busy and not peers:
+            raise InvalidInput(
+                f"a migration is already running ({', '.join(busy)}); one per peer at a time, so that "
+                "the peer never holds more of ours than the credit granted to it"
+            )
         if not peers:
             raise InvalidInput(
                 f"no active peer gateway serves both {source.short()} and {target.short()}: "
@@ -153,10 +172,15 @@ class MigrationService:
     async def _quote(
         self, peer: peer_repo.PeerRecord, source: FederationId, target: FederationId, amount: int
     ) -> Plan:
-        if peer.credit_limit_msat <= 0:
+        conn = self._ctx.db.conn
+        owed = max(0, await peer_repo.balance(conn, peer.node_id))  # what the peer owes us already
+        lent = sum((await peer_repo.forwards_in_flight(conn, peer.node_id, "in")).values())
+        room = peer.credit_limit_msat - owed - lent
+        if room <= 0:
             raise InvalidInput(
-                "this gateway grants the peer no credit; the peer holds one chunk of ours during each "
-                "exchange, so grant it some (fedimint-peer-add ... credit_limit_msat)"
+                f"no credit left for the peer ({peer.credit_limit_msat} msat granted, {owed + lent} in "
+                "use): it holds one chunk of ours during each exchange, so grant it more "
+                "(fedimint-peer-add ... credit_limit_msat) or settle first"
             )
         link = Link(str(peer.url), peer.node_id, peer.peer_key)
         body = {"from_federation": source.hex, "to_federation": target.hex}
@@ -168,15 +192,23 @@ class MigrationService:
         available = answer.get("available_msat")
         if isinstance(available, bool) or not isinstance(available, int) or available <= 0:
             raise InsufficientFunds(f"the peer holds no ecash to give in {target.short()}")
-        biggest = min(amount, peer.credit_limit_msat, available)
+        biggest = min(amount, room, available)
         chunks = -(-amount // biggest)
         chunk = -(-amount // chunks)
-        if chunk - terms.fee(chunk) <= terms.tx_fee_target_msat:
-            raise InvalidInput(
-                f"chunks of {chunk} msat are too small to exchange: the fees are {terms.fee(chunk)}"
-            )
         sizes = [min(chunk, amount - i * chunk) for i in range(chunks)]
-        return Plan(peer.node_id, terms, chunk, chunks, sum(terms.fee(s) for s in sizes))
+        if min(sizes) <= _total_fee(terms, min(sizes)):
+            raise InvalidInput(
+                f"chunks of {min(sizes)} msat are too small to exchange: the fees are "
+                f"{_total_fee(terms, min(sizes))} msat"
+            )
+        return Plan(peer.node_id, terms, chunk, chunks, sum(_total_fee(terms, s) for s in sizes))
+
+    async def _running(self) -> list[pay_repo.PaymentRecord]:
+        return [
+            r
+            for r in await pay_repo.unfinished(self._ctx.db.conn)
+            if r.kind is PaymentKind.MIGRATE and r.data.get("direction") == "out"
+        ]
 
     async def _record(
         self, source: FederationId, target: FederationId, amount: int, plan: Plan
@@ -204,6 +236,7 @@ class MigrationService:
                 "out_msat": 0,
                 "back_msat": 0,
                 "received_msat": 0,
+                "lost_msat": 0,
                 "started": time.time(),
             },
         )
@@ -243,7 +276,7 @@ class MigrationService:
                 return await self._ctx.advance(rec, PaymentState.SUCCEEDED)
             try:
                 await self._notes(rec)
-            except InsufficientFunds as exc:
+            except (InsufficientFunds, FederationRejected) as exc:
                 return await self._stop(rec, exc.message)
             spent = int(rec.data["out_msat"]) + _chunk(rec) + _terms(rec).tx_fee_source_msat
             rec = await self._ctx.advance(rec, rec.state, data={"step": "offer", "out_msat": spent})
@@ -284,7 +317,8 @@ class MigrationService:
                 )
             return await self._unknown(rec, exc.message)
         except PeerRefused as exc:
-            if first and exc.peer_code in NOT_STARTED:
+            # Only the peer's own signed refusal proves it did nothing; anything else is asked about.
+            if first and exc.peer_code in NOT_STARTED and exc.signed and exc.status < 500:
                 return await self._ctx.advance(
                     rec, rec.state, data={"step": "reclaim", "reason": exc.message}
                 )
@@ -294,19 +328,60 @@ class MigrationService:
         state = answer.get("state")
         notes = answer.get("notes")
         if state in ("succeeded", "refunded") and isinstance(notes, str) and notes:
-            into = "target" if state == "succeeded" else "source"
-            why = "" if state == "succeeded" else f"the peer gave our ecash back: {answer.get('error', '')}"
-            return await self._ctx.advance(
-                rec, rec.state, data={"step": "take", "notes_in": notes, "into": into, "reason": why}
-            )
+            return await self._received(rec, notes, str(state), str(answer.get("error", "")))
         if state in ("failed", "cancelled"):
             why = f"the peer did not take our notes ({state}): {answer.get('error', '')}"
             return await self._ctx.advance(rec, rec.state, data={"step": "reclaim", "reason": why})
         return await self._unknown(rec, f"the exchange is {state}")
 
+    async def _received(
+        self, rec: pay_repo.PaymentRecord, notes: str, state: str, error: str
+    ) -> pay_repo.PaymentRecord:
+        """Check the peer's notes before taking them: whose they are, their worth, never seen."""
+        source, target = FederationId(str(rec.federation_id)), FederationId(str(rec.target_federation_id))
+        try:
+            summary = await self._ctx.federations.client(target).inspect_ecash(notes)
+        except InvalidInput as exc:
+            return await self._lost(rec, f"the peer answered {state} with unreadable notes ({exc.message})")
+        into = {target.hex: "target", source.hex: "source"}.get(summary.federation_id)
+        if into is None:
+            return await self._lost(rec, f"the peer's notes belong to federation {summary.federation_id[:8]}")
+        if into == "source":
+            summary = await self._ctx.federations.client(source).inspect_ecash(notes)
+        if summary.received:
+            return await self._lost(rec, "the peer answered with notes this gateway had already received")
+        expected = _expected(rec)
+        why = "" if state == "succeeded" else f"the peer gave our ecash back: {error}"
+        if into == "target" and summary.amount.value < expected:
+            why = f"the peer gave {summary.amount.value} msat of notes for a chunk quoted at {expected} msat"
+        elif into == "source" and not why:
+            why = "the peer answered with notes of the source federation"
+        return await self._ctx.advance(
+            rec,
+            rec.state,
+            data={"step": "take", "notes_in": notes, "into": into, "reason": why, "waiting": ""},
+        )
+
+    async def _lost(self, rec: pay_repo.PaymentRecord, why: str) -> pay_repo.PaymentRecord:
+        """The peer kept this chunk and gave nothing usable back: record the loss and stop."""
+        text = f"{why}: the chunk of {_chunk(rec)} msat is lost to peer {str(rec.data['peer'])[:16]}"
+        self._ctx.log(f"migration {rec.payment_id}: {text}", "error")
+        return await self._stop(rec, text, notes_in="", lost_msat=int(rec.data["lost_msat"]) + _chunk(rec))
+
     async def _unknown(self, rec: pay_repo.PaymentRecord, why: str) -> pay_repo.PaymentRecord:
-        self._ctx.log(f"migration {rec.payment_id}: outcome not known yet ({why}); asking the peer", "info")
-        await asyncio.sleep(RETRY_PAUSE)
+        """Not known yet: remember why (shown by the command and fedimint-payments), wait, ask again."""
+        now = self._ctx.clock.now()
+        if rec.data.get("waiting") != why:
+            since = rec.data.get("waiting_since") if rec.data.get("waiting") else None
+            rec = await self._ctx.advance(
+                rec, rec.state, data={"waiting": why, "waiting_since": since or now}
+            )
+        waited = now - int(rec.data.get("waiting_since") or now)
+        level = "warn" if waited >= WAIT_WARN else "info"
+        self._ctx.log(
+            f"migration {rec.payment_id}: outcome not known for {waited} s ({why}); asking the peer", level
+        )
+        await asyncio.sleep(min(MAX_PAUSE, RETRY_PAUSE + waited / 10))
         return rec
 
     async def _take(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
@@ -316,24 +391,28 @@ class MigrationService:
         try:
             got = (await self._ctx.federations.client(fid).receive_ecash(str(rec.data["notes_in"]))).value
         except (InvalidInput, FederationRejected) as exc:
-            why = f"the peer's notes were refused by {fid.short()} ({exc.message}): {_chunk(rec)} msat lost"
-            self._ctx.log(f"migration {rec.payment_id}: {why}", "error")
-            return await self._stop(rec, why, notes_in="")
+            return await self._lost(rec, f"the peer's notes were refused by {fid.short()} ({exc.message})")
         if not into_target:
             back = int(rec.data["back_msat"]) + got
             return await self._stop(rec, str(rec.data["reason"]), notes_in="", back_msat=back)
         moved = int(rec.data["moved_msat"]) + _chunk(rec)
         received = int(rec.data["received_msat"]) + got
-        expected = _chunk(rec) - _terms(rec).fee(_chunk(rec)) - _terms(rec).tx_fee_target_msat
-        if got < expected:
-            self._ctx.log(
-                f"migration {rec.payment_id}: the peer gave {got} msat for a chunk quoted at {expected} msat",
-                "warn",
+        if rec.data.get("reason"):  # the peer paid short: keep what came, stop trusting it
+            short = max(0, _expected(rec) - _terms(rec).tx_fee_target_msat - got)
+            self._ctx.log(f"migration {rec.payment_id}: {rec.data['reason']}", "error")
+            return await self._stop(
+                rec,
+                str(rec.data["reason"]),
+                notes_in="",
+                moved_msat=moved,
+                received_msat=received,
+                lost_msat=int(rec.data["lost_msat"]) + short,
+                chunk=int(rec.data["chunk"]) + 1,
             )
         rec = await self._ctx.advance(
             rec,
             rec.state,
-            fee_msat=int(rec.data["out_msat"]) - int(rec.data["back_msat"]) - received,
+            fee_msat=_fee(rec, received=received),
             data={
                 "step": "spend",
                 "notes_in": "",
@@ -352,16 +431,14 @@ class MigrationService:
         try:
             got = (await client.receive_ecash(await self._notes(rec))).value
         except (InvalidInput, FederationRejected) as exc:
-            why = f"{reason}; reclaiming our notes failed ({exc.message}): {_chunk(rec)} msat lost"
-            self._ctx.log(f"migration {rec.payment_id}: {why}", "error")
-            return await self._stop(rec, why)
+            return await self._lost(rec, f"{reason}; reclaiming our notes failed ({exc.message})")
         return await self._stop(rec, reason, back_msat=int(rec.data["back_msat"]) + got)
 
     async def _stop(self, rec: pay_repo.PaymentRecord, reason: str, **data: Any) -> pay_repo.PaymentRecord:
         """End the migration early: REFUNDED if nothing moved, else FAILED with what did."""
         rec = rec.advance(rec.state, rec.updated_at, data=data)
         moved = int(rec.data["moved_msat"])
-        fee = int(rec.data["out_msat"]) - int(rec.data["back_msat"]) - int(rec.data["received_msat"])
+        fee = _fee(rec)
         state = PaymentState.REFUNDED if moved == 0 else PaymentState.FAILED
         error = f"{reason} (moved {moved} of {rec.amount_msat} msat)"
         self._ctx.log(f"migration {rec.payment_id} stopped: {error}", "warn")
@@ -395,6 +472,11 @@ def describe(rec: pay_repo.PaymentRecord) -> dict[str, Any]:
         "chunks": rec.data.get("chunks"),
         "chunks_done": rec.data.get("chunk", 0),
     }
+    if rec.data.get("lost_msat"):
+        body["lost_msat"] = rec.data["lost_msat"]
+    if running and rec.data.get("waiting"):
+        body["waiting"] = rec.data["waiting"]
+        body["waiting_since"] = rec.data.get("waiting_since")
     if rec.error:
         body["error"] = rec.error
     return body
@@ -410,6 +492,23 @@ def _terms(rec: pay_repo.PaymentRecord) -> ExchangeTerms:
 
 def _chunk(rec: pay_repo.PaymentRecord) -> int:
     return min(int(rec.data["chunk_msat"]), rec.amount_msat - int(rec.data["moved_msat"]))
+
+
+def _total_fee(terms: ExchangeTerms, chunk: int) -> int:
+    """Everything a chunk costs: the peer's quote plus our own spend and reissue."""
+    return terms.fee(chunk) + terms.tx_fee_source_msat + terms.tx_fee_target_msat
+
+
+def _expected(rec: pay_repo.PaymentRecord) -> int:
+    """What the peer's notes for the current chunk must be worth (before our reissue)."""
+    return _chunk(rec) - _terms(rec).fee(_chunk(rec))
+
+
+def _fee(rec: pay_repo.PaymentRecord, received: int | None = None) -> int:
+    """What the migration cost so far: value out of A, less what came back or arrived, less losses."""
+    got = int(rec.data["received_msat"]) if received is None else received
+    out, back, lost = (int(rec.data.get(k, 0)) for k in ("out_msat", "back_msat", "lost_msat"))
+    return out - back - got - lost
 
 
 def _exchange_id(rec: pay_repo.PaymentRecord) -> str:

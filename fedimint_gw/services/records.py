@@ -41,6 +41,10 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
         body["received_msat"] = r.data.get("received_msat", 0)
         body["chunks"] = r.data.get("chunks")
         body["chunks_done"] = r.data.get("chunk", 0)
+        if r.data.get("lost_msat"):
+            body["lost_msat"] = r.data["lost_msat"]
+        if not r.state.terminal and r.data.get("waiting"):
+            body["waiting"] = r.data["waiting"]
     return body
 
 

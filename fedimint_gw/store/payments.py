@@ -167,3 +167,12 @@ async def between(conn: aiosqlite.Connection, start: int, end: int) -> list[Paym
     ) as cur:
         rows = await cur.fetchall()
     return [_row(r) for r in rows]
+
+
+async def has_fingerprint(conn: aiosqlite.Connection, fingerprint: str) -> bool:
+    """Whether an exchange already carried notes with this fingerprint."""
+    async with conn.execute(
+        "SELECT 1 FROM payments WHERE kind = ? AND json_extract(data_json, '$.fingerprint') = ? LIMIT 1",
+        (PaymentKind.MIGRATE.value, fingerprint),
+    ) as cur:
+        return await cur.fetchone() is not None

@@ -14,6 +14,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotFound
 from fedimint_gw.peer.client import PeerClient
+from fedimint_gw.peer.errors import PeerRefused
 from fedimint_gw.services.exchange import ExchangeService
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
@@ -261,3 +262,98 @@ async def _finished(e: Env) -> pay_repo.PaymentRecord:
     await wait_until(done, timeout=60)
     recs = [r for r in await pay_repo.between(e.gateway.db.conn, 0, 2**40) if r.kind is PaymentKind.MIGRATE]
     return recs[0]
+
+
+async def test_the_peer_refuses_notes_it_already_received_and_notes_worth_another_amount(
+    env: Env, env_b: Env
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+    done = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 50_000, None, None)
+    assert done["state"] == "succeeded"
+    client = env.gateway.federations.client(FederationId(fed_a.federation_id))
+    link = await env.gateway.peers.link(env_b.node.node_id)
+    p_b_before = await _balance(env_b, fed_b)
+
+    async def exchange(exchange_id: str, notes: str, amount: int) -> None:
+        body = {
+            "exchange_id": exchange_id,
+            "from_federation": fed_a.federation_id,
+            "to_federation": fed_b.federation_id,
+            "amount_msat": amount,
+            "fee_msat": 10_000,
+            "notes": notes,
+        }
+        await env.gateway.peers.client.call(link, "exchange", body)
+
+    # The same notes again, under a new exchange id: P would pay twice for them.
+    chunk_id = done["migration_id"].split(":", 1)[1] + "-0"
+    again = (await client.spend_ecash(Msat(50_000), f"migrate-{chunk_id}")).notes
+    with pytest.raises(PeerRefused, match="already received"):
+        await exchange("replay-1", again, 50_000)
+    # Notes worth 20 000 msat declared as 2 000 (a lower fee on a larger amount).
+    fresh = (await client.spend_ecash(Msat(20_000), "declared-low")).notes
+    with pytest.raises(PeerRefused, match="hold 20000 msat, not amount_msat 2000"):
+        await exchange("declared-low", fresh, 2_000)
+    assert await _balance(env_b, fed_b) == p_b_before  # P gave nothing for either
+
+
+async def test_a_peer_answering_with_notes_we_already_hold_is_caught_and_the_loss_reported(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b, credit=100_000)
+    real_give = ExchangeService._give
+    first: list[str] = []
+
+    async def lying_give(self: ExchangeService, rec: Any, *a: Any) -> Any:
+        if not first:
+            out = await real_give(self, rec, *a)
+            first.append(out.data["notes_out"])
+            return out
+        return await self._ctx.advance(
+            rec, PaymentState.SUCCEEDED, data={"notes_out": first[0], "given_msat": 98_800}
+        )
+
+    monkeypatch.setattr(ExchangeService, "_give", lying_give)
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    assert result["state"] == "failed" and "already received" in result["error"]
+    assert result["moved_msat"] == 100_000 and result["lost_msat"] == 100_000
+    assert await _balance(env, fed_b) == 100_000 - PAIR_FEE.fee(Msat(100_000)).value  # counted once
+    assert any(lvl == "error" and "lost to peer" in m for lvl, m in env.logs)
+
+
+async def test_a_peer_paying_short_stops_the_migration_after_that_chunk(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b, credit=100_000)
+
+    async def stingy_give(self: ExchangeService, rec: Any, *a: Any) -> Any:
+        target = FederationId(str(rec.target_federation_id))
+        notes = await self._ctx.federations.client(target).spend_ecash(Msat(1_000), "stingy")
+        return await self._ctx.advance(
+            rec, PaymentState.SUCCEEDED, data={"notes_out": notes.notes, "given_msat": 1_000}
+        )
+
+    monkeypatch.setattr(ExchangeService, "_give", stingy_give)
+    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    assert result["state"] == "failed" and "quoted at 98800 msat" in result["error"]
+    assert result["chunks_done"] == 1 and result["received_msat"] == 1_000
+    assert result["lost_msat"] == 98_800 - 1_000
+    assert await _balance(env, fed_a) == 300_000  # the second chunk was never sent
+
+
+async def test_only_one_migration_per_peer_runs_at_a_time_and_a_wait_shows_why(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+
+    async def crash(*_a: Any, **_k: Any) -> Any:
+        raise Crash()
+
+    monkeypatch.setattr(ExchangeService, "_give", crash)
+    env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]
+    first = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    assert first["state"] == "running" and first["waiting"] == "the exchange is pending"
+    with pytest.raises(InvalidInput, match="already running"):
+        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
+    listed = await _payments(env)
+    assert listed[0]["state"] == "paying" and listed[0]["waiting"] == "the exchange is pending"
