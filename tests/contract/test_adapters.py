@@ -232,6 +232,24 @@ async def test_receive_ecash_is_idempotent(gateway: Gateway, user: Wallet) -> No
     assert await gateway.client.balance() == Msat(4_096)
 
 
+async def test_inspect_ecash_reads_notes_offline_and_knows_what_was_received(
+    gateway: Gateway, user: Wallet
+) -> None:
+    ecash = await user.send_ecash(3_072)
+    fid, notes = decode_notes(ecash)
+    seen = await gateway.client.inspect_ecash(ecash)
+    assert seen.federation_id == fid and seen.amount == Msat(3_072) and not seen.received
+    reordered = await gateway.client.inspect_ecash(encode_notes(fid, list(reversed(notes))))
+    assert reordered.fingerprint == seen.fingerprint  # one set of notes, one fingerprint
+    await gateway.client.receive_ecash(ecash)
+    assert (await gateway.client.inspect_ecash(ecash)).received
+    other = await gateway.client.inspect_ecash(encode_notes("ab" * 32, notes))
+    assert other.federation_id == "ab" * 32 and not other.received
+    assert (await gateway.client.inspect_ecash(await user.send_ecash(1_024))).received is False
+    with pytest.raises(InvalidInput):
+        await gateway.client.inspect_ecash("devfednotes1garbage")
+
+
 async def test_receive_ecash_refuses_bad_notes(gateway: Gateway, user: Wallet) -> None:
     client = gateway.client
     with pytest.raises(InvalidInput):
