@@ -1,68 +1,28 @@
 """Peer forwards (docs/peer-protocol.md §5, §7): a payment handed to another gateway, not to Lightning.
 
-Sender side, in the user's send flow (payment kind PEER, id `send:<contract id>`):
+A user's send whose invoice ends at a peer (payment kind PEER, id `send:<contract id>`):
     HTLC_HELD --forward--> (succeeded) CLAIMING + ledger entry --claim--> SUCCEEDED
                            (failed)    CANCELLING --cancel/forfeit--> REFUNDED
                            (not started: refused, unreachable, cancelled) -> a Lightning send (PAYING)
-An unknown outcome is resolved by asking the peer (`forward_status`, which tombstones an id it
-never saw), never by guessing. Receiver side (`peer-in:<peer>:<forward id>`): the swap's target
-half funds the receive in our federation, then SUCCEEDED + ledger entry, or REFUNDED. A router
-receives a forward for another peer and sends its own (`peer-out:<forward id>`), then settles both.
-Every step is written before it runs; every message can be repeated.
+Sending a forward until its outcome is known is peer_send.py; receiving and routing forwards
+(`peer-in:<peer>:<forward id>`, `peer-out:<forward id>`) is peer_inbound.py. This module plans a
+user's send as a forward, and is the one forward service the gateway wires.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import enum
-import hashlib
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.peer import ledger, wire
-from fedimint_gw.peer.client import Link
-from fedimint_gw.peer.errors import (
-    NOT_STARTED,
-    CreditExceeded,
-    NoDestination,
-    PeerOutcomeUnknown,
-    PeerRefused,
-    PeerUnreachable,
-)
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peering import PeerService, PeerTarget
-from fedimint_gw.services.swap import SwapService, SwapTarget, swap_data
-from fedimint_gw.store import federations as fed_repo
+from fedimint_gw.services.peer_inbound import InboundForwards
+from fedimint_gw.services.peer_send import AfterDebt, ForwardSender, Outcome, forward_id_hash, out_data
+from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
-
-FORWARD_TIMEOUT = 60.0  # one forward request; after it the outcome is asked for
-INBOUND_DEADLINE = 30.0  # how long a receiver works before answering "pending"
-STATUS_PAUSE = 2.0
-_CANCELLED = "cancelled"
-
-
-class Outcome(enum.Enum):
-    """What became of a forward at the peer."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    NOT_STARTED = "not_started"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A forward's record after its outcome is known, and why when it did not start."""
-
-    rec: pay_repo.PaymentRecord
-    outcome: Outcome
-    reason: str = ""
 
 
 class ForwardService:
@@ -73,14 +33,12 @@ class ForwardService:
         ctx: ServiceContext,
         peers: PeerService,
         swaps: SwapService,
-        after_debt: Callable[[str], Awaitable[None]] | None = None,
+        after_debt: AfterDebt | None = None,
     ) -> None:
         self._ctx = ctx
         self._peers = peers
-        self._swaps = swaps
-        self._after_debt = after_debt
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
+        self._sender = ForwardSender(ctx, peers, after_debt)
+        self._inbound = InboundForwards(ctx, peers, swaps, self._sender)
 
     # ----- sender side -----------------------------------------------------------------
     async def plan(
@@ -98,7 +56,7 @@ class ForwardService:
         peer = await repo.get(self._ctx.db.conn, target.node_id)
         if peer is None:
             return None
-        if not await self._may_borrow(peer, target.amount_msat):
+        if not await self._sender.may_borrow(peer, target.amount_msat):
             self._ctx.log(
                 f"send {rec.payment_id}: forward would exceed the credit peer {peer.node_id[:16]} grants; "
                 "paying over Lightning",
@@ -109,12 +67,12 @@ class ForwardService:
             rec,
             kind=PaymentKind.PEER,
             state=PaymentState.HTLC_HELD,
-            data={**rec.data, **_out_data(target, "f-" + _hash(rec.payment_id), 0)},
+            data={**rec.data, **out_data(target, "f-" + forward_id_hash(rec.payment_id), 0)},
         )
 
     async def drive_send(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """Forward a user's payment; returns it CLAIMING, CANCELLING, or fallen back to Lightning."""
-        resolved = await self._resolve(rec)
+        resolved = await self._sender.resolve(rec)
         if resolved.outcome is not Outcome.NOT_STARTED:
             return resolved.rec
         self._ctx.log(
@@ -129,395 +87,18 @@ class ForwardService:
             await repo.set_kind(conn, new.payment_id, PaymentKind.SEND)
         return new
 
-    async def _resolve(self, rec: pay_repo.PaymentRecord) -> Resolved:
-        """Send the forward (or ask about it) until its outcome is known.
-
-        Only the very first request can prove that nothing started (unreachable or refused):
-        once a forward may have been delivered (`sent` is written before the request), only the
-        peer's answer about it decides."""
-        peer, forward_id = str(rec.data["peer"]), str(rec.data["forward_id"])
-        while True:
-            link = await self._link(peer)
-            first = not rec.data.get("sent")
-            try:
-                if first:
-                    if link is None:
-                        return Resolved(rec, Outcome.NOT_STARTED, "the peer is no longer active")
-                    rec = await self._ctx.advance(rec, rec.state, data={"sent": time.time()})
-                    body = {
-                        "forward_id": forward_id,
-                        "invoice": rec.data["invoice"],
-                        "payment_hash": rec.payment_hash,
-                        "amount_msat": int(rec.data["forward_amount_msat"]),
-                        "hops": int(rec.data.get("hops", 0)),
-                    }
-                    answer = await self._peers.client.call(link, "forward", body, FORWARD_TIMEOUT)
-                else:
-                    if link is None:
-                        raise PeerOutcomeUnknown("the peer has no known address or key")
-                    body = {"forward_id": forward_id, "cancel_unknown": True}
-                    answer = await self._peers.client.call(link, "forward_status", body)
-            except PeerUnreachable as exc:
-                if first:
-                    return Resolved(rec, Outcome.NOT_STARTED, exc.message)
-                await self._unknown(rec, exc.message)
-                continue
-            except PeerRefused as exc:
-                if first and exc.peer_code in NOT_STARTED:
-                    return Resolved(rec, Outcome.NOT_STARTED, exc.message)
-                await self._unknown(rec, exc.message)
-                continue
-            except (PeerOutcomeUnknown, NotFound) as exc:
-                await self._unknown(rec, exc.message)
-                continue
-            state = answer.get("state")
-            if state == "succeeded":
-                preimage = str(answer.get("preimage", ""))
-                if _hash_hex(preimage) == rec.payment_hash:
-                    await self._peers.keep_statement(peer, answer.get("statement"))
-                    return Resolved(await self._record_success_out(rec, preimage), Outcome.SUCCEEDED)
-                self._ctx.log(
-                    f"forward {forward_id}: the peer's preimage does not match; asking again", "error"
-                )
-            elif state == "failed":
-                error = f"the peer gateway could not complete the payment: {answer.get('error', '')}"
-                rec = await self._ctx.advance(rec, PaymentState.CANCELLING, error=error)
-                return Resolved(rec, Outcome.FAILED)
-            elif state == _CANCELLED:
-                return Resolved(rec, Outcome.NOT_STARTED, "the peer never started the forward")
-            await self._unknown(rec, f"the forward is {state}")
-
-    async def _unknown(self, rec: pay_repo.PaymentRecord, why: str) -> None:
-        """The outcome is not known yet: wait, then ask the peer again."""
-        self._ctx.log(
-            f"forward {rec.data['forward_id']}: outcome not known yet ({why}); asking the peer", "info"
-        )
-        await asyncio.sleep(STATUS_PAUSE)
-
-    async def _record_success_out(self, rec: pay_repo.PaymentRecord, preimage: str) -> pay_repo.PaymentRecord:
-        peer = str(rec.data["peer"])
-        entry = ledger.Entry(f"forward:{rec.data['forward_id']}", -int(rec.data["forward_amount_msat"]))
-        new = rec.advance(PaymentState.CLAIMING, self._ctx.clock.now(), preimage=preimage)
-        async with self._ctx.db.transaction() as conn:
-            await repo.add_entry(conn, peer, entry, new.updated_at)
-            await pay_repo.save(conn, new)
-        if self._after_debt is not None:
-            await self._after_debt(peer)
-        return new
-
-    async def _may_borrow(self, peer: repo.PeerRecord, amount: int) -> bool:
-        conn = self._ctx.db.conn
-        pending = sum((await repo.forwards_in_flight(conn, peer.node_id, "out")).values())
-        return ledger.may_borrow(
-            await repo.balance(conn, peer.node_id), pending, amount, peer.peer_credit_limit_msat
-        )
-
-    async def _link(self, node_id: str) -> Link | None:
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None or not rec.url or rec.peer_key is None:
-            return None
-        return Link(rec.url, rec.node_id, rec.peer_key)
-
-    # ----- receiver side ---------------------------------------------------------------
+    # ----- receiver side (peer_inbound.py) ----------------------------------------------
     async def on_forward(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
-        """Accept (or refuse, having done nothing) a forward, run it, and answer its outcome."""
-        forward_id = body.get("forward_id")
-        if not wire.is_protocol_id(forward_id):
-            raise InvalidInput("forward_id must be 1-64 characters of [A-Za-z0-9_-]")
-        payment_id = f"peer-in:{peer.node_id}:{forward_id}"
-        async with self._lock(payment_id):
-            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
-            if rec is None:
-                rec = await self._accept(peer, str(forward_id), payment_id, body)
-        return await self._answer(rec, INBOUND_DEADLINE)
+        """A peer's `forward`: accept it (or refuse, having done nothing), run it, answer its outcome."""
+        return await self._inbound.on_forward(peer, body)
 
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
-        """The outcome of a forward; an unknown id is tombstoned when the sender asks for it."""
-        forward_id = body.get("forward_id")
-        if not wire.is_protocol_id(forward_id):
-            raise InvalidInput("forward_id must be 1-64 characters of [A-Za-z0-9_-]")
-        payment_id = f"peer-in:{peer.node_id}:{forward_id}"
-        async with self._lock(payment_id):
-            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
-            if rec is None:
-                if body.get("cancel_unknown") is not True:
-                    return {"forward_id": forward_id, "state": "unknown"}
-                rec = await self._tombstone(peer.node_id, str(forward_id), payment_id)
-        return await self._answer(rec, 0.0)
-
-    async def _accept(
-        self, peer: repo.PeerRecord, forward_id: str, payment_id: str, body: dict[str, Any]
-    ) -> pay_repo.PaymentRecord:
-        invoice, amount, hops = body.get("invoice"), body.get("amount_msat"), body.get("hops", 0)
-        if (
-            not isinstance(invoice, str)
-            or not isinstance(amount, int)
-            or isinstance(amount, bool)
-            or amount <= 0
-        ):
-            raise InvalidInput("a forward needs invoice (bolt11) and a positive amount_msat")
-        try:
-            inv = bolt11.decode(invoice)
-        except ValueError as exc:
-            raise InvalidInput(f"invalid invoice: {exc}") from None
-        if inv.payment_hash.hex() != body.get("payment_hash"):
-            raise InvalidInput("payment_hash is not the invoice's")
-        if inv.is_expired(self._ctx.clock.now()):
-            raise PaymentRefused("the invoice has expired")
-        try:
-            target = await self._swaps.find_target(inv)
-        except PaymentRefused as exc:
-            raise NoDestination(exc.message) from None
-        conn = self._ctx.db.conn
-        pending_in = sum((await repo.forwards_in_flight(conn, peer.node_id, "in")).values())
-        if not ledger.may_lend(
-            await repo.balance(conn, peer.node_id), pending_in, amount, peer.credit_limit_msat
-        ):
-            raise CreditExceeded(
-                f"the forward of {amount} msat would exceed the credit of {peer.credit_limit_msat} msat "
-                "this gateway grants you; settle first"
-            )
-        if target is None:
-            route = await self._peers.find_target(inv, exclude=peer.node_id, direct_only=True)
-            if route is None or hops != 0:
-                raise NoDestination("the invoice ends at no federation this gateway serves or routes to")
-            return await self._accept_routed(peer, forward_id, payment_id, inv, invoice, amount, route)
-        return await self._accept_local(peer, forward_id, payment_id, inv, amount, target)
-
-    async def _accept_local(
-        self,
-        peer: repo.PeerRecord,
-        forward_id: str,
-        payment_id: str,
-        inv: bolt11.Invoice,
-        amount: int,
-        target: SwapTarget,
-    ) -> pay_repo.PaymentRecord:
-        need = await self._needed(target)
-        if amount < need:
-            raise PaymentRefused(f"the forward carries {amount} msat; this receive needs {need} msat")
-        await self._swaps.check_liquidity(target)
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.PEER,
-            state=PaymentState.HTLC_HELD,
-            payment_hash=inv.payment_hash.hex(),
-            amount_msat=target.request.amount.value,
-            fee_msat=amount - target.request.amount.value,
-            target_federation_id=target.federation_id.hex,
-            created_at=now,
-            updated_at=now,
-            data={**_in_data(peer.node_id, forward_id, amount), **swap_data(target), "started": time.time()},
-        )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, rec)
-        await self._swaps.claim_registration(target, payment_id)
-        self._ctx.log(f"forward {forward_id} from {peer.node_id[:16]}: {amount} msat accepted", "info")
-        return rec
-
-    async def _needed(self, target: SwapTarget) -> int:
-        """What a Lightning HTLC for this receive would have to carry into our node."""
-        if target.registered_id is not None:
-            reg = await pay_repo.get(self._ctx.db.conn, target.registered_id)
-            if reg is None:
-                raise NoDestination("the registered receive is gone")
-            return int(reg.data["invoice_amount_msat"])
-        fed = await fed_repo.get(self._ctx.db.conn, target.federation_id)
-        if fed is None:
-            raise NoDestination("the target federation is not served")
-        return target.request.amount.value + fed.fees.fee(target.request.amount).value
-
-    async def _accept_routed(
-        self,
-        peer: repo.PeerRecord,
-        forward_id: str,
-        payment_id: str,
-        inv: bolt11.Invoice,
-        invoice: str,
-        amount: int,
-        route: PeerTarget,
-    ) -> pay_repo.PaymentRecord:
-        nxt = await repo.get(self._ctx.db.conn, route.node_id)
-        if nxt is None or not await self._may_borrow(nxt, amount):
-            raise CreditExceeded("the next peer's credit line cannot carry this forward")
-        now = self._ctx.clock.now()
-        out_id = "r-" + _hash(f"{peer.node_id}:{forward_id}")
-        out_payment = f"peer-out:{out_id}"
-        inbound = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.PEER,
-            state=PaymentState.HTLC_HELD,
-            data={
-                **_in_data(peer.node_id, forward_id, amount),
-                "outbound": out_payment,
-                "started": time.time(),
-            },
-            payment_hash=inv.payment_hash.hex(),
-            amount_msat=amount,
-            created_at=now,
-            updated_at=now,
-        )
-        target = PeerTarget(route.node_id, amount, route.destination)
-        outbound = pay_repo.PaymentRecord(
-            payment_id=out_payment,
-            kind=PaymentKind.PEER,
-            state=PaymentState.HTLC_HELD,
-            payment_hash=inv.payment_hash.hex(),
-            amount_msat=amount,
-            created_at=now,
-            updated_at=now,
-            data={**_out_data(target, out_id, 1), "invoice": invoice, "inbound": payment_id},
-        )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, inbound)
-            await pay_repo.save(conn, outbound)
-        self._ctx.log(
-            f"forward {forward_id} from {peer.node_id[:16]}: routing to {route.node_id[:16]}", "info"
-        )
-        return inbound
-
-    async def _answer(self, rec: pay_repo.PaymentRecord, wait: float) -> dict[str, Any]:
-        task = self._tasks.get(rec.payment_id)
-        if task is None and not rec.state.terminal:
-            task = self._start(rec)
-        if task is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                rec = await asyncio.wait_for(asyncio.shield(task), wait) if wait > 0 else rec
-            if task.done() and not task.cancelled() and task.exception() is None:
-                rec = task.result()
-        forward_id = rec.data.get("forward_id")
-        if rec.state is PaymentState.SUCCEEDED:
-            peer = str(rec.data["peer"])
-            return {
-                "forward_id": forward_id,
-                "state": "succeeded",
-                "preimage": rec.preimage,
-                "statement": await self._peers.statement(peer),
-            }
-        if rec.state.terminal:
-            state = _CANCELLED if rec.data.get("outcome") == _CANCELLED else "failed"
-            return {"forward_id": forward_id, "state": state, "error": rec.error or ""}
-        return {"forward_id": forward_id, "state": "pending"}
-
-    def _start(self, rec: pay_repo.PaymentRecord) -> asyncio.Task[pay_repo.PaymentRecord]:
-        task = asyncio.create_task(self._drive_in(rec))
-        self._tasks[rec.payment_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.payment_id, None))
-        return task
-
-    async def _drive_in(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
-        if "outbound" in rec.data:
-            return await self._drive_routed(rec)
-        rec = await self._swaps.drive(rec)
-        if rec.state is PaymentState.CLAIMING and rec.preimage:
-            return await self._record_success_in(rec, str(rec.preimage))
-        return await self._ctx.advance(rec, PaymentState.REFUNDED)
-
-    async def _record_success_in(
-        self, rec: pay_repo.PaymentRecord, preimage: str, also: pay_repo.PaymentRecord | None = None
-    ) -> pay_repo.PaymentRecord:
-        entry = ledger.Entry(f"forward:{rec.data['forward_id']}", int(rec.data["forward_amount_msat"]))
-        new = rec.advance(PaymentState.SUCCEEDED, self._ctx.clock.now(), preimage=preimage)
-        if "started" in rec.data:
-            new = new.advance(new.state, new.updated_at, data={"elapsed_ms": _elapsed(rec)})
-        async with self._ctx.db.transaction() as conn:
-            await repo.add_entry(conn, str(rec.data["peer"]), entry, new.updated_at)
-            await pay_repo.save(conn, new)
-            if also is not None:
-                await pay_repo.save(conn, also)
-        return new
-
-    async def _drive_routed(self, inbound: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
-        out = await pay_repo.get(self._ctx.db.conn, str(inbound.data["outbound"]))
-        if out is None:
-            raise NotFound("the routed forward's outbound half is missing")
-        if out.state is PaymentState.HTLC_HELD:
-            resolved = await self._resolve(out)
-            out = resolved.rec
-            if resolved.outcome is Outcome.NOT_STARTED:
-                now = self._ctx.clock.now()
-                out = out.advance(PaymentState.FAILED, now, error=resolved.reason)
-                new = inbound.advance(
-                    PaymentState.FAILED, now, error=resolved.reason, data={"outcome": _CANCELLED}
-                )
-                async with self._ctx.db.transaction() as conn:
-                    await pay_repo.save(conn, out)
-                    await pay_repo.save(conn, new)
-                return new
-        if out.state is PaymentState.CLAIMING and out.preimage:
-            done = out.advance(PaymentState.SUCCEEDED, self._ctx.clock.now())
-            return await self._record_success_in(inbound, str(out.preimage), also=done)
-        if out.state is PaymentState.SUCCEEDED and out.preimage:
-            return await self._record_success_in(inbound, str(out.preimage))
-        now = self._ctx.clock.now()
-        out = out.advance(PaymentState.REFUNDED, now)
-        new = inbound.advance(PaymentState.REFUNDED, now, error=out.error)
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, out)
-            await pay_repo.save(conn, new)
-        return new
-
-    async def _tombstone(self, peer: str, forward_id: str, payment_id: str) -> pay_repo.PaymentRecord:
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.PEER,
-            state=PaymentState.FAILED,
-            payment_hash="",
-            amount_msat=0,
-            created_at=now,
-            updated_at=now,
-            error="cancelled by the sender before it arrived",
-            data={**_in_data(peer, forward_id, 0), "outcome": _CANCELLED},
-        )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, rec)
-        return rec
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+        """A peer's `forward_status`: the outcome of a forward (an unknown id asked for is tombstoned)."""
+        return await self._inbound.on_status(peer, body)
 
     async def resume(self) -> None:
         """At start: finish every inbound or routed forward that was cut short."""
-        for rec in await pay_repo.unfinished(self._ctx.db.conn):
-            inbound = rec.kind is PaymentKind.PEER and rec.data.get("direction") == "in"
-            if inbound and rec.payment_id not in self._tasks:
-                self._start(rec)
+        await self._inbound.resume()
 
     async def stop(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
-
-
-def _in_data(peer: str, forward_id: str, amount: int) -> dict[str, Any]:
-    return {"direction": "in", "peer": peer, "forward_id": forward_id, "forward_amount_msat": amount}
-
-
-def _out_data(target: PeerTarget, forward_id: str, hops: int) -> dict[str, Any]:
-    return {
-        "direction": "out",
-        "peer": target.node_id,
-        "destination": target.destination,
-        "forward_id": forward_id,
-        "forward_amount_msat": target.amount_msat,
-        "hops": hops,
-    }
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def _hash_hex(preimage_hex: str) -> str:
-    try:
-        return hashlib.sha256(bytes.fromhex(preimage_hex)).hexdigest()
-    except ValueError:
-        return ""
-
-
-def _elapsed(rec: pay_repo.PaymentRecord) -> int:
-    return int((time.time() - float(rec.data["started"])) * 1000)
+        await self._inbound.stop()

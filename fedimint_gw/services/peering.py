@@ -1,9 +1,10 @@
-"""Peer gateways: links, hello, authentication, announcements and ledger checks.
+"""Peer gateways: links, hello and authentication.
 
 See docs/peer-protocol.md. A link is added by the operator (`fedimint-peer-add`), which sends a
 `hello`; the peer's answer proves its peer key is bound to its node id. Every later message in
-either direction is signed, fresh and carries a nonce never seen before. Forwards and
-settlements live in peer_forward.py and peer_settle.py; this module knows who the peers are.
+either direction is signed, fresh and carries a nonce never seen before. Announcements and forward
+targets live in peer_routes.py, ledger checks in peer_ledger.py, forwards and settlements in
+peer_forward.py and peer_settle.py; this module knows who the peers are.
 """
 
 from __future__ import annotations
@@ -11,37 +12,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, NotReady, PeerError
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.peer import ledger, wire
+from fedimint_gw.peer import wire
 from fedimint_gw.peer.client import Link, PeerClient
 from fedimint_gw.peer.errors import PeerAuthFailed, PeerReplayed, UnknownPeer, UnsupportedVersion
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.peer_ledger import PeerLedger
+from fedimint_gw.services.peer_routes import PeerRoutes, PeerTarget
 from fedimint_gw.store import peers as repo
 
 REFRESH_INTERVAL = 60.0
-ANNOUNCE_TTL = 600
 DEFAULT_CREDIT_LIMIT = 10_000_000  # msat granted to a peer when the operator names none
 _LIVE = (repo.PeerState.PENDING, repo.PeerState.ACTIVE)
-
-
-@dataclass(frozen=True)
-class PeerTarget:
-    """Where a forward goes: the peer to send it to, what it carries, and its final gateway."""
-
-    node_id: str
-    amount_msat: int
-    destination: str
-
-    @property
-    def routed(self) -> bool:
-        return self.node_id != self.destination
 
 
 class PeerService:
@@ -55,6 +42,8 @@ class PeerService:
         self._node_id = ""
         self._binding = ""
         self._refresher: asyncio.Task[None] | None = None
+        self._routes = PeerRoutes(ctx)
+        self._ledger = PeerLedger(ctx, self)
 
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self, refresh: bool = True) -> None:
@@ -191,7 +180,7 @@ class PeerService:
             "versions": {"min": wire.VERSION_MIN, "max": wire.VERSION_MAX},
             "api_url": self._ctx.config.api_url,
             "credit_limit_msat": rec.credit_limit_msat,
-            "announce": await self.announcement(node_id),
+            "announce": await self._routes.announcement(node_id),
         }
         try:
             answer = await self.client.call(Link(rec.url, node_id, None), "hello", body)
@@ -266,7 +255,7 @@ class PeerService:
             "binding": self._binding,
             "known": known,
             "credit_limit_msat": rec.credit_limit_msat if known else 0,
-            "announce": await self.announcement(auth.node_id) if known else {},
+            "announce": await self._routes.announcement(auth.node_id) if known else {},
         }
 
     async def _verified_key(self, answer: dict[str, Any], node_id: str) -> str:
@@ -299,139 +288,28 @@ class PeerService:
         if not fresh:
             raise PeerReplayed(f"nonce {auth.nonce} from {auth.node_id[:16]} was used before (a replay)")
 
-    # ----- announcements and targets ---------------------------------------------------
-    async def announcement(self, for_node: str) -> dict[str, Any]:
-        """Our federations, and the direct peers we route to (never back to `for_node`)."""
-        feds = [
-            {"federation_id": f["federation_id"], "scid": f["scid"], "api_version": f["api_version"]}
-            for f in await self._ctx.federations.describe_all()
-        ]
-        routes = [
-            {"node_id": p.node_id, "scids": [str(f.get("scid")) for f in p.announce.get("federations", [])]}
-            for p in await repo.all_peers(self._ctx.db.conn)
-            if p.state is repo.PeerState.ACTIVE and p.node_id != for_node
-        ]
-        return {"federations": feds, "routes": routes, "expires_at": self._ctx.clock.now() + ANNOUNCE_TTL}
-
+    # ----- announcements, targets and ledger checks (peer_routes.py, peer_ledger.py) ----
     async def find_target(
         self, inv: bolt11.Invoice, exclude: str = "", direct_only: bool = False
     ) -> PeerTarget | None:
         """The peer an invoice ends at (directly, or through a router peer), None if none."""
-        peers = [
-            p
-            for p in await repo.all_peers(self._ctx.db.conn)
-            if p.state is repo.PeerState.ACTIVE and p.url and p.node_id != exclude
-        ]
-        if not peers or inv.amount_msat is None:
-            return None
-        amount = inv.amount_msat
-        for route in inv.route_hints:
-            hop = route[-1]
-            node = hop.pubkey.hex()
-            scid = str(ShortChannelId.from_int(hop.short_channel_id))
-            forward = amount + hop.fee_base_msat + amount * hop.fee_proportional_millionths // 1_000_000
-            for p in peers:
-                if p.node_id == node and scid in _scids(p.announce.get("federations", [])):
-                    return PeerTarget(p.node_id, forward, node)
-            for p in [] if direct_only else peers:
-                for r in p.announce.get("routes", []):
-                    if r.get("node_id") == node and scid in r.get("scids", []):
-                        return PeerTarget(p.node_id, forward, node)
-        payee = inv.payee.hex()
-        for p in peers:
-            if p.node_id == payee:
-                return PeerTarget(p.node_id, amount, payee)
-        for p in [] if direct_only else peers:
-            if any(r.get("node_id") == payee for r in p.announce.get("routes", [])):
-                return PeerTarget(p.node_id, amount, payee)
-        return None
+        return await self._routes.find_target(inv, exclude, direct_only)
 
-    # ----- ledger ----------------------------------------------------------------------
     async def statement(self, node_id: str) -> dict[str, Any]:
         """Our signed statement of the link's ledger."""
-        entries = await repo.entries(self._ctx.db.conn, node_id)
-        return ledger.statement(self.key, self._node_id, node_id, entries, self._ctx.clock.now())
+        return await self._ledger.statement(node_id)
 
     async def keep_statement(self, node_id: str, stmt: object) -> None:
-        """Persist the peer's signed statement (evidence of its view) if it verifies."""
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None or rec.peer_key is None or not isinstance(stmt, dict):
-            return
-        if ledger.statement_valid(stmt, rec.peer_key, node_id, self._node_id):
-            await self._save(rec.with_changes(self._ctx.clock.now(), statement=stmt))
+        """Persist the peer's signed statement if it verifies."""
+        await self._ledger.keep_statement(node_id, stmt)
 
     async def check_ledger(self, node_id: str) -> dict[str, Any]:
-        """Compare ledgers with a peer; a mismatch is logged and shown in fedimint-peer-list."""
-        link = await self.link(node_id)
-        answer = await self.client.call(link, "ledger", {"statement": await self.statement(node_id)})
-        theirs = answer.get("statement")
-        if not isinstance(theirs, dict) or not ledger.statement_valid(
-            theirs, str(link.peer_key), node_id, self._node_id
-        ):
-            raise PeerError("the peer's ledger statement does not verify")
-        ours = await repo.entries(self._ctx.db.conn, node_id)
-        if ledger.agrees(ours, self._node_id, node_id, theirs):
-            result = ledger.Comparison(True)
-        else:
-            body = {
-                "statement": await self.statement(node_id),
-                "want_entries": True,
-                "entries": _entries_json(ours),
-            }
-            answer = await self.client.call(link, "ledger", body)
-            result = ledger.compare(ours, _entries_of(answer.get("entries")), await self._in_flight(node_id))
-        await self._record_comparison(node_id, result, theirs)
-        return {
-            "node_id": node_id,
-            "agreed": result.agreed,
-            **({} if result.agreed else {"detail": result.describe()}),
-        }
+        """Compare ledgers with a peer (a mismatch is logged and kept on its record)."""
+        return await self._ledger.check(node_id)
 
     async def on_ledger(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
-        """Answer a peer's ledger comparison (and compare on our side when it sent its entries)."""
-        theirs = body.get("statement")
-        if not isinstance(theirs, dict) or not ledger.statement_valid(
-            theirs, str(peer.peer_key), peer.node_id, self._node_id
-        ):
-            raise InvalidInput("the statement does not verify")
-        ours = await repo.entries(self._ctx.db.conn, peer.node_id)
-        agreed = ledger.agrees(ours, self._node_id, peer.node_id, theirs)
-        answer: dict[str, Any] = {"statement": await self.statement(peer.node_id), "agreed": agreed}
-        if body.get("want_entries") is True:
-            answer["entries"] = _entries_json(ours)
-            if "entries" in body:
-                result = ledger.compare(
-                    ours, _entries_of(body.get("entries")), await self._in_flight(peer.node_id)
-                )
-                await self._record_comparison(peer.node_id, result, theirs)
-        elif agreed:
-            await self._record_comparison(peer.node_id, ledger.Comparison(True), theirs)
-        return answer
-
-    async def _record_comparison(
-        self, node_id: str, result: ledger.Comparison, theirs: dict[str, Any]
-    ) -> None:
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None:
-            return
-        if not result.agreed:
-            self._ctx.log(f"peer {node_id[:16]}: LEDGER MISMATCH: {result.describe()}", "error")
-        await self._save(
-            rec.with_changes(
-                self._ctx.clock.now(),
-                ledger_status="agreed" if result.agreed else "mismatch",
-                ledger_detail=None if result.agreed else result.describe(),
-                statement=theirs,
-            )
-        )
-
-    async def _in_flight(self, node_id: str) -> set[str]:
-        conn = self._ctx.db.conn
-        ids = {
-            **await repo.forwards_in_flight(conn, node_id, "in"),
-            **await repo.forwards_in_flight(conn, node_id, "out"),
-        }
-        return {f"forward:{i}" for i in ids}
+        """Answer a peer's `ledger` message."""
+        return await self._ledger.on_ledger(peer, body)
 
     # ----- internals -------------------------------------------------------------------
     async def _save(self, rec: repo.PeerRecord) -> None:
@@ -485,10 +363,6 @@ def _announce(raw: object) -> dict[str, Any]:
     return {"federations": feds, "routes": routes, "expires_at": _int(raw.get("expires_at"))}
 
 
-def _scids(feds: list[dict[str, Any]]) -> set[str]:
-    return {str(f.get("scid")) for f in feds}
-
-
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
@@ -497,25 +371,6 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
     return body
-
-
-def _entries_json(entries: list[ledger.Entry]) -> list[dict[str, Any]]:
-    return [{"id": e.entry_id, "delta_msat": e.delta_msat} for e in entries]
-
-
-def _entries_of(raw: object) -> list[ledger.Entry]:
-    if not isinstance(raw, list):
-        raise InvalidInput("entries must be a list")
-    out = []
-    for item in raw:
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("id"), str)
-            or not isinstance(item.get("delta_msat"), int)
-        ):
-            raise InvalidInput("each entry must be {id, delta_msat}")
-        out.append(ledger.Entry(item["id"], item["delta_msat"]))
-    return out
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
