@@ -36,6 +36,7 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.flow_runs import FlowRuns, tombstone
 from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
@@ -81,9 +82,8 @@ class ExchangeService:
     def __init__(self, ctx: ServiceContext, swaps: SwapService) -> None:
         self._ctx = ctx
         self._swaps = swaps
-        self._locks: dict[str, asyncio.Lock] = {}
         self._accepting = asyncio.Lock()  # one fingerprint check-and-record at a time
-        self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
+        self._runs = FlowRuns(ctx.db, self._drive)
 
     async def terms(self, source: FederationId, target: FederationId) -> ExchangeTerms:
         """Our price for moving ecash from `source` to `target` (the swap fee of the pair)."""
@@ -105,34 +105,26 @@ class ExchangeService:
         """Accept (or refuse, having done nothing) an exchange, run it, and answer its outcome."""
         exchange_id = _exchange_id(body)
         payment_id = f"xin:{peer.node_id}:{exchange_id}"
-        async with self._lock(payment_id):
+        async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
                 rec = await self._accept(peer, exchange_id, payment_id, body)
-        task = self._tasks.get(payment_id)
-        if task is None and not rec.state.terminal:
-            task = self._start(rec)
-        if task is not None:
-            done, _ = await asyncio.wait({task}, timeout=INBOUND_DEADLINE)
-            if task in done and not task.cancelled() and task.exception() is None:
-                rec = task.result()
-            else:
-                rec = await pay_repo.get(self._ctx.db.conn, payment_id) or rec
-        return _answer(rec)
+        return _answer(await self._runs.settle(rec, INBOUND_DEADLINE))
 
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """An exchange's outcome; an id never seen is tombstoned when the sender asks for it."""
         exchange_id = _exchange_id(body)
         payment_id = f"xin:{peer.node_id}:{exchange_id}"
-        async with self._lock(payment_id):
+        async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
                 if body.get("cancel_unknown") is not True:
                     return {"exchange_id": exchange_id, "state": "unknown"}
-                rec = await self._tombstone(peer.node_id, exchange_id, payment_id)
-        if not rec.state.terminal and payment_id not in self._tasks:
-            self._start(rec)  # a task that died (or a restart that has not resumed it yet)
-        return _answer(rec)
+                data = {"direction": "in", "peer": peer.node_id, "exchange_id": exchange_id}
+                rec = await tombstone(
+                    self._ctx.db, self._ctx.clock.now(), payment_id, PaymentKind.MIGRATE, data
+                )
+        return _answer(await self._runs.settle(rec, 0.0))  # restarts a run that died
 
     async def _accept(
         self, peer: repo.PeerRecord, exchange_id: str, payment_id: str, body: dict[str, Any]
@@ -200,12 +192,6 @@ class ExchangeService:
             "info",
         )
         return rec
-
-    def _start(self, rec: pay_repo.PaymentRecord) -> asyncio.Task[pay_repo.PaymentRecord]:
-        task = asyncio.create_task(self._drive(rec))
-        self._tasks[rec.payment_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.payment_id, None))
-        return task
 
     async def _drive(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """Receive first, then give (or give back). Waits out federations that do not answer."""
@@ -280,39 +266,12 @@ class ExchangeService:
             data={"notes_out": notes.notes, "given_msat": back},
         )
 
-    async def _tombstone(self, peer: str, exchange_id: str, payment_id: str) -> pay_repo.PaymentRecord:
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.MIGRATE,
-            state=PaymentState.FAILED,
-            payment_hash="",
-            amount_msat=0,
-            created_at=now,
-            updated_at=now,
-            error="cancelled by the sender before it arrived",
-            data={"direction": "in", "peer": peer, "exchange_id": exchange_id, "outcome": CANCELLED},
-        )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, rec)
-        return rec
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
     async def resume(self) -> None:
         """At start: finish every exchange a crash cut short."""
-        for rec in await pay_repo.unfinished(self._ctx.db.conn):
-            mine = rec.kind is PaymentKind.MIGRATE and rec.data.get("direction") == "in"
-            if mine and rec.payment_id not in self._tasks:
-                self._start(rec)
+        await self._runs.resume(lambda r: r.kind is PaymentKind.MIGRATE and r.data.get("direction") == "in")
 
     async def stop(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
+        await self._runs.stop()
 
 
 def _answer(rec: pay_repo.PaymentRecord) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput
 from fedimint_gw.peer.client import Link
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.exchange import ExchangeTerms
+from fedimint_gw.services.flow_runs import FlowRuns
 from fedimint_gw.services.migrate_chunks import ChunkRunner, total_fee
 from fedimint_gw.services.peering import PeerService
 from fedimint_gw.store import payments as pay_repo
@@ -54,8 +55,7 @@ class MigrationService:
         self._ctx = ctx
         self._peers = peers
         self._wait = wait
-        self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
-        self._runner = ChunkRunner(ctx, peers)
+        self._runs = FlowRuns(ctx.db, ChunkRunner(ctx, peers).run)
         self._planning = asyncio.Lock()  # one plan-and-record at a time: one migration per peer
 
     # ----- the command -----------------------------------------------------------------
@@ -82,12 +82,7 @@ class MigrationService:
         async with self._planning:
             wanted = None if peer in (None, "") else str(peer)
             rec = await self._prepare(source, target, amount, wanted, cap)
-        task = self._start(rec)
-        done, _ = await asyncio.wait({task}, timeout=self._wait)
-        if task in done and not task.cancelled() and task.exception() is None:
-            rec = task.result()
-        else:
-            rec = await pay_repo.get(self._ctx.db.conn, rec.payment_id) or rec
+        rec = await self._runs.settle(rec, self._wait)
         return describe(rec)
 
     async def _prepare(
@@ -234,22 +229,12 @@ class MigrationService:
         return rec
 
     # ----- running ---------------------------------------------------------------------
-    def _start(self, rec: pay_repo.PaymentRecord) -> asyncio.Task[pay_repo.PaymentRecord]:
-        task = asyncio.create_task(self._runner.run(rec))
-        self._tasks[rec.payment_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.payment_id, None))
-        return task
-
     async def resume(self) -> None:
         """At start: finish every migration a crash cut short."""
-        for rec in await pay_repo.unfinished(self._ctx.db.conn):
-            mine = rec.kind is PaymentKind.MIGRATE and rec.data.get("direction") == "out"
-            if mine and rec.payment_id not in self._tasks:
-                self._start(rec)
+        await self._runs.resume(lambda r: r.kind is PaymentKind.MIGRATE and r.data.get("direction") == "out")
 
     async def stop(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
+        await self._runs.stop()
 
 
 def describe(rec: pay_repo.PaymentRecord) -> dict[str, Any]:

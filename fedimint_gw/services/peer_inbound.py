@@ -9,8 +9,6 @@ Every step is written before it runs; every message can be repeated.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -20,6 +18,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import CreditExceeded, NoDestination
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.flow_runs import FlowRuns, tombstone
 from fedimint_gw.services.peer_routes import PeerTarget
 from fedimint_gw.services.peer_send import CANCELLED, ForwardSender, Outcome, forward_id_hash, out_data
 from fedimint_gw.services.peering import PeerService
@@ -41,13 +40,12 @@ class InboundForwards:
         self._peers = peers
         self._swaps = swaps
         self._sender = sender
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: dict[str, asyncio.Task[pay_repo.PaymentRecord]] = {}
+        self._runs = FlowRuns(ctx.db, self._drive_in)
 
     async def on_forward(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """Accept (or refuse, having done nothing) a forward, run it, and answer its outcome."""
         forward_id, payment_id = _ids(peer, body)
-        async with self._lock(payment_id):
+        async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
                 rec = await self._accept(peer, forward_id, payment_id, body)
@@ -56,12 +54,13 @@ class InboundForwards:
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """The outcome of a forward; an unknown id is tombstoned when the sender asks for it."""
         forward_id, payment_id = _ids(peer, body)
-        async with self._lock(payment_id):
+        async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
                 if body.get("cancel_unknown") is not True:
                     return {"forward_id": forward_id, "state": "unknown"}
-                rec = await self._tombstone(peer.node_id, forward_id, payment_id)
+                data = _in_data(peer.node_id, forward_id, 0)
+                rec = await tombstone(self._ctx.db, self._ctx.clock.now(), payment_id, PaymentKind.PEER, data)
         return await self._answer(rec, 0.0)
 
     async def _accept(
@@ -197,14 +196,7 @@ class InboundForwards:
         return inbound
 
     async def _answer(self, rec: pay_repo.PaymentRecord, wait: float) -> dict[str, Any]:
-        task = self._tasks.get(rec.payment_id)
-        if task is None and not rec.state.terminal:
-            task = self._start(rec)
-        if task is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                rec = await asyncio.wait_for(asyncio.shield(task), wait) if wait > 0 else rec
-            if task.done() and not task.cancelled() and task.exception() is None:
-                rec = task.result()
+        rec = await self._runs.settle(rec, wait)
         forward_id = rec.data.get("forward_id")
         if rec.state is PaymentState.SUCCEEDED:
             peer = str(rec.data["peer"])
@@ -218,12 +210,6 @@ class InboundForwards:
             state = CANCELLED if rec.data.get("outcome") == CANCELLED else "failed"
             return {"forward_id": forward_id, "state": state, "error": rec.error or ""}
         return {"forward_id": forward_id, "state": "pending"}
-
-    def _start(self, rec: pay_repo.PaymentRecord) -> asyncio.Task[pay_repo.PaymentRecord]:
-        task = asyncio.create_task(self._drive_in(rec))
-        self._tasks[rec.payment_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.payment_id, None))
-        return task
 
     async def _drive_in(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         if "outbound" in rec.data:
@@ -277,39 +263,14 @@ class InboundForwards:
             await pay_repo.save(conn, new)
         return new
 
-    async def _tombstone(self, peer: str, forward_id: str, payment_id: str) -> pay_repo.PaymentRecord:
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.PEER,
-            state=PaymentState.FAILED,
-            payment_hash="",
-            amount_msat=0,
-            created_at=now,
-            updated_at=now,
-            error="cancelled by the sender before it arrived",
-            data={**_in_data(peer, forward_id, 0), "outcome": CANCELLED},
-        )
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, rec)
-        return rec
-
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
     async def resume(self) -> None:
         """At start: finish every inbound or routed forward that was cut short."""
-        for rec in await pay_repo.unfinished(self._ctx.db.conn):
-            inbound = rec.kind is PaymentKind.PEER and rec.data.get("direction") == "in"
-            if inbound and rec.payment_id not in self._tasks:
-                self._start(rec)
+        await self._runs.resume(
+            lambda rec: rec.kind is PaymentKind.PEER and rec.data.get("direction") == "in"
+        )
 
     async def stop(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
+        await self._runs.stop()
 
 
 def _ids(peer: repo.PeerRecord, body: dict[str, Any]) -> tuple[str, str]:
