@@ -14,8 +14,10 @@ moves the chunks. Interrupted migrations resume at start.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +153,11 @@ class MigrationService:
     async def _quote(
         self, peer: peer_repo.PeerRecord, source: FederationId, target: FederationId, amount: int
     ) -> Plan:
+        if not private_link(str(peer.url)):
+            raise InvalidInput(
+                f"its URL {peer.url} is plain http to another host: ecash notes are bearer money and "
+                "must not cross a network in clear text; give the peer an https:// URL"
+            )
         conn = self._ctx.db.conn
         owed = max(0, await peer_repo.balance(conn, peer.node_id))  # what the peer owes us already
         lent = sum((await peer_repo.forwards_in_flight(conn, peer.node_id, "in")).values())
@@ -265,3 +272,17 @@ def describe(rec: pay_repo.PaymentRecord) -> dict[str, Any]:
 
 def _serves(peer: peer_repo.PeerRecord, fid: FederationId) -> bool:
     return any(f.get("federation_id") == fid.hex for f in peer.announce.get("federations", []))
+
+
+def private_link(url: str) -> bool:
+    """Whether notes may travel to `url`: https, or plain http to this machine only."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "https":
+        return True
+    host = (parsed.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return parsed.scheme == "http" and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

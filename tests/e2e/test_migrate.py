@@ -166,6 +166,13 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(env: Env, env_b:
     for args, error, text in cases:
         with pytest.raises(error, match=text):
             await env.gateway.migrate(*args)
+    # A peer reached over plain http on another host: notes are bearer money, never sent.
+    async with env.gateway.db.transaction() as conn:
+        await conn.execute(
+            "UPDATE peers SET url = 'http://gw.example.com:3000' WHERE node_id = ?", (env_b.node.node_id,)
+        )
+    with pytest.raises(InvalidInput, match="plain http to another host"):
+        await env.gateway.migrate(a, b, 100_000, None, None)
     assert await _balance(env, fed_a) == 400_000 and await _payments(env) == []
     assert await _payments(env_b) == []
 
