@@ -27,7 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class PublicApi(Protocol):
-    """The services the HTTP API exposes (implemented by `Gateway`)."""
+    """The services the HTTP API exposes (implemented by `services.public_api.PublicService`)."""
 
     async def public_id(self) -> dict[str, Any]: ...
 

@@ -1,16 +1,14 @@
 """Joining, serving and leaving federations: `fedimint-connect`, `-leave`, `-setfees`, `-balances`.
 
-Every federation is reached through the adapter chosen by negotiation. On start each
-joined federation reconnects in its own background task, so one unreachable federation
-never blocks the others, the hook, or the commands; it shows as `disconnected` meanwhile.
+Every federation is reached through the adapter chosen by negotiation (federation_links.py).
+On start each joined federation reconnects in its own background task, so one unreachable
+federation never blocks the others, the hook, or the commands; it shows as `disconnected` meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,55 +18,15 @@ from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
 from fedimint_gw.domain.invite import parse_invite
-from fedimint_gw.errors import (
-    FederationUnreachable,
-    GatewayError,
-    IncompatibleFederation,
-    InvalidInput,
-    NotFound,
-    PaymentRefused,
-)
-from fedimint_gw.federation.client import (
-    ApiVersion,
-    Feature,
-    FederationClient,
-    GatewayRegistration,
-    RegistrationResult,
-    RegistrationStatus,
-)
+from fedimint_gw.errors import FederationUnreachable, GatewayError, InvalidInput, NotFound, PaymentRefused
+from fedimint_gw.federation.client import Feature, FederationClient
 from fedimint_gw.federation.notes import NoteWallet
-from fedimint_gw.federation.registry import (
-    AdapterContext,
-    AdapterFactory,
-    FederationDescription,
-    federation_id_of,
-    fetch_versions,
-    negotiate,
-)
+from fedimint_gw.federation.registry import AdapterFactory
 from fedimint_gw.lightning.node import LightningNode
+from fedimint_gw.services.federation_links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
-
-REGISTRATION_TTL = 600  # seconds; re-registered at 0.85 of it
-
-
-class ConnectionStatus(enum.Enum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-
-
-@dataclass
-class _Live:
-    """A joined federation's runtime state (not persisted)."""
-
-    status: ConnectionStatus
-    client: FederationClient | None = None
-    adapter: str = ""
-    registration: RegistrationResult | None = None
-    error: str = ""
-    task: asyncio.Task[None] | None = None
 
 
 class FederationManager:
@@ -90,10 +48,10 @@ class FederationManager:
         self._node = node
         self._router = router
         self._adapters = dict(adapters)
-        self._session = session
         self._clock = clock
         self._log = log
-        self._live: dict[FederationId, _Live] = {}
+        self._live: dict[FederationId, LiveFederation] = {}
+        self._links = FederationLinks(config, db, node, self._adapters, session, clock, log, self._live)
         self._connect_lock = asyncio.Lock()
 
     # ----- lifecycle -------------------------------------------------------------------
@@ -101,9 +59,9 @@ class FederationManager:
         """Reconnect every active federation in the background."""
         for rec in await repo.list_all(self._db.conn, repo.FederationState.ACTIVE):
             self._router.add_scid(rec.scid, rec.federation_id)
-            live = _Live(ConnectionStatus.CONNECTING)
+            live = LiveFederation(ConnectionStatus.CONNECTING)
             self._live[rec.federation_id] = live
-            live.task = asyncio.create_task(self._keep_connected(rec))
+            live.task = asyncio.create_task(self._links.keep_connected(rec))
 
     async def stop(self) -> None:
         for live in self._live.values():
@@ -144,7 +102,7 @@ class FederationManager:
                 if live is not None and live.client is not None:
                     return await self.describe(existing)
             timeout = self._config.request_timeout
-            config, desc, version = await self._discover(
+            config, desc, version = await self._links.discover(
                 invite.guardian_urls, invite.federation_id.hex, timeout
             )
             now = self._clock.now()
@@ -185,153 +143,18 @@ class FederationManager:
                         updated_at=now,
                     )
                     await repo.insert(conn, rec)
-            live = self._live.get(rec.federation_id) or _Live(ConnectionStatus.CONNECTING)
+            live = self._live.get(rec.federation_id) or LiveFederation(ConnectionStatus.CONNECTING)
             self._live[rec.federation_id] = live
             self._router.add_scid(rec.scid, rec.federation_id)
-            await self._open(rec, live, version, desc)
+            await self._links.open(rec, live, version, desc)
             if live.task is None or live.task.done():
-                live.task = asyncio.create_task(self._keep_connected(rec, connected=True))
+                live.task = asyncio.create_task(self._links.keep_connected(rec, connected=True))
             self._log(
                 f"joined federation {rec.federation_id.short()} ({rec.name}) "
                 f"with API {version}, scid {rec.scid}",
                 "info",
             )
             return await self.describe(rec)
-
-    async def _discover(
-        self, urls: tuple[str, ...], expected_id: str, timeout: float
-    ) -> tuple[dict[str, Any], FederationDescription, ApiVersion]:
-        """Fetch and check the config, then negotiate the version with every guardian."""
-        first = await fetch_versions(self._session, urls, timeout)
-        if not first:
-            raise FederationUnreachable(f"no guardian of the invite code answered ({', '.join(urls)})")
-        usable = sorted({m for g in first for m in g.majors if m in self._adapters}, reverse=True)
-        if not usable:
-            offered = sorted({m for g in first for m in g.majors})
-            raise IncompatibleFederation(
-                f"the federation serves API majors {offered}; installed adapters speak "
-                f"{sorted(self._adapters)}"
-            )
-        factory = self._adapters[usable[0]]
-        config = await self._fetch_checked_config(factory, first[0].guardian, expected_id, timeout)
-        try:
-            desc = factory.describe(config)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"the federation's config is malformed: {exc}") from None
-        answers = await fetch_versions(self._session, desc.guardian_urls, timeout)
-        version = negotiate(answers, desc.threshold, self._adapters)
-        return config, desc, version
-
-    async def _fetch_checked_config(
-        self, factory: AdapterFactory, url: str, expected_id: str, timeout: float
-    ) -> dict[str, Any]:
-        try:
-            config = await factory.fetch_config(self._session, url, timeout)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise FederationUnreachable(f"cannot fetch the federation config from {url}: {exc}") from None
-        actual = federation_id_of(config)
-        if actual != expected_id:
-            raise InvalidInput(
-                f"the config served at {url} hashes to federation id {actual}, not the invite code's "
-                f"{expected_id}: wrong or tampered invite code"
-            )
-        return config
-
-    async def _open(
-        self, rec: repo.FederationRecord, live: _Live, version: ApiVersion, desc: FederationDescription
-    ) -> None:
-        factory = self._adapters[version.major]
-        if live.client is not None:
-            await live.client.close()
-        ctx = AdapterContext(
-            federation_id=rec.federation_id.hex,
-            config=rec.config,
-            guardian_urls=desc.guardian_urls,
-            api_version=version,
-            session=self._session,
-            clock=self._clock,
-            wallet=NoteWallet(self._db, rec.federation_id.hex, self._clock),
-            gateway_secret=await self._node.make_secret(f"fedimint-gw/federation/{rec.federation_id.hex}"),
-            request_timeout=self._config.request_timeout,
-        )
-        live.client = factory.create(ctx)
-        live.adapter = factory.name
-        live.status = ConnectionStatus.CONNECTED
-        live.error = ""
-        await self._register(rec, live)
-
-    async def _register(self, rec: repo.FederationRecord, live: _Live, ttl: int = REGISTRATION_TTL) -> None:
-        if live.client is None:
-            return
-        info = await self._node.info()
-        reg = GatewayRegistration(
-            node_id=info.node_id,
-            scid=rec.scid,
-            api_url=self._config.api_url or "",
-            fees=rec.fees,
-            ttl_secs=ttl,
-        )
-        live.registration = await live.client.register(reg)
-        if live.registration.status is RegistrationStatus.NOT_VETTED:
-            self._log(
-                f"federation {rec.federation_id.short()} has not vetted this gateway "
-                f"({self._config.api_url}); ask its admin to add it",
-                "warn",
-            )
-
-    async def _keep_connected(self, rec: repo.FederationRecord, connected: bool = False) -> None:
-        """Background: (re)connect with backoff while the federation is joined; refresh v1 registrations."""
-        fid = rec.federation_id
-        delay = 1.0
-        while True:
-            live = self._live.get(fid)
-            current = await repo.get(self._db.conn, fid)
-            if live is None or current is None or current.state is not repo.FederationState.ACTIVE:
-                return
-            try:
-                if not connected:
-                    await self._reconnect(current, live)
-                    connected, delay = True, 1.0
-                elif (
-                    live.registration is not None
-                    and live.registration.status is RegistrationStatus.REGISTERED
-                ):
-                    await self._register(current, live)
-                wait = REGISTRATION_TTL * 0.85
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                connected = False
-                live.status = ConnectionStatus.DISCONNECTED
-                live.client = None
-                live.error = exc.message if isinstance(exc, GatewayError) else repr(exc)
-                self._log(
-                    f"federation {fid.short()} unreachable: {live.error}; retrying in {delay:.0f}s", "info"
-                )
-                wait, delay = delay, min(delay * 2, 30.0)
-            await asyncio.sleep(wait)
-
-    async def _reconnect(self, rec: repo.FederationRecord, live: _Live) -> None:
-        """Re-negotiate with a joined federation from its stored config."""
-        factory = self._adapters.get(rec.api_major) or next(iter(self._adapters.values()), None)
-        if factory is None:
-            raise IncompatibleFederation("no federation adapter is installed")
-        try:
-            urls = factory.describe(rec.config).guardian_urls
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IncompatibleFederation(
-                f"stored config unreadable by adapter {factory.name}: {exc}"
-            ) from None
-        _, desc, version = await self._discover(urls, rec.federation_id.hex, self._config.request_timeout)
-        if (version.major, version.minor) != (rec.api_major, rec.api_minor):
-            async with self._db.transaction() as conn:
-                await repo.insert(
-                    conn,
-                    repo.FederationRecord(
-                        **{**rec.__dict__, "api_major": version.major, "api_minor": version.minor}
-                    ),
-                )
-        await self._open(rec, live, version, desc)
 
     # ----- leave, fees, views ----------------------------------------------------------
     async def leave(self, fid: FederationId, force: bool) -> dict[str, Any]:
@@ -355,7 +178,7 @@ class FederationManager:
                 live.task.cancel()
             if live.client is not None and Feature.SELF_REGISTRATION in live.client.features:
                 try:  # a 1-second registration replaces ours: wallets stop routing to us
-                    await self._register(rec, live, ttl=1)
+                    await self._links.register(rec, live, ttl=1)
                 except GatewayError as exc:
                     self._log(f"could not withdraw the registration: {exc.message}", "warn")
             if live.client is not None:
@@ -383,7 +206,7 @@ class FederationManager:
         live = self._live.get(fid)
         if updated is not None and live is not None and live.client is not None:
             try:
-                await self._register(updated, live)
+                await self._links.register(updated, live)
             except GatewayError as exc:
                 self._log(f"re-registration after fee change failed: {exc.message}", "warn")
         return {"federation_id": fid.hex, "fees": {"base_msat": fees.base_msat, "ppm": fees.ppm}}

@@ -18,9 +18,8 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
-from fedimint_gw.domain.ids import FederationId, PaymentHash
-from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, NotReady, PaymentRefused
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.errors import InvalidInput, NotReady
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import AdapterFactory, discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
@@ -31,13 +30,13 @@ from fedimint_gw.services.exchange import ExchangeService
 from fedimint_gw.services.federations import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.incoming import IncomingService
-from fedimint_gw.services.invoices import InvoiceService
 from fedimint_gw.services.migrate import MigrationService
 from fedimint_gw.services.outgoing import OutgoingService
 from fedimint_gw.services.peer_api import PeerApi
 from fedimint_gw.services.peer_forward import ForwardService
 from fedimint_gw.services.peer_settle import SettleService
 from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.public_api import PublicService
 from fedimint_gw.services.records import Records
 from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
@@ -69,7 +68,6 @@ class Gateway:
         self._federations: FederationManager | None = None
         self._incoming: IncomingService | None = None
         self._outgoing: OutgoingService | None = None
-        self._invoices: InvoiceService | None = None
         self._http: HttpServer | None = None
         self._reconcile: asyncio.Task[None] | None = None
         self._peers: PeerService | None = None
@@ -113,7 +111,7 @@ class Gateway:
         self._migrations = MigrationService(ctx, self._peers)
         self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self._exchanges, self.log)
         self._outgoing = OutgoingService(ctx, self._forwards)
-        self._invoices = InvoiceService(ctx)
+        public = PublicService(ctx, self._outgoing, self)
         for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
             self.router.add_hash(payment_hash, FederationId(fid))
         await self._outgoing.resume()
@@ -124,7 +122,7 @@ class Gateway:
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         if self.config.api_bind is not None:
             self._http = HttpServer(
-                create_app(self, self.log), self.config.api_bind.host, self.config.api_bind.port
+                create_app(public, self.log), self.config.api_bind.host, self.config.api_bind.port
             )
             await self._http.start()
         self.log(
@@ -311,88 +309,6 @@ class Gateway:
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
         return await self._incoming.handle(event, decision)
-
-    # ----- public HTTP API (fedimint_gw.http.app.PublicApi) -----------------------------
-    def _services(self) -> tuple[OutgoingService, InvoiceService]:
-        if self._outgoing is None or self._invoices is None:
-            raise NotReady("the gateway is still starting")
-        return self._outgoing, self._invoices
-
-    async def public_id(self) -> dict[str, Any]:
-        return {"gateway_id": (await self.node.info()).node_id}
-
-    async def public_info(self) -> dict[str, Any]:
-        node = await self.node.info()
-        return {
-            "version": __version__,
-            "lightning_pubkey": node.node_id,
-            "network": node.network,
-            "api_url": self.config.api_url,
-            "federations": [
-                {k: f[k] for k in ("federation_id", "name", "api_version", "scid", "fees", "status")}
-                for f in await self.federations.describe_all()
-            ],
-        }
-
-    async def pay_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
-        """v1 send: {federation_id, contract_id, invoice, preimage_auth} -> {preimage}."""
-        outgoing, _ = self._services()
-        result = await outgoing.send(
-            _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
-        )
-        return result.to_json()
-
-    async def send_payment(self, body: dict[str, Any]) -> dict[str, Any]:
-        """v2 send: {federation_id, contract_id, invoice, auth, ...} -> {preimage} or {forfeit_signature}."""
-        outgoing, _ = self._services()
-        try:
-            fid = FederationId.parse(body.get("federation_id"))
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        client = self.federations.client(fid)
-        if not await client.check_send_auth(
-            _field(body, "contract_id"), _field(body, "invoice"), body.get("auth")
-        ):
-            raise PaymentRefused("auth is not the contract owner's signature over this contract and invoice")
-        result = await outgoing.send(
-            _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
-        )
-        return result.to_json()
-
-    async def routing_info(self, body: dict[str, Any]) -> dict[str, Any]:
-        _, invoices = self._services()
-        return await invoices.routing_info(body.get("federation_id"))
-
-    async def create_bolt11_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
-        _, invoices = self._services()
-        return await invoices.create_bolt11_invoice(
-            body.get("federation_id"),
-            body.get("contract"),
-            body.get("amount_msat"),
-            body.get("description", ""),
-            body.get("expiry_secs", 3600),
-        )
-
-    async def verify(self, payment_hash: str) -> dict[str, Any]:
-        """LNURL-verify style: has a receive with this hash settled?"""
-        try:
-            h = PaymentHash.parse(payment_hash)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        recs = await pay_repo.by_hash(self.db.conn, h.hex, PaymentKind.RECEIVE)
-        settled = next((r for r in recs if r.state is PaymentState.SUCCEEDED), None)
-        return {
-            "settled": settled is not None,
-            "preimage": settled.preimage if settled else None,
-            "known": bool(recs),
-        }
-
-
-def _field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{name} must be a non-empty string")
-    return value
 
 
 def _as_int(raw: object, name: str) -> int:
