@@ -174,7 +174,9 @@ def _register(gw: GatewayPlugin) -> None:
         Crash-safe: an interrupted migration resumes when the plugin starts."""
         gw.bridge.answer(
             request,
-            lambda: gw.require().migrate(from_federation, to_federation, amount_msat, peer, max_fee_msat),
+            lambda: gw.require().migrations.migrate(
+                from_federation, to_federation, amount_msat, peer, max_fee_msat
+            ),
         )
 
     @command("fedimint-payments")

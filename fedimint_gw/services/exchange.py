@@ -27,8 +27,6 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import (
     FederationRejected,
-    FederationUnreachable,
-    GatewayError,
     InsufficientFunds,
     InvalidInput,
     NotReady,
@@ -36,13 +34,12 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.flow_runs import FlowRuns, tombstone
+from fedimint_gw.services.flow_runs import FlowRuns, run_steps, tombstone
 from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
 
 INBOUND_DEADLINE = 30.0  # how long we work on an exchange before answering "pending"
-RETRY_PAUSE = 2.0
 BUSY_TRIES = 15  # tries while our target ecash is reserved by other flows, before refunding
 CANCELLED = "cancelled"
 
@@ -103,8 +100,7 @@ class ExchangeService:
 
     async def on_exchange(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """Accept (or refuse, having done nothing) an exchange, run it, and answer its outcome."""
-        exchange_id = _exchange_id(body)
-        payment_id = f"xin:{peer.node_id}:{exchange_id}"
+        exchange_id, payment_id = _ids(peer, body)
         async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
@@ -113,8 +109,7 @@ class ExchangeService:
 
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """An exchange's outcome; an id never seen is tombstoned when the sender asks for it."""
-        exchange_id = _exchange_id(body)
-        payment_id = f"xin:{peer.node_id}:{exchange_id}"
+        exchange_id, payment_id = _ids(peer, body)
         async with self._runs.lock(payment_id):
             rec = await pay_repo.get(self._ctx.db.conn, payment_id)
             if rec is None:
@@ -158,17 +153,12 @@ class ExchangeService:
                 f"this gateway holds {have} msat of ecash in {target.short()}, "
                 f"{amount - fee + terms.tx_fee_target_msat} msat needed for this exchange"
             )
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=payment_id,
-            kind=PaymentKind.MIGRATE,
-            state=PaymentState.HTLC_HELD,
-            payment_hash="",
-            amount_msat=amount,
-            created_at=now,
-            updated_at=now,
-            federation_id=source.hex,
-            target_federation_id=target.hex,
+        rec = migrate_record(
+            payment_id,
+            PaymentState.HTLC_HELD,
+            (source, target),
+            amount,
+            self._ctx.clock.now(),
             fee_msat=terms.fees.fee(Msat(amount)).value,  # what we earn; the rest pays the federations
             data={
                 "direction": "in",
@@ -195,37 +185,24 @@ class ExchangeService:
 
     async def _drive(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """Receive first, then give (or give back). Waits out federations that do not answer."""
+        return await run_steps(rec, self._step, f"exchange {rec.data['exchange_id']}", self._ctx.log)
+
+    async def _step(self, rec: pay_repo.PaymentRecord, waits: int) -> pay_repo.PaymentRecord:
         source = FederationId(str(rec.federation_id))
-        target = FederationId(str(rec.target_federation_id))
-        op = "xin-" + hashlib.sha256(rec.payment_id.encode()).hexdigest()[:32]
-        busy = 0
-        while not rec.state.terminal:
-            try:
-                if rec.state is PaymentState.HTLC_HELD:
-                    try:
-                        got = await self._ctx.federations.client(source).receive_ecash(
-                            str(rec.data["notes_in"])
-                        )
-                    except (InvalidInput, FederationRejected) as exc:
-                        rec = await self._ctx.advance(
-                            rec, PaymentState.FAILED, error=f"the notes were refused: {exc.message}"
-                        )
-                        break
-                    received = got.value
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"received_msat": received})
-                elif rec.state is PaymentState.FUNDED:
-                    rec = await self._give(rec, source, target, op, busy)
-            except (FederationUnreachable, NotReady) as exc:
-                busy += 1
-                self._ctx.log(f"exchange {rec.data['exchange_id']}: waiting ({exc.message})", "info")
-                await asyncio.sleep(RETRY_PAUSE)
-            except GatewayError as exc:  # unexpected: keep the record, try again later
-                self._ctx.log(f"exchange {rec.data['exchange_id']}: {exc.message}; retrying", "error")
-                await asyncio.sleep(RETRY_PAUSE * 5)
-        return rec
+        if rec.state is PaymentState.FUNDED:
+            target = FederationId(str(rec.target_federation_id))
+            op = "xin-" + hashlib.sha256(rec.payment_id.encode()).hexdigest()[:32]
+            return await self._give(rec, source, target, op, waits)
+        try:
+            got = await self._ctx.federations.client(source).receive_ecash(str(rec.data["notes_in"]))
+        except (InvalidInput, FederationRejected) as exc:
+            return await self._ctx.advance(
+                rec, PaymentState.FAILED, error=f"the notes were refused: {exc.message}"
+            )
+        return await self._ctx.advance(rec, PaymentState.FUNDED, data={"received_msat": got.value})
 
     async def _give(
-        self, rec: pay_repo.PaymentRecord, source: FederationId, target: FederationId, op: str, busy: int
+        self, rec: pay_repo.PaymentRecord, source: FederationId, target: FederationId, op: str, waits: int
     ) -> pay_repo.PaymentRecord:
         """Hand out target notes worth what we received minus the fee; or give the source back."""
         received = int(rec.data["received_msat"])
@@ -241,7 +218,7 @@ class ExchangeService:
             except (InsufficientFunds, FederationRejected) as exc:
                 reason = exc.message
             except NotReady as exc:
-                if busy < BUSY_TRIES:
+                if waits < BUSY_TRIES:
                     raise
                 reason = exc.message
             rec = await self._ctx.advance(rec, rec.state, data={"refund": reason})
@@ -301,11 +278,37 @@ def _pair(body: dict[str, Any]) -> tuple[FederationId, FederationId]:
     return source, target
 
 
-def _exchange_id(body: dict[str, Any]) -> str:
+def _ids(peer: repo.PeerRecord, body: dict[str, Any]) -> tuple[str, str]:
+    """The exchange id a message names (checked), and the id of its payment record here."""
     exchange_id = body.get("exchange_id")
     if not wire.is_protocol_id(exchange_id) or not isinstance(exchange_id, str):
         raise InvalidInput("exchange_id must be 1-64 characters of [A-Za-z0-9_-]")
-    return exchange_id
+    return exchange_id, f"xin:{peer.node_id}:{exchange_id}"
+
+
+def migrate_record(
+    payment_id: str,
+    state: PaymentState,
+    pair: tuple[FederationId, FederationId],
+    amount: int,
+    now: int,
+    data: dict[str, Any],
+    fee_msat: int = 0,
+) -> pay_repo.PaymentRecord:
+    """A new MIGRATE record: a migration of ours (direction out) or an exchange for a peer (in)."""
+    return pay_repo.PaymentRecord(
+        payment_id=payment_id,
+        kind=PaymentKind.MIGRATE,
+        state=state,
+        payment_hash="",
+        amount_msat=amount,
+        created_at=now,
+        updated_at=now,
+        federation_id=pair[0].hex,
+        target_federation_id=pair[1].hex,
+        fee_msat=fee_msat,
+        data=data,
+    )
 
 
 def _positive(value: object, zero: bool = False) -> bool:

@@ -13,10 +13,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
+from fedimint_gw.errors import FederationUnreachable, GatewayError, NotReady
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 
 Runner = Callable[[pay_repo.PaymentRecord], Coroutine[Any, Any, pay_repo.PaymentRecord]]
+Step = Callable[[pay_repo.PaymentRecord, int], Coroutine[Any, Any, pay_repo.PaymentRecord]]
+RETRY_PAUSE = 2.0
 TOMBSTONE_ERROR = "cancelled by the sender before it arrived"
 
 
@@ -88,4 +91,24 @@ async def tombstone(
     )
     async with db.transaction() as conn:
         await pay_repo.save(conn, rec)
+    return rec
+
+
+async def run_steps(
+    rec: pay_repo.PaymentRecord, step: Step, label: str, log: Callable[[str, str], None]
+) -> pay_repo.PaymentRecord:
+    """Call `step` until `rec` is terminal. A federation that does not answer, or ecash held by
+    other flows, is waited out; anything else unexpected is logged and retried later (the record
+    stays as it is). `step` gets how many waits there were so far."""
+    waits = 0
+    while not rec.state.terminal:
+        try:
+            rec = await step(rec, waits)
+        except (FederationUnreachable, NotReady) as exc:
+            waits += 1
+            log(f"{label}: waiting ({exc.message})", "info")
+            await asyncio.sleep(RETRY_PAUSE)
+        except GatewayError as exc:
+            log(f"{label}: {exc.message}; retrying", "error")
+            await asyncio.sleep(RETRY_PAUSE * 5)
     return rec

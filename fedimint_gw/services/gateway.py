@@ -280,18 +280,12 @@ class Gateway:
             raise NotReady("the gateway is still starting")
         return await self._settle.settle(node_id, amount_msat)
 
-    async def migrate(
-        self,
-        from_federation: object,
-        to_federation: object,
-        amount_msat: object,
-        peer: object,
-        max_fee: object,
-    ) -> dict[str, Any]:
-        """`fedimint-migrate`: move the gateway's own ecash to another federation via a peer."""
+    @property
+    def migrations(self) -> MigrationService:
+        """`fedimint-migrate` (the plugin calls `migrations.migrate`)."""
         if self._migrations is None:
             raise NotReady("the gateway is still starting")
-        return await self._migrations.migrate(from_federation, to_federation, amount_msat, peer, max_fee)
+        return self._migrations
 
     async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer:
         """One peer protocol request from the HTTP API (never raises)."""

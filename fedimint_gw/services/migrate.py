@@ -27,7 +27,7 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput
 from fedimint_gw.peer.client import Link
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.exchange import ExchangeTerms
+from fedimint_gw.services.exchange import ExchangeTerms, migrate_record
 from fedimint_gw.services.flow_runs import FlowRuns
 from fedimint_gw.services.migrate_chunks import ChunkRunner, total_fee
 from fedimint_gw.services.peering import PeerService
@@ -199,17 +199,12 @@ class MigrationService:
     async def _record(
         self, source: FederationId, target: FederationId, amount: int, plan: Plan
     ) -> pay_repo.PaymentRecord:
-        now = self._ctx.clock.now()
-        rec = pay_repo.PaymentRecord(
-            payment_id=f"migrate:{secrets.token_hex(8)}",
-            kind=PaymentKind.MIGRATE,
-            state=PaymentState.PAYING,
-            payment_hash="",
-            amount_msat=amount,
-            created_at=now,
-            updated_at=now,
-            federation_id=source.hex,
-            target_federation_id=target.hex,
+        rec = migrate_record(
+            f"migrate:{secrets.token_hex(8)}",
+            PaymentState.PAYING,
+            (source, target),
+            amount,
+            self._ctx.clock.now(),
             data={
                 "direction": "out",
                 "peer": plan.peer,

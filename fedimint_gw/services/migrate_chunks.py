@@ -22,21 +22,18 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.errors import (
     FederationRejected,
-    FederationUnreachable,
-    GatewayError,
     InsufficientFunds,
     InvalidInput,
     NotFound,
-    NotReady,
 )
 from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.exchange import ExchangeTerms
+from fedimint_gw.services.flow_runs import RETRY_PAUSE, run_steps
 from fedimint_gw.services.peering import PeerService
 from fedimint_gw.store import payments as pay_repo
 
 EXCHANGE_TIMEOUT = 60.0
-RETRY_PAUSE = 2.0
 MAX_PAUSE = 30.0  # the longest wait between two questions to the peer
 WAIT_WARN = 600  # after this long without an answer, every question is logged at warn
 
@@ -50,21 +47,9 @@ class ChunkRunner:
 
     async def run(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """Run `rec` to a terminal state (waits out federations and peers that do not answer)."""
-        return await self._drive(rec)
+        return await run_steps(rec, self._step, f"migration {rec.payment_id}", self._ctx.log)
 
-    async def _drive(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
-        while rec.state is PaymentState.PAYING:
-            try:
-                rec = await self._step(rec)
-            except (FederationUnreachable, NotReady) as exc:
-                self._ctx.log(f"migration {rec.payment_id}: waiting ({exc.message})", "info")
-                await asyncio.sleep(RETRY_PAUSE)
-            except GatewayError as exc:  # unexpected: keep the record, try again later
-                self._ctx.log(f"migration {rec.payment_id}: {exc.message}; retrying", "error")
-                await asyncio.sleep(RETRY_PAUSE * 5)
-        return rec
-
-    async def _step(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
+    async def _step(self, rec: pay_repo.PaymentRecord, _waits: int) -> pay_repo.PaymentRecord:
         step = rec.data["step"]
         if step == "spend":
             if int(rec.data["moved_msat"]) >= rec.amount_msat:

@@ -78,7 +78,9 @@ async def test_migration_moves_the_gateways_liquidity_every_version_pair(
     fed_a, fed_b = await _setup(env, env_b, majors)
     g_a, g_b, p_a, p_b = [await _balance(e, f) for e in (env, env_b) for f in (fed_a, fed_b)]
 
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 100_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 100_000, None, None
+    )
 
     fee = PAIR_FEE.fee(Msat(100_000)).value
     assert result["state"] == "succeeded" and result["moved_msat"] == 100_000
@@ -106,7 +108,9 @@ async def test_value_is_conserved_up_to_the_federations_transaction_fees(env: En
     total_before = sum([await _balance(e, f) for e in (env, env_b) for f in (fed_a, fed_b)])
     g_a, p_a = await _balance(env, fed_a), await _balance(env_b, fed_a)
 
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 50_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 50_000, None, None
+    )
 
     pair = PAIR_FEE.fee(Msat(50_000)).value
     assert result["state"] == "succeeded"
@@ -122,7 +126,9 @@ async def test_a_large_migration_runs_in_chunks_within_the_credit_and_reports_pr
     env: Env, env_b: Env
 ) -> None:
     fed_a, fed_b = await _setup(env, env_b, (2, 1), credit=100_000)
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 250_000, None, 50_000)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 250_000, None, 50_000
+    )
     assert result["state"] == "succeeded" and result["chunks"] == 3 and result["chunks_done"] == 3
     assert result["moved_msat"] == 250_000
     # Each chunk (83 334 or 83 332 msat) stayed inside the 100 000 msat credit granted to P.
@@ -147,7 +153,7 @@ async def test_without_a_peer_serving_both_federations_it_is_refused_and_nothing
         await env.gateway.federations.connect(fed.invite_code)
     await env.fund_gateway(fed_a, 100_000)
     with pytest.raises(InvalidInput, match="no active peer gateway serves both"):
-        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
+        await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
     assert await _balance(env, fed_a) == 100_000 and await _payments(env) == []
 
 
@@ -165,14 +171,14 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(env: Env, env_b:
     ]
     for args, error, text in cases:
         with pytest.raises(error, match=text):
-            await env.gateway.migrate(*args)
+            await env.gateway.migrations.migrate(*args)
     # A peer reached over plain http on another host: notes are bearer money, never sent.
     async with env.gateway.db.transaction() as conn:
         await conn.execute(
             "UPDATE peers SET url = 'http://gw.example.com:3000' WHERE node_id = ?", (env_b.node.node_id,)
         )
     with pytest.raises(InvalidInput, match="plain http to another host"):
-        await env.gateway.migrate(a, b, 100_000, None, None)
+        await env.gateway.migrations.migrate(a, b, 100_000, None, None)
     assert await _balance(env, fed_a) == 400_000 and await _payments(env) == []
     assert await _payments(env_b) == []
 
@@ -181,7 +187,9 @@ async def test_the_peer_running_dry_midway_stops_the_migration_and_returns_our_n
     env: Env, env_b: Env
 ) -> None:
     fed_a, fed_b = await _setup(env, env_b, (1, 2), credit=100_000, p_liquidity=150_000)
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 200_000, None, None
+    )
     # Chunk 1 went through; for chunk 2 P lacked B ecash, refused before starting, and our
     # notes of chunk 2 were reissued into our own again.
     assert result["state"] == "failed" and result["moved_msat"] == 100_000
@@ -190,22 +198,33 @@ async def test_the_peer_running_dry_midway_stops_the_migration_and_returns_our_n
     assert await _balance(env, fed_b) == 100_000 - PAIR_FEE.fee(Msat(100_000)).value
 
 
-async def test_crash_after_the_exchange_was_delivered_resumes_by_asking_the_peer(
-    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _crash_on_exchange(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch, delivered: bool
+) -> tuple[RunningFederation, RunningFederation]:
+    """Migrate 60 000 msat; the process dies at the `exchange` request, after it reached the
+    peer (`delivered`: the answer with P's notes is lost) or before it was sent."""
     fed_a, fed_b = await _setup(env, env_b)
     real_call = PeerClient.call
 
-    async def call_then_crash(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+    async def call(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        if message == "exchange" and not delivered:
+            raise Crash()
         answer = await real_call(self, link, message, body, *a)
         if message == "exchange":
-            raise Crash()  # the answer, with P's notes, dies with the process
+            raise Crash()
         return answer
 
-    monkeypatch.setattr(PeerClient, "call", call_then_crash)
+    monkeypatch.setattr(PeerClient, "call", call)
     with contextlib.suppress(BaseException):
-        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+        await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
     monkeypatch.undo()
+    return fed_a, fed_b
+
+
+async def test_crash_after_the_exchange_was_delivered_resumes_by_asking_the_peer(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _crash_on_exchange(env, env_b, monkeypatch, delivered=True)
     assert await _balance(env, fed_b) == 0  # P has given, we have not taken yet
     await env.restart_gateway()
     rec = await _finished(env)
@@ -217,18 +236,7 @@ async def test_crash_after_the_exchange_was_delivered_resumes_by_asking_the_peer
 async def test_crash_before_the_exchange_was_sent_tombstones_it_and_reclaims_our_notes(
     env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fed_a, fed_b = await _setup(env, env_b)
-    real_call = PeerClient.call
-
-    async def crash_on_exchange(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
-        if message == "exchange":
-            raise Crash()
-        return await real_call(self, link, message, body, *a)
-
-    monkeypatch.setattr(PeerClient, "call", crash_on_exchange)
-    with contextlib.suppress(BaseException):
-        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
-    monkeypatch.undo()
+    fed_a, fed_b = await _crash_on_exchange(env, env_b, monkeypatch, delivered=False)
     assert await _balance(env, fed_a) == 340_000  # the chunk's notes are out, in limbo
     await env.restart_gateway()
     rec = await _finished(env)
@@ -248,7 +256,9 @@ async def test_the_peer_crashing_between_taking_and_giving_finishes_after_its_re
 
     monkeypatch.setattr(ExchangeService, "_give", crash)
     env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]  # answer with progress, keep running
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 60_000, None, None
+    )
     assert result["state"] == "running" and result["moved_msat"] == 0
     theirs = await pay_repo.unfinished(env_b.gateway.db.conn)
     assert theirs and theirs[0].state is PaymentState.FUNDED  # P holds our A ecash, owes B
@@ -275,7 +285,7 @@ async def test_the_peer_refuses_notes_it_already_received_and_notes_worth_anothe
     env: Env, env_b: Env
 ) -> None:
     fed_a, fed_b = await _setup(env, env_b)
-    done = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 50_000, None, None)
+    done = await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 50_000, None, None)
     assert done["state"] == "succeeded"
     client = env.gateway.federations.client(FederationId(fed_a.federation_id))
     link = await env.gateway.peers.link(env_b.node.node_id)
@@ -321,7 +331,9 @@ async def test_a_peer_answering_with_notes_we_already_hold_is_caught_and_the_los
         )
 
     monkeypatch.setattr(ExchangeService, "_give", lying_give)
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 200_000, None, None
+    )
     assert result["state"] == "failed" and "already received" in result["error"]
     assert result["moved_msat"] == 100_000 and result["lost_msat"] == 100_000
     assert await _balance(env, fed_b) == 100_000 - PAIR_FEE.fee(Msat(100_000)).value  # counted once
@@ -341,7 +353,9 @@ async def test_a_peer_paying_short_stops_the_migration_after_that_chunk(
         )
 
     monkeypatch.setattr(ExchangeService, "_give", stingy_give)
-    result = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 200_000, None, None)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 200_000, None, None
+    )
     assert result["state"] == "failed" and "quoted at 98800 msat" in result["error"]
     assert result["chunks_done"] == 1 and result["received_msat"] == 1_000
     assert result["lost_msat"] == 98_800 - 1_000
@@ -358,9 +372,9 @@ async def test_only_one_migration_per_peer_runs_at_a_time_and_a_wait_shows_why(
 
     monkeypatch.setattr(ExchangeService, "_give", crash)
     env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]
-    first = await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
+    first = await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
     assert first["state"] == "running" and first["waiting"] == "the exchange is pending"
     with pytest.raises(InvalidInput, match="already running"):
-        await env.gateway.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
+        await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
     listed = await _payments(env)
     assert listed[0]["state"] == "paying" and listed[0]["waiting"] == "the exchange is pending"
