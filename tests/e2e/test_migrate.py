@@ -378,3 +378,24 @@ async def test_only_one_migration_per_peer_runs_at_a_time_and_a_wait_shows_why(
         await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 10_000, None, None)
     listed = await _payments(env)
     assert listed[0]["state"] == "paying" and listed[0]["waiting"] == "the exchange is pending"
+
+
+async def test_an_unsigned_refusal_is_asked_about_not_taken_as_proof_nothing_started(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed_a, fed_b = await _setup(env, env_b)
+    real_call = PeerClient.call
+
+    async def proxy_in_between(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "exchange":  # delivered, but a proxy answers 401 without the peer's signature
+            raise PeerRefused("peer refused (unauthenticated): proxy", "unauthenticated", 401, signed=False)
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", proxy_in_between)
+    result = await env.gateway.migrations.migrate(
+        fed_a.federation_id, fed_b.federation_id, 60_000, None, None
+    )
+    # Reclaiming here would find our notes spent by P: the loss a guess would have caused.
+    assert result["state"] == "succeeded" and "lost_msat" not in result
+    assert await _balance(env, fed_b) == 60_000 - PAIR_FEE.fee(Msat(60_000)).value
