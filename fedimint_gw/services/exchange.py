@@ -34,7 +34,7 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.flow_runs import FlowRuns, run_steps, tombstone
+from fedimint_gw.services.flow_runs import FlowRuns, run_steps
 from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
@@ -110,15 +110,11 @@ class ExchangeService:
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """An exchange's outcome; an id never seen is tombstoned when the sender asks for it."""
         exchange_id, payment_id = _ids(peer, body)
-        async with self._runs.lock(payment_id):
-            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
-            if rec is None:
-                if body.get("cancel_unknown") is not True:
-                    return {"exchange_id": exchange_id, "state": "unknown"}
-                data = {"direction": "in", "peer": peer.node_id, "exchange_id": exchange_id}
-                rec = await tombstone(
-                    self._ctx.db, self._ctx.clock.now(), payment_id, PaymentKind.MIGRATE, data
-                )
+        data = {"direction": "in", "peer": peer.node_id, "exchange_id": exchange_id}
+        now = self._ctx.clock.now()
+        rec = await self._runs.status(payment_id, body.get("cancel_unknown"), PaymentKind.MIGRATE, now, data)
+        if rec is None:
+            return {"exchange_id": exchange_id, "state": "unknown"}
         return _answer(await self._runs.settle(rec, 0.0))  # restarts a run that died
 
     async def _accept(

@@ -63,6 +63,17 @@ class FlowRuns:
             return task.result()
         return await pay_repo.get(self._db.conn, rec.payment_id) or rec
 
+    async def status(
+        self, payment_id: str, cancel_unknown: object, kind: PaymentKind, now: int, data: dict[str, Any]
+    ) -> pay_repo.PaymentRecord | None:
+        """Answering a sender's status question: the record of `payment_id`; for an id never
+        seen, a tombstone when the sender cancels it (`cancel_unknown` true), else None."""
+        async with self.lock(payment_id):
+            rec = await pay_repo.get(self._db.conn, payment_id)
+            if rec is None and cancel_unknown is True:
+                rec = await tombstone(self._db, now, payment_id, kind, data)
+        return rec
+
     async def resume(self, mine: Callable[[pay_repo.PaymentRecord], bool]) -> None:
         """At start: run again every unfinished flow of this service."""
         for rec in await pay_repo.unfinished(self._db.conn):

@@ -18,7 +18,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import CreditExceeded, NoDestination
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.flow_runs import FlowRuns, tombstone
+from fedimint_gw.services.flow_runs import FlowRuns
 from fedimint_gw.services.peer_routes import PeerTarget
 from fedimint_gw.services.peer_send import CANCELLED, ForwardSender, Outcome, forward_id_hash, out_data
 from fedimint_gw.services.peering import PeerService
@@ -54,13 +54,11 @@ class InboundForwards:
     async def on_status(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """The outcome of a forward; an unknown id is tombstoned when the sender asks for it."""
         forward_id, payment_id = _ids(peer, body)
-        async with self._runs.lock(payment_id):
-            rec = await pay_repo.get(self._ctx.db.conn, payment_id)
-            if rec is None:
-                if body.get("cancel_unknown") is not True:
-                    return {"forward_id": forward_id, "state": "unknown"}
-                data = _in_data(peer.node_id, forward_id, 0)
-                rec = await tombstone(self._ctx.db, self._ctx.clock.now(), payment_id, PaymentKind.PEER, data)
+        data = _in_data(peer.node_id, forward_id, 0)
+        now = self._ctx.clock.now()
+        rec = await self._runs.status(payment_id, body.get("cancel_unknown"), PaymentKind.PEER, now, data)
+        if rec is None:
+            return {"forward_id": forward_id, "state": "unknown"}
         return await self._answer(rec, 0.0)
 
     async def _accept(

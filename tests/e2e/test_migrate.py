@@ -251,11 +251,7 @@ async def test_the_peer_crashing_between_taking_and_giving_finishes_after_its_re
 ) -> None:
     fed_a, fed_b = await _setup(env, env_b)
 
-    async def crash(*_a: Any, **_k: Any) -> Any:
-        raise Crash()
-
-    monkeypatch.setattr(ExchangeService, "_give", crash)
-    env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]  # answer with progress, keep running
+    _peer_dies_before_giving(env, monkeypatch)
     result = await env.gateway.migrations.migrate(
         fed_a.federation_id, fed_b.federation_id, 60_000, None, None
     )
@@ -267,6 +263,17 @@ async def test_the_peer_crashing_between_taking_and_giving_finishes_after_its_re
     rec = await _finished(env)
     assert rec.state is PaymentState.SUCCEEDED
     assert await _balance(env, fed_b) == 60_000 - PAIR_FEE.fee(Msat(60_000)).value
+
+
+def _peer_dies_before_giving(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """P's exchange run dies after it took our notes, before it gives; our command answers after
+    3 s with its progress and keeps running."""
+
+    async def crash(*_a: Any, **_k: Any) -> Any:
+        raise Crash()
+
+    monkeypatch.setattr(ExchangeService, "_give", crash)
+    env.gateway.migrations._wait = 3.0
 
 
 async def _finished(e: Env) -> pay_repo.PaymentRecord:
@@ -367,11 +374,7 @@ async def test_only_one_migration_per_peer_runs_at_a_time_and_a_wait_shows_why(
 ) -> None:
     fed_a, fed_b = await _setup(env, env_b)
 
-    async def crash(*_a: Any, **_k: Any) -> Any:
-        raise Crash()
-
-    monkeypatch.setattr(ExchangeService, "_give", crash)
-    env.gateway._migrations._wait = 3.0  # type: ignore[union-attr]
+    _peer_dies_before_giving(env, monkeypatch)
     first = await env.gateway.migrations.migrate(fed_a.federation_id, fed_b.federation_id, 60_000, None, None)
     assert first["state"] == "running" and first["waiting"] == "the exchange is pending"
     with pytest.raises(InvalidInput, match="already running"):
