@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check fedimint_gw plugin contrib tests
 	$(PY) -m ruff format --check fedimint_gw plugin contrib tests
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(PY) -m ruff format fedimint_gw plugin contrib tests

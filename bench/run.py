@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-regtest", action="store_true", help="skip the scenarios needing lightningd/bitcoind"
     )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
+    parser.add_argument(
+        "--results-dir", type=Path, default=REPO / "bench" / "results", help="where the JSON results go"
+    )
     return parser.parse_args(argv)
 
 
@@ -136,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [r.to_json() for r in rows],
         "profile": profile,
     }
-    out = REPO / "bench" / "results" / f"{when:%Y-%m-%dT%H%M%S}{'-quick' if args.quick else ''}.json"
+    out = args.results_dir / f"{when:%Y-%m-%dT%H%M%S}{'-quick' if args.quick else ''}.json"
     report.write_json(out, data)
-    print(f"\nresults: {out.relative_to(REPO)}")
+    print(f"\nresults: {out}")
     if not args.no_doc and not args.quick and args.only is None:
         report.update_doc(REPO / "docs" / "performance.md", _doc_block(header, rows, profile, meta, out))
         print("docs/performance.md updated")
@@ -153,7 +156,7 @@ def _doc_block(header: str, rows: list[Row], profile: dict[str, Any], meta: dict
             f"_{header}._ Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_mb']} MB. "
             f"Versions: Python {v['python']}, lightningd {v['lightningd']}, {v['bitcoind']}, "
             f"fedimint-gw {v['fedimint_gw']}, commit `{v['git_commit'][:12]}`{dirty}. "
-            f"Raw figures: `{out.relative_to(REPO)}`.",
+            f"Raw figures: `{out.relative_to(REPO) if out.is_relative_to(REPO) else out}`.",
             "### Latest table\n\n" + report.markdown_table(rows),
             "### Where the time goes (cProfile, in-process, one payment at a time)\n\n"
             + report.profile_markdown(profile),

@@ -1,7 +1,7 @@
 """`FederationClient`: the one small, stable interface between the gateway and a federation.
 
 The gateway core talks to every federation through this Protocol and nothing else. Behind
-it sits one adapter per federation API major version (`v1.py`, `v2.py`, or a third-party
+it sits one adapter per federation API major version (`devfed/v1.py`, `devfed/v2.py`, or a third-party
 package registered under the `fedimint_gw.adapters` entry point group). Adapters are
 chosen by negotiation (`registry.py`).
 

@@ -1,7 +1,8 @@
 """Adapter discovery and API version negotiation.
 
-Adapters are found in two places: the built-ins (`v1`, `v2`) and the Python entry points
-in group `fedimint_gw.adapters`, each naming an `AdapterFactory`. A third-party package can
+Adapters are found in two places: the built-ins the caller passes in (the list in
+`federation/builtin.py`; this module imports no adapter) and the Python entry points in group
+`fedimint_gw.adapters`, each naming an `AdapterFactory` (`federation/adapter.py`). A third-party package can
 so add an adapter for a new federation API major without touching this repository.
 
 Negotiation follows Fedimint's rule: ask every guardian which majors it serves (with the
@@ -17,70 +18,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
-from fedimint_gw.clock import Clock
 from fedimint_gw.errors import FederationUnreachable, IncompatibleFederation
-from fedimint_gw.federation.client import ApiVersion, FederationClient
+from fedimint_gw.federation.adapter import AdapterFactory
+from fedimint_gw.federation.client import ApiVersion
 
 ENTRY_POINT_GROUP = "fedimint_gw.adapters"
-
-
-@dataclass(frozen=True)
-class AdapterContext:
-    """What an adapter gets from the gateway: nothing else, no globals."""
-
-    federation_id: str
-    config: Mapping[str, Any]
-    guardian_urls: tuple[str, ...]
-    api_version: ApiVersion
-    session: aiohttp.ClientSession
-    clock: Clock
-    wallet: Any  # fedimint_gw.federation.notes.NoteWallet: the gateway's notes in this federation
-    gateway_secret: bytes  # 32 bytes: the gateway's key in this federation (from the node's HSM)
-    request_timeout: float
-
-
-@dataclass(frozen=True)
-class FederationDescription:
-    """What the gateway needs from a federation's public config before choosing a version."""
-
-    name: str
-    threshold: int
-    guardian_urls: tuple[str, ...]
-
-
-class AdapterFactory(Protocol):
-    """An installable adapter for one federation API major version."""
-
-    @property
-    def major(self) -> int:
-        """The federation API major version this adapter speaks."""
-        ...
-
-    @property
-    def min_minor(self) -> int:
-        """The lowest minor of that major the adapter can work with."""
-        ...
-
-    @property
-    def name(self) -> str:
-        """A short name shown to operators."""
-        ...
-
-    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-        """Download the public config from one guardian, in this version's dialect."""
-        ...
-
-    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
-        """Read name, threshold and guardian URLs from a config (raise ValueError if malformed)."""
-        ...
-
-    def create(self, ctx: AdapterContext) -> FederationClient:
-        """Build a client for one federation."""
-        ...
 
 
 def federation_id_of(config: Mapping[str, Any]) -> str:
@@ -156,21 +102,13 @@ async def fetch_versions(
     return [r for r in results if r is not None]
 
 
-def builtin_adapters() -> list[AdapterFactory]:
-    """The adapters shipped with the gateway."""
-    from fedimint_gw.federation import v1, v2  # only the registry imports adapter modules
-
-    return [v1.FACTORY, v2.FACTORY]
-
-
 def discover_adapters(
-    builtins: Iterable[AdapterFactory] | None = None,
+    builtins: Iterable[AdapterFactory],
     load_entry_points: Callable[[], Iterable[Any]] | None = None,
     log: Callable[[str, str], None] | None = None,
 ) -> dict[int, AdapterFactory]:
     """Built-ins plus entry points; an entry point for an already served major replaces it."""
-    base = builtin_adapters() if builtins is None else builtins
-    found: dict[int, AdapterFactory] = {a.major: a for a in base}
+    found: dict[int, AdapterFactory] = {a.major: a for a in builtins}
     eps = load_entry_points() if load_entry_points else metadata.entry_points(group=ENTRY_POINT_GROUP)
     for ep in eps:
         try:

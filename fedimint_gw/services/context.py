@@ -10,7 +10,7 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.lightning.node import LightningNode
-from fedimint_gw.services.federations import FederationManager
+from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import payments as repo
 from fedimint_gw.store.db import Database

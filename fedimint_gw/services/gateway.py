@@ -20,25 +20,27 @@ from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.federation.adapter import AdapterFactory
+from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
-from fedimint_gw.federation.registry import AdapterFactory, discover_adapters
+from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.exchange import ExchangeService
-from fedimint_gw.services.federations import FederationManager
+from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
-from fedimint_gw.services.incoming import IncomingService
-from fedimint_gw.services.migrate import MigrationService
-from fedimint_gw.services.outgoing import OutgoingService
+from fedimint_gw.services.liquidity.exchange import ExchangeService
+from fedimint_gw.services.liquidity.migration import MigrationService
+from fedimint_gw.services.payments.receive import IncomingService
+from fedimint_gw.services.payments.send import OutgoingService
+from fedimint_gw.services.payments.swap import SwapService
 from fedimint_gw.services.peer_api import PeerApi
-from fedimint_gw.services.peer_forward import ForwardService
-from fedimint_gw.services.peer_settle import SettleService
-from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.peering.forwards import ForwardService
+from fedimint_gw.services.peering.links import PeerService
+from fedimint_gw.services.peering.settlement import SettleService
 from fedimint_gw.services.public_api import PublicService
 from fedimint_gw.services.records import Records
-from fedimint_gw.services.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 
@@ -76,6 +78,7 @@ class Gateway:
         self._peer_api: PeerApi | None = None
         self._exchanges: ExchangeService | None = None
         self._migrations: MigrationService | None = None
+        self._public: PublicService | None = None
 
     @property
     def db(self) -> Database:
@@ -89,11 +92,22 @@ class Gateway:
             raise NotReady("the gateway is still starting")
         return self._federations
 
+    @property
+    def public(self) -> PublicService:
+        """The public API wallets call (served over HTTP; the bench calls it directly)."""
+        if self._public is None:
+            raise NotReady("the gateway is still starting")
+        return self._public
+
     async def start(self) -> None:
         """Open and migrate the database, then reconnect federations in the background."""
         self._db = await Database.open(self.config.db_path)
         self._session = aiohttp.ClientSession()
-        adapters = self._adapters if self._adapters is not None else discover_adapters(log=self.log)
+        adapters = (
+            self._adapters
+            if self._adapters is not None
+            else discover_adapters(builtin_adapters(), log=self.log)
+        )
         self._federations = FederationManager(
             self.config, self._db, self.node, self.router, adapters, self._session, self.clock, self.log
         )
@@ -111,7 +125,7 @@ class Gateway:
         self._migrations = MigrationService(ctx, self._peers)
         self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self._exchanges, self.log)
         self._outgoing = OutgoingService(ctx, self._forwards)
-        public = PublicService(ctx, self._outgoing, self)
+        self._public = PublicService(ctx, self._outgoing, self)
         for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
             self.router.add_hash(payment_hash, FederationId(fid))
         await self._outgoing.resume()
@@ -122,7 +136,7 @@ class Gateway:
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         if self.config.api_bind is not None:
             self._http = HttpServer(
-                create_app(public, self.log), self.config.api_bind.host, self.config.api_bind.port
+                create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
             )
             await self._http.start()
         self.log(

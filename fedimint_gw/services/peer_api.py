@@ -15,10 +15,10 @@ from fedimint_gw.errors import GatewayError, NotFound, PeerError
 from fedimint_gw.peer import wire
 from fedimint_gw.peer.errors import peer_code_of
 from fedimint_gw.peer.wire import PeerAnswer
-from fedimint_gw.services.exchange import ExchangeService
-from fedimint_gw.services.peer_forward import ForwardService
-from fedimint_gw.services.peer_settle import SettleService
-from fedimint_gw.services.peering import PeerService, json_object
+from fedimint_gw.services.liquidity.exchange import ExchangeService
+from fedimint_gw.services.peering.forwards import ForwardService
+from fedimint_gw.services.peering.links import PeerService, json_object
+from fedimint_gw.services.peering.settlement import SettleService
 from fedimint_gw.store import peers as repo
 
 MESSAGES = (

@@ -17,8 +17,8 @@ from fedimint_gw.errors import InvalidInput, PaymentRefused
 from fedimint_gw.http.peer import PeerEndpoint
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.invoices import InvoiceService
-from fedimint_gw.services.outgoing import OutgoingService
+from fedimint_gw.services.payments.invoices import InvoiceService
+from fedimint_gw.services.payments.send import OutgoingService
 from fedimint_gw.store import payments as pay_repo
 
 

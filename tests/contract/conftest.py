@@ -18,9 +18,10 @@ from contrib.devfed.server import RunningFederation, start_federation
 from contrib.devfed.wallet import Wallet
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
+from fedimint_gw.federation.adapter import AdapterContext, AdapterFactory
+from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.client import ApiVersion, FederationClient
 from fedimint_gw.federation.notes import NoteWallet
-from fedimint_gw.federation.registry import AdapterContext, AdapterFactory, builtin_adapters
 from fedimint_gw.store.db import Database
 from tests.support.wallets import WalletFactory, wallet_factory
 

@@ -272,7 +272,7 @@ async def test_a_note_spent_elsewhere_is_retired_not_recycled(gateway: Gateway, 
     """Notes the gateway holds but the federation already saw spent: the refusal names one, the
     gateway marks it spent, and keeps the others spendable."""
     client = gateway.client
-    from fedimint_gw.federation._ledger import decode_notes as gateway_notes
+    from fedimint_gw.federation.devfed.ledger import decode_notes as gateway_notes
 
     ecash = await user.send_ecash(3_072)  # notes of 2048 + 1024 msat
     _, notes = gateway_notes(ecash)
@@ -602,9 +602,10 @@ async def test_transaction_fees_are_accounted(
 async def test_negotiation_with_real_federations(
     start_fed: FedFactory, make_gateway: GatewayFactory, session: aiohttp.ClientSession
 ) -> None:
+    from fedimint_gw.federation.builtin import builtin_adapters
     from fedimint_gw.federation.registry import discover_adapters, fetch_versions, negotiate
 
-    adapters = discover_adapters()
+    adapters = discover_adapters(builtin_adapters())
     for name, majors, expected in [("only1", (1,), 1), ("only2", (2,), 2), ("both", (1, 2), 2)]:
         fed = await start_fed(name, majors=majors)
         answers = await fetch_versions(session, fed.guardian_urls, 2.0)

@@ -15,7 +15,7 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotFound
 from fedimint_gw.peer.client import PeerClient
 from fedimint_gw.peer.errors import PeerRefused
-from fedimint_gw.services.exchange import ExchangeService
+from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
 

@@ -205,7 +205,7 @@ async def test_crash_between_swap_steps_resumes(
     monkeypatch.setattr(context_module.ServiceContext, "advance", advance_then_crash)
     if crash_after is PaymentState.HTLC_HELD:  # written by the send flow itself, not by advance()
         monkeypatch.setattr(
-            "fedimint_gw.services.swap.SwapService.drive", _crash_on_entry(crashed), raising=True
+            "fedimint_gw.services.payments.swap.SwapService.drive", _crash_on_entry(crashed), raising=True
         )
     client = env.gateway.federations.client(FederationId(src.federation_id))
     fee = _fee(20_000)

@@ -1,7 +1,11 @@
-"""Smoke test of the benchmark's pure in-memory measurements: structure only, never timings."""
+"""Smoke tests of the benchmark's machinery: structure only, never timings."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from bench import run
 from bench.micro import FEDERATION_COUNTS, MicroCounts, hook_rows, routing_rows
 from bench.report import format_table, markdown_table
 from bench.stats import Summary, percentile
@@ -29,3 +33,18 @@ def test_percentiles_interpolate() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     s = Summary.of([5.0, 1.0, 3.0])
     assert (s.n, s.min, s.p50, s.max) == (3, 1.0, 3.0, 5.0)
+
+
+def test_quick_inprocess_bench_runs_to_the_end(tmp_path: Path) -> None:
+    """`make bench`'s in-process machinery (flows through the real services) still runs.
+
+    It broke once when a refactor moved `Gateway.pay_invoice` and no test noticed. This checks
+    the run finishes and reports every in-process group with samples; timings are not judged.
+    """
+    assert run.main(["--quick", "--no-regtest", "--no-doc", "--results-dir", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("*-quick.json")
+    rows = json.loads(out.read_text())["rows"]
+    names = {r["name"] for r in rows if r["summary"] is not None}
+    for flow in ("receive v1", "receive v2", "send v1", "send v2"):
+        assert any(n.startswith(flow) for n in names), f"no samples for {flow}: {sorted(names)}"
+    assert {r["group"] for r in rows} >= {"routing", "hook", "memory"}

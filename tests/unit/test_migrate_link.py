@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedimint_gw.services.migrate import private_link
+from fedimint_gw.services.liquidity.migration import private_link
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from fedimint_gw.errors import FederationUnreachable, IncompatibleFederation
+from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.client import ApiVersion
 from fedimint_gw.federation.registry import (
     GuardianVersions,
@@ -108,7 +109,9 @@ def test_installed_package_adds_an_adapter_via_entry_point(monkeypatch: pytest.M
 
     pkg_dir = Path(__file__).resolve().parents[1] / "fixtures" / "thirdparty"
     monkeypatch.syspath_prepend(str(pkg_dir))
-    found = discover_adapters()  # real built-ins + real entry points from installed metadata
+    found = discover_adapters(
+        builtin_adapters()
+    )  # real built-ins + real entry points from installed metadata
     assert {1, 2} <= set(found)
     assert found[3].name == "example-v3"
     answers = [_g(f"g{i}", m2=0, m3=1) for i in range(4)]

@@ -27,10 +27,10 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput
 from fedimint_gw.peer.client import Link
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.exchange import ExchangeTerms, migrate_record
 from fedimint_gw.services.flow_runs import FlowRuns
-from fedimint_gw.services.migrate_chunks import ChunkRunner, total_fee
-from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.liquidity.exchange import ExchangeTerms, migrate_record
+from fedimint_gw.services.liquidity.migration_chunks import ChunkRunner, total_fee
+from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as peer_repo
 

@@ -14,7 +14,15 @@ import aiohttp
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import FederationMisbehaved
-from fedimint_gw.federation._guardians import (
+from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
+from fedimint_gw.federation.client import (
+    EcashNotes,
+    FederationClient,
+    FederationInfo,
+    NotesSummary,
+    OutgoingContract,
+)
+from fedimint_gw.federation.devfed.guardians import (
     FederationKeys,
     GuardianApi,
     Guardians,
@@ -23,15 +31,7 @@ from fedimint_gw.federation._guardians import (
     describe_config,
     to_gateway_error,
 )
-from fedimint_gw.federation._ledger import Ledger, parse_hash
-from fedimint_gw.federation.client import (
-    EcashNotes,
-    FederationClient,
-    FederationInfo,
-    NotesSummary,
-    OutgoingContract,
-)
-from fedimint_gw.federation.registry import AdapterContext, FederationDescription
+from fedimint_gw.federation.devfed.ledger import Ledger, parse_hash
 
 
 class DevfedFactory:

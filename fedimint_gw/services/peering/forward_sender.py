@@ -1,7 +1,7 @@
 """Sending one forward to a peer until its outcome is known (docs/peer-protocol.md §5).
 
-Used for a user's send (peer_forward.py) and for the second half of a routed forward
-(peer_inbound.py). `sent` is written before the first request; after it, an unknown outcome is
+Used for a user's send (forwards.py) and for the second half of a routed forward
+(forwards_in.py). `sent` is written before the first request; after it, an unknown outcome is
 resolved by asking the peer (`forward_status`, which tombstones an id it never saw), never by
 guessing. A success records the ledger entry with the preimage in one transaction.
 """
@@ -22,8 +22,8 @@ from fedimint_gw.peer import ledger
 from fedimint_gw.peer.client import Link
 from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peer_routes import PeerTarget
-from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.peering.links import PeerService
+from fedimint_gw.services.peering.routes import PeerTarget
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
 

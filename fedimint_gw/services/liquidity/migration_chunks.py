@@ -1,4 +1,4 @@
-"""One migration's chunks, run to the end (see migrate.py for what a migration is).
+"""One migration's chunks, run to the end (see migration.py for what a migration is).
 
 Each chunk of a migration (payment kind MIGRATE, id `migrate:<id>`, data "step"):
     spend:   our A notes for the chunk (operation id derived from the chunk: the same notes again)
@@ -28,9 +28,9 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.exchange import ExchangeTerms
 from fedimint_gw.services.flow_runs import RETRY_PAUSE, run_steps
-from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.liquidity.exchange import ExchangeTerms
+from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import payments as pay_repo
 
 EXCHANGE_TIMEOUT = 60.0

@@ -25,18 +25,7 @@ from fedimint_gw.crypto.threshold_elgamal import (
 )
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationMisbehaved, FederationUnreachable, InvalidInput
-from fedimint_gw.federation._base import DevfedFactory, LedgerClient
-from fedimint_gw.federation._guardians import (
-    FederationKeys,
-    Json,
-    RemoteError,
-    as_obj,
-    object_id,
-    sign,
-    verify_signature,
-    ws_rpc,
-)
-from fedimint_gw.federation._ledger import parse_hash, poll
+from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import (
     CancelResult,
     Feature,
@@ -48,7 +37,18 @@ from fedimint_gw.federation.client import (
     RegistrationResult,
     RegistrationStatus,
 )
-from fedimint_gw.federation.registry import AdapterContext
+from fedimint_gw.federation.devfed.base import DevfedFactory, LedgerClient
+from fedimint_gw.federation.devfed.guardians import (
+    FederationKeys,
+    Json,
+    RemoteError,
+    as_obj,
+    object_id,
+    sign,
+    verify_signature,
+    ws_rpc,
+)
+from fedimint_gw.federation.devfed.ledger import parse_hash, poll
 
 FEATURES = frozenset(
     {

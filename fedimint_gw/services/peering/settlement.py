@@ -21,7 +21,7 @@ from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import NOT_STARTED, PeerRefused
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peering import PeerService
+from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import peers as repo
 
 PAY_DELAY = 1008  # blocks a settlement payment may lock funds for

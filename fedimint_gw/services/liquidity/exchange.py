@@ -35,7 +35,7 @@ from fedimint_gw.errors import (
 from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import FlowRuns, run_steps
-from fedimint_gw.services.swap import SwapService
+from fedimint_gw.services.payments.swap import SwapService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
 

@@ -32,7 +32,15 @@ from fedimint_gw.errors import (
     InvalidInput,
     NotFound,
 )
-from fedimint_gw.federation._guardians import (
+from fedimint_gw.federation.client import (
+    EcashNotes,
+    IncomingOutcome,
+    IncomingState,
+    NotesSummary,
+    OutgoingContract,
+    OutgoingState,
+)
+from fedimint_gw.federation.devfed.guardians import (
     FederationKeys,
     GuardianApi,
     Guardians,
@@ -41,14 +49,6 @@ from fedimint_gw.federation._guardians import (
     pubkey_of,
     sign,
     txid_of,
-)
-from fedimint_gw.federation.client import (
-    EcashNotes,
-    IncomingOutcome,
-    IncomingState,
-    NotesSummary,
-    OutgoingContract,
-    OutgoingState,
 )
 from fedimint_gw.federation.ecash import Note, PendingOutput, denominations_for, finish_outputs
 from fedimint_gw.federation.notes import NoteWallet, Operation, OperationState, TxBuilder

@@ -4,7 +4,8 @@ State machine per user contract (payment id `send:<contract id>`), written befor
     (new) --verify--> PAYING --xpay ok--> CLAIMING --claim--> SUCCEEDED
                              --xpay failed--> CANCELLING --cancel/forfeit--> REFUNDED
 An invoice ending in one of our federations is a swap (swap.py); one ending at a peer gateway
-is a peer forward (peer_forward.py: HTLC_HELD --peer--> CLAIMING/CANCELLING, or back to PAYING).
+is a peer forward (peering/forwards.py, through the `PeerForwarding` seam below:
+HTLC_HELD --peer--> CLAIMING/CANCELLING, or back to PAYING).
 An unknown Lightning outcome is never taken for a failure: the flow asks lightningd
 (`listsendpays`) until it knows. A contract is paid at most once (one row per contract and
 per payment hash) and claimed at most once (the adapter's claim is idempotent).
@@ -16,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
@@ -26,14 +27,31 @@ from fedimint_gw.federation.client import OutgoingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peer_forward import ForwardService
-from fedimint_gw.services.swap import SwapService, swap_data
+from fedimint_gw.services.payments.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
 STATUS_POLL = 2.0
 _SWAP_B_SIDE = (PaymentState.HTLC_HELD, PaymentState.FUNDED)
 ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
+
+
+class PeerForwarding(Protocol):
+    """What sending needs from peering (services/peering/forwards.py implements it).
+
+    A seam, so that payments/ never imports peering/: peering builds on payments (it swaps
+    inbound forwards), and the gateway facade wires the two together.
+    """
+
+    async def plan(
+        self, rec: repo.PaymentRecord, inv: bolt11.Invoice, contract_amount: int
+    ) -> repo.PaymentRecord | None:
+        """`rec` turned into a peer forward if the invoice ends at a peer and credit allows, else None."""
+        ...
+
+    async def drive_send(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
+        """Forward a user's payment; returns it CLAIMING, CANCELLING, or fallen back to Lightning."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ class SendResult:
 class OutgoingService:
     """Pays invoices for federation users and claims their contracts."""
 
-    def __init__(self, ctx: ServiceContext, forwards: ForwardService | None = None) -> None:
+    def __init__(self, ctx: ServiceContext, forwards: PeerForwarding | None = None) -> None:
         self._ctx = ctx
         self._forwards = forwards
         self._config = ctx.config

@@ -1,6 +1,6 @@
 """Joining, serving and leaving federations: `fedimint-connect`, `-leave`, `-setfees`, `-balances`.
 
-Every federation is reached through the adapter chosen by negotiation (federation_links.py).
+Every federation is reached through the adapter chosen by negotiation (links.py).
 On start each joined federation reconnects in its own background task, so one unreachable
 federation never blocks the others, the hook, or the commands; it shows as `disconnected` meanwhile.
 """
@@ -19,11 +19,11 @@ from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
 from fedimint_gw.domain.invite import parse_invite
 from fedimint_gw.errors import FederationUnreachable, GatewayError, InvalidInput, NotFound, PaymentRefused
+from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.client import Feature, FederationClient
 from fedimint_gw.federation.notes import NoteWallet
-from fedimint_gw.federation.registry import AdapterFactory
 from fedimint_gw.lightning.node import LightningNode
-from fedimint_gw.services.federation_links import ConnectionStatus, FederationLinks, LiveFederation
+from fedimint_gw.services.federations.links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database

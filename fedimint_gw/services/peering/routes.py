@@ -1,7 +1,7 @@
 """Peer routes (docs/peer-protocol.md §4, §7): what we announce, and which peer an invoice ends at.
 
 An announcement names our federations and the direct peers we route to. Each peer's last
-announcement is kept on its record (peering.py, at `hello`), and is all `find_target` reads.
+announcement is kept on its record (links.py, at `hello`), and is all `find_target` reads.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 See docs/peer-protocol.md. A link is added by the operator (`fedimint-peer-add`), which sends a
 `hello`; the peer's answer proves its peer key is bound to its node id. Every later message in
 either direction is signed, fresh and carries a nonce never seen before. Announcements and forward
-targets live in peer_routes.py, ledger checks in peer_ledger.py, forwards and settlements in
-peer_forward.py and peer_settle.py; this module knows who the peers are.
+targets live in routes.py, ledger checks in ledger.py, forwards and settlements in
+forwards.py and settlement.py; this module knows who the peers are.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from fedimint_gw.peer import wire
 from fedimint_gw.peer.client import Link, PeerClient
 from fedimint_gw.peer.errors import PeerAuthFailed, PeerReplayed, UnknownPeer, UnsupportedVersion
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peer_ledger import PeerLedger
-from fedimint_gw.services.peer_routes import PeerRoutes, PeerTarget
+from fedimint_gw.services.peering.ledger import PeerLedger
+from fedimint_gw.services.peering.routes import PeerRoutes, PeerTarget
 from fedimint_gw.store import peers as repo
 
 REFRESH_INTERVAL = 60.0
@@ -288,7 +288,7 @@ class PeerService:
         if not fresh:
             raise PeerReplayed(f"nonce {auth.nonce} from {auth.node_id[:16]} was used before (a replay)")
 
-    # ----- announcements, targets and ledger checks (peer_routes.py, peer_ledger.py) ----
+    # ----- announcements, targets and ledger checks (routes.py, ledger.py) ----
     async def find_target(
         self, inv: bolt11.Invoice, exclude: str = "", direct_only: bool = False
     ) -> PeerTarget | None:

@@ -35,8 +35,9 @@ from fedimint_gw.errors import (
     InvalidInput,
     NotFound,
 )
+from fedimint_gw.federation.adapter import FederationDescription
 from fedimint_gw.federation.ecash import MintKeys
-from fedimint_gw.federation.registry import FederationDescription, federation_id_of
+from fedimint_gw.federation.registry import federation_id_of
 
 Json = dict[str, Any]
 T = TypeVar("T")

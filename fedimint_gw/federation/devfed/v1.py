@@ -14,17 +14,7 @@ import aiohttp
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationMisbehaved, FederationRejected, InvalidInput, NotFound
-from fedimint_gw.federation._base import DevfedFactory, LedgerClient
-from fedimint_gw.federation._guardians import (
-    FederationKeys,
-    Json,
-    RemoteError,
-    as_obj,
-    http_json,
-    object_id,
-    sign,
-)
-from fedimint_gw.federation._ledger import parse_hash, poll
+from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import (
     CancelResult,
     Feature,
@@ -37,7 +27,17 @@ from fedimint_gw.federation.client import (
     RegistrationResult,
     RegistrationStatus,
 )
-from fedimint_gw.federation.registry import AdapterContext
+from fedimint_gw.federation.devfed.base import DevfedFactory, LedgerClient
+from fedimint_gw.federation.devfed.guardians import (
+    FederationKeys,
+    Json,
+    RemoteError,
+    as_obj,
+    http_json,
+    object_id,
+    sign,
+)
+from fedimint_gw.federation.devfed.ledger import parse_hash, poll
 
 FEATURES = frozenset({Feature.SELF_REGISTRATION, Feature.CANCEL_OUTGOING, Feature.CONSENSUS_DECRYPTION})
 

@@ -4,8 +4,8 @@ A user's send whose invoice ends at a peer (payment kind PEER, id `send:<contrac
     HTLC_HELD --forward--> (succeeded) CLAIMING + ledger entry --claim--> SUCCEEDED
                            (failed)    CANCELLING --cancel/forfeit--> REFUNDED
                            (not started: refused, unreachable, cancelled) -> a Lightning send (PAYING)
-Sending a forward until its outcome is known is peer_send.py; receiving and routing forwards
-(`peer-in:<peer>:<forward id>`, `peer-out:<forward id>`) is peer_inbound.py. This module plans a
+Sending a forward until its outcome is known is forward_sender.py; receiving and routing forwards
+(`peer-in:<peer>:<forward id>`, `peer-out:<forward id>`) is forwards_in.py. This module plans a
 user's send as a forward, and is the one forward service the gateway wires.
 """
 
@@ -17,10 +17,16 @@ from typing import Any
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.peer_inbound import InboundForwards
-from fedimint_gw.services.peer_send import AfterDebt, ForwardSender, Outcome, forward_id_hash, out_data
-from fedimint_gw.services.peering import PeerService
-from fedimint_gw.services.swap import SwapService
+from fedimint_gw.services.payments.swap import SwapService
+from fedimint_gw.services.peering.forward_sender import (
+    AfterDebt,
+    ForwardSender,
+    Outcome,
+    forward_id_hash,
+    out_data,
+)
+from fedimint_gw.services.peering.forwards_in import InboundForwards
+from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
 
@@ -87,7 +93,7 @@ class ForwardService:
             await repo.set_kind(conn, new.payment_id, PaymentKind.SEND)
         return new
 
-    # ----- receiver side (peer_inbound.py) ----------------------------------------------
+    # ----- receiver side (forwards_in.py) ----------------------------------------------
     async def on_forward(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """A peer's `forward`: accept it (or refuse, having done nothing), run it, answer its outcome."""
         return await self._inbound.on_forward(peer, body)

@@ -2,7 +2,7 @@
 
 A forward from a peer is `peer-in:<peer>:<forward id>`: the swap's target half funds the receive
 in our federation, then SUCCEEDED + ledger entry, or REFUNDED. A router receives a forward for
-another peer and sends its own (`peer-out:<forward id>`, through peer_send.py), then settles both.
+another peer and sends its own (`peer-out:<forward id>`, through forward_sender.py), then settles both.
 A sender asking about a forward never seen here gets it tombstoned (cancelled, never started).
 Every step is written before it runs; every message can be repeated.
 """
@@ -19,10 +19,16 @@ from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import CreditExceeded, NoDestination
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import FlowRuns
-from fedimint_gw.services.peer_routes import PeerTarget
-from fedimint_gw.services.peer_send import CANCELLED, ForwardSender, Outcome, forward_id_hash, out_data
-from fedimint_gw.services.peering import PeerService
-from fedimint_gw.services.swap import SwapService, SwapTarget, swap_data
+from fedimint_gw.services.payments.swap import SwapService, SwapTarget, swap_data
+from fedimint_gw.services.peering.forward_sender import (
+    CANCELLED,
+    ForwardSender,
+    Outcome,
+    forward_id_hash,
+    out_data,
+)
+from fedimint_gw.services.peering.links import PeerService
+from fedimint_gw.services.peering.routes import PeerTarget
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo

@@ -21,6 +21,7 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import FederationUnreachable, GatewayError, IncompatibleFederation, InvalidInput
+from fedimint_gw.federation.adapter import AdapterContext, AdapterFactory, FederationDescription
 from fedimint_gw.federation.client import (
     ApiVersion,
     FederationClient,
@@ -29,14 +30,7 @@ from fedimint_gw.federation.client import (
     RegistrationStatus,
 )
 from fedimint_gw.federation.notes import NoteWallet
-from fedimint_gw.federation.registry import (
-    AdapterContext,
-    AdapterFactory,
-    FederationDescription,
-    federation_id_of,
-    fetch_versions,
-    negotiate,
-)
+from fedimint_gw.federation.registry import federation_id_of, fetch_versions, negotiate
 from fedimint_gw.lightning.node import LightningNode
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
