@@ -181,3 +181,12 @@ def test_decoding_rejects_malformed_input() -> None:
 def test_secret_repr_is_hidden() -> None:
     assert "secret" in repr(tbs.BlindingKey(5))
     assert "5" not in repr(tbs.SecretKeyShare(5))
+
+
+def test_dealer_rejects_impossible_parameters() -> None:
+    with pytest.raises(CryptoError):
+        tbs.dealer_keys([], 4)
+    with pytest.raises(CryptoError):
+        tbs.dealer_keys([1, 2, 3], 2)
+    with pytest.raises(CryptoError):
+        seeded_coefficients(0)

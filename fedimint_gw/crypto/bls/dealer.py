@@ -35,6 +35,8 @@ def random_coefficients(threshold: int) -> list[int]:
 
 def secret_shares(coefficients: list[int], peers: int) -> list[int]:
     """Return the secret share of each 0-based peer ``p``: the polynomial at ``x = p + 1``."""
+    if not coefficients:
+        raise CryptoError("a polynomial needs at least one coefficient")
     if peers < len(coefficients):
         raise CryptoError(f"{peers} peers cannot reach a threshold of {len(coefficients)}")
     return [poly_eval(coefficients, peer_x(p)) for p in range(peers)]

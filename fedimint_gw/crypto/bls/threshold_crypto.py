@@ -97,7 +97,7 @@ class PublicKeySet:
     def public_key_share(self, index: int) -> PublicKeyShare:
         """The public share of 0-based index ``index``: the commitment evaluated at ``index + 1``."""
         x = peer_x(index)
-        acc = g1_mul(g1_generator(), 0)
+        acc = G1Point.identity()
         for point in reversed(self.commitment):
             acc = g1_mul(acc, x) + point
         return PublicKeyShare(acc)
