@@ -102,6 +102,7 @@ class OfficialClient:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _event_added: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, *, timeout: float = START_TIMEOUT) -> OfficialClient:
@@ -196,6 +197,20 @@ class OfficialClient:
             raise OfficialClientError("rpc", f"{module}.{method}: expected one item, got {items!r}")
         return items[0]
 
+    async def wait_for_event(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Json]:
+        """The first driver event named `name` (e.g. "uncaught"), waiting for it if need be."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event in self.events:
+                if event.get("event") == name:
+                    return event
+            self._event_added.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._event_added.wait(), max(remaining, 0))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no {name!r} event after {timeout}s: {self.events}") from None
+
     def ws_frames(self, kind: str = "ws_send") -> list[Json]:
         """JSON frames the client sent (`ws_send`) or received (`ws_recv`), as traced by the driver."""
         frames = []
@@ -235,6 +250,7 @@ class OfficialClient:
                 continue
             if "id" not in message:
                 self.events.append(message)
+                self._event_added.set()
                 if message.get("event") == "ready":
                     self._ready.set()
                 continue
