@@ -131,12 +131,12 @@ class FakeFederation:
         for peer in range(self.peers):
             app = web.Application()
             app.router.add_get("/", self._ws_handler(peer))
-            runner = web.AppRunner(app, handle_signals=False)
+            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.bind(("127.0.0.1", 0))
             port = int(listener.getsockname()[1])
-            await web.SockSite(runner, listener, shutdown_timeout=1.0).start()
+            await web.SockSite(runner, listener).start()
             self.guardians.append(FakeGuardian(peer, runner, port))
         for method, handler in self.default_handlers().items():
             self.handlers.setdefault(method, handler)

@@ -227,7 +227,10 @@ class OfficialClient:
     async def close(self, *, timeout: float = 5.0) -> None:
         """Stop the driver (politely, then by force) and fail what is still pending."""
         if self.process.returncode is None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
+            # "shutdown" exits at once; end of input alone would let running requests finish first.
+            with contextlib.suppress(OSError, ConnectionError):
+                self.process.stdin.write(json.dumps({"id": 0, "op": "shutdown"}).encode() + b"\n")
+                await self.process.stdin.drain()
                 self.process.stdin.close()
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
