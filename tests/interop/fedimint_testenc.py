@@ -318,3 +318,37 @@ def decode_serde_module_encoding(hex_text: str) -> bytes:
     if pos + length != len(raw):
         raise EncodingError("SerdeModuleEncoding length prefix does not match")
     return raw[pos:]
+
+
+@dataclass(frozen=True)
+class DecodedOobNotes:
+    """What an OOBNotes string holds (parts other than notes and the federation id are skipped)."""
+
+    notes: tuple[SpendableNote, ...]
+    federation_id_prefix: bytes | None
+    part_order: tuple[int, ...]
+
+
+def decode_oob_notes(value: str) -> DecodedOobNotes:
+    """Read base64url OOBNotes, padded or not (the client writes them padded, prefix part first)."""
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    count, pos = read_varint(raw, 0)
+    notes: list[SpendableNote] = []
+    prefix = None
+    order = []
+    for _ in range(count):
+        variant, pos = read_varint(raw, pos)
+        length, pos = read_varint(raw, pos)
+        body, pos = raw[pos : pos + length], pos + length
+        order.append(variant)
+        if variant == 1:
+            prefix = body
+        elif variant == 0:
+            tiers, at = read_varint(body, 0)
+            for _ in range(tiers):
+                amount, at = read_varint(body, at)
+                n, at = read_varint(body, at)
+                for _ in range(n):
+                    notes.append(SpendableNote(amount, body[at : at + 48], body[at + 48 : at + 80]))
+                    at += 80
+    return DecodedOobNotes(tuple(notes), prefix, tuple(order))

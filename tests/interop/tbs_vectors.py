@@ -38,6 +38,16 @@ PEER_PK_SHARES = {
     ),
 }
 
+# Secret key shares (32-byte little-endian scalars) of the same keyset: the fake guardians sign with them.
+PEER_SK_SHARES_LE = {
+    0: bytes.fromhex("45f71447f5b75783ae525eedcd788e433215e8f23cf1c909d93a1b20bb882e35"),
+    1: bytes.fromhex("6d834d4467562fe675b3ec256f546a00865c0b7f21e44d8c85e00078a5b0583a"),
+    2: bytes.fromhex("0d29a92e75c2c0995599ad825a9e1ed7c878a65d91b1c86155278eeb9cc31001"),
+    3: bytes.fromhex("27e827061dfc0b9e4bbc9d03969e266f051afda19c09aef0d809fecd47103271"),
+}
+# The 1-of-1 keyset's only secret key (its public key is AGGREGATE_PK).
+AGGREGATE_SK_LE = bytes.fromhex("9684ff361ee73971fed200d979af48f4d27adec2ebb0760d98b37a0d31f37f65")
+
 
 @dataclass(frozen=True)
 class SignedNote:
