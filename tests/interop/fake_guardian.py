@@ -97,6 +97,21 @@ def mint_module(instance_id: int = MINT_INSTANCE, peers: int = 1) -> dict[str, J
     return enc.client_module_config("mint", instance_id, (2, 0), inner)
 
 
+LN_INSTANCE = 0
+G1_GENERATOR = bytes.fromhex(
+    "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+)
+REGTEST_MAGIC = bytes.fromhex("fabfb5da")
+
+
+def ln_module(instance_id: int = LN_INSTANCE, threshold_pub_key: bytes = G1_GENERATOR) -> dict[str, Json]:
+    """An LNv1 module config entry: LightningClientConfig{threshold_pub_key (48-byte G1),
+    fee_consensus{contract_input, contract_output}, network (magic as a little-endian u32)}."""
+    network = int.from_bytes(REGTEST_MAGIC, "little")
+    inner = threshold_pub_key + enc.varint(0) + enc.varint(0) + enc.varint(network)
+    return enc.client_module_config("ln", instance_id, (2, 0), inner)
+
+
 def module_api_versions(
     core: tuple[int, int] = (2, 0), module: tuple[int, int] = (2, 0), api: tuple[int, int] = (0, 1)
 ) -> dict[str, Json]:
