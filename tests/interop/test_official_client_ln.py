@@ -183,3 +183,56 @@ async def test_pay_bolt11_invoice_funds_a_contract_and_calls_our_gateway(
     finally:
         await fed.stop()
         await gateway.stop()
+
+
+async def test_create_bolt11_invoice_submits_an_offer_and_waits_for_the_gateway(
+    official_client: OfficialClient,
+) -> None:
+    fed = FakeFederation(
+        peers=1, modules={LN_INSTANCE: ln_module()}, module_versions={LN_INSTANCE: module_api_versions()}
+    )
+    await fed.start()
+    mint = FakeMint(fed).install()
+    FakeLn(fed, mint, gateways=[ANNOUNCEMENT]).install()
+    try:
+        await official_client.join("probe", fed.invite_code())
+        await official_client.rpc("ln", "update_gateway_cache")
+        created = await official_client.rpc_one(
+            "ln",
+            "create_bolt11_invoice",
+            {
+                "amount": 5000,
+                "description": "interop receive",
+                "expiry_time": None,
+                "extra_meta": {},
+                "gateway": ANNOUNCEMENT["info"],
+            },
+        )
+        invoice = bolt11.decode(created["invoice"])  # our decoder reads the client's invoice
+        assert invoice.amount_msat == 5000 and invoice.description == "interop receive"
+        assert invoice.payment_hash.hex() == created["operation_id"]
+        # One route hint: the gateway's node and mint_channel_id, zero fees (not the announced ones), CLTV
+        # delta 30; the payee is a throwaway key.
+        [[hop]] = invoice.route_hints
+        info = ANNOUNCEMENT["info"]
+        assert (hop.pubkey.hex(), hop.short_channel_id) == (info["node_pub_key"], info["mint_channel_id"])
+        assert (hop.fee_base_msat, hop.fee_proportional_millionths, hop.cltv_expiry_delta) == (0, 0, 30)
+        assert invoice.payee.hex() != info["node_pub_key"]
+
+        # The offer transaction: no inputs, one LNv1 output LightningOutput::V0(Offer(..)) (variant 1).
+        [call] = await fed.wait_for_calls("submit_transaction")
+        tx = enc.decode_transaction(enc.decode_serde_module_encoding(call.inner[0]))
+        assert tx.inputs == () and tx.signatures == ()
+        [output] = tx.outputs
+        version, fields = output.variant()
+        kind, at = enc.read_varint(fields, 0)
+        length, at = enc.read_varint(fields, at)
+        offer = fields[at : at + length]
+        amount, at = enc.read_varint(offer, 0)
+        assert (output.instance_id, version, kind, amount) == (LN_INSTANCE, 0, 1, 5000)
+        assert offer[at : at + 32] == invoice.payment_hash  # then the encrypted preimage, expiry
+        # Then it polls the incoming contract's account (by payment hash) until a gateway funds it.
+        [poll, *_] = await fed.wait_for_calls("module_0_account")
+        assert poll.inner == invoice.payment_hash.hex()
+    finally:
+        await fed.stop()
