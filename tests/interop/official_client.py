@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,13 +280,3 @@ class OfficialClient:
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(OfficialClientError(pending.op, reason))
-
-
-@contextlib.asynccontextmanager
-async def running_official_client() -> AsyncIterator[OfficialClient]:
-    """Start a driver for the duration of a `with` block."""
-    client = await OfficialClient.start()
-    try:
-        yield client
-    finally:
-        await client.close()
