@@ -51,6 +51,8 @@ class FakeMint:
 
     fed: FakeFederation
     transactions: dict[str, enc.Transaction] = field(default_factory=dict)
+    # Byzantine guardians: they answer a valid-looking share made with the next peer's key.
+    wrong_share_peers: frozenset[int] = frozenset()
 
     def install(self) -> FakeMint:
         self.fed.handlers["submit_transaction"] = self.submit_transaction
@@ -82,6 +84,7 @@ class FakeMint:
             raise RpcFailure(f"not a mint output: {params!r}")
         _amount, pos = enc.read_varint(fields, 0)
         blind_nonce = bls_g1.decompress(fields[pos : pos + 48])
-        share = bls_g1.compress(bls_g1.multiply(blind_nonce, peer_secret(self.fed, peer)))
+        signer = (peer + 1) % self.fed.peers if peer in self.wrong_share_peers else peer
+        share = bls_g1.compress(bls_g1.multiply(blind_nonce, peer_secret(self.fed, signer)))
         outcome = enc.module_value(MINT_INSTANCE, enc.enum_variant(0, share))
         return serde_module_encoding(outcome)
