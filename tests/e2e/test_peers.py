@@ -311,3 +311,35 @@ async def test_router_forwards_between_gateways_that_are_not_linked(env: Env, en
     assert await claim_receive(receiver, receive) == 25_000 - _fee(25_000)
     assert await _balance(env, router) == -25_000 and await _balance(router, env) == 25_000
     assert await _balance(router, env_b) == -25_000 and await _balance(env_b, router) == 25_000
+
+
+@pytest.mark.parametrize(
+    ("peer_code", "signed"), [("unauthenticated", False), ("replayed", True), ("stale", True)]
+)
+async def test_a_refusal_after_delivery_is_asked_about_not_taken_as_never_started(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch, peer_code: str, signed: bool
+) -> None:
+    """The forward reached B (and B paid its user), but the answer A sees is a refusal: an unsigned
+    401 from something in between, or B's signed refusal of a second delivery of the same request
+    (`replayed` to A's own fresh nonce). Only `forward_status` can tell: A must not pay again."""
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 1)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    from fedimint_gw.peer.client import PeerClient
+    from fedimint_gw.peer.errors import PeerRefused
+
+    real_call = PeerClient.call
+
+    async def delivered_then_refused(
+        self: Any, link: Any, message: str, body: dict[str, Any], *a: Any
+    ) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "forward":
+            raise PeerRefused(f"peer refused ({peer_code}): again", peer_code, 401, signed=signed)
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", delivered_then_refused)
+    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
+    assert env.node.pay_calls == []  # never paid a second time over Lightning
+    assert await claim_receive(receiver, receive) == 20_000
+    assert await _balance(env, env_b) == -(20_000 + _fee(20_000)) == -await _balance(env_b, env)

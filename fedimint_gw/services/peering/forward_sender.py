@@ -20,7 +20,7 @@ from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.errors import NotFound
 from fedimint_gw.peer import ledger
 from fedimint_gw.peer.client import Link
-from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
+from fedimint_gw.peer.errors import PeerOutcomeUnknown, PeerRefused, PeerUnreachable, proves_not_started
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.services.peering.routes import PeerTarget
@@ -92,7 +92,7 @@ class ForwardSender:
                 await self._unknown(rec, exc.message)
                 continue
             except PeerRefused as exc:
-                if first and exc.peer_code in NOT_STARTED:
+                if first and proves_not_started(exc):
                     return Resolved(rec, Outcome.NOT_STARTED, exc.message)
                 await self._unknown(rec, exc.message)
                 continue

@@ -19,7 +19,7 @@ from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, PaymentRefu
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.peer import ledger, wire
-from fedimint_gw.peer.errors import NOT_STARTED, PeerRefused
+from fedimint_gw.peer.errors import PeerRefused, proves_not_started
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import peers as repo
@@ -103,7 +103,7 @@ class SettleService:
         try:
             answer = await self._peers.client.call(link, "settle_invoice", body)
         except PeerRefused as exc:
-            if exc.peer_code in NOT_STARTED:
+            if proves_not_started(exc):
                 return await self._advance(s, S.FAILED, error=exc.message)
             raise
         invoice = str(answer.get("invoice", ""))
