@@ -343,3 +343,78 @@ async def test_a_refusal_after_delivery_is_asked_about_not_taken_as_never_starte
     assert env.node.pay_calls == []  # never paid a second time over Lightning
     assert await claim_receive(receiver, receive) == 20_000
     assert await _balance(env, env_b) == -(20_000 + _fee(20_000)) == -await _balance(env_b, env)
+
+
+async def _three_forwards_at_once(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch, a_believes: int | None = None
+) -> list[str]:
+    """B grants A 60,000 msat (A believes `a_believes` if given). Three users pay three 40,000 msat
+    v1 invoices at B at once (42,120 msat forwards, with the route hint's fee); A's forwards leave
+    only once all three sends are planned. Returns the payment hashes."""
+    src = await _joined(env, "a-credit", 2)
+    dst = await _joined(env_b, "b-credit", 1)
+    await env_b.fund_gateway(dst, 300_000)
+    await _link(env, env_b, b_grants=60_000)
+    if a_believes is not None:
+        async with env.gateway.db.transaction() as conn:
+            await conn.execute("UPDATE peers SET peer_credit_limit_msat = ?", (a_believes,))
+    receiver = await env_b.wallet(dst, "receiver")
+    receives = [await _receive(env_b, dst, receiver, 40_000) for _ in range(3)]
+    senders = []
+    for i in range(3):
+        w = await env.wallet(src, f"sender{i}")
+        await w.faucet(100_000)
+        senders.append(w)
+    from fedimint_gw.peer.client import PeerClient
+
+    real_call = PeerClient.call
+
+    async def planned() -> bool:
+        async with env.gateway.db.conn.execute(
+            "SELECT COUNT(*) FROM payments WHERE payment_id LIKE 'send:%'"
+        ) as cur:
+            row = await cur.fetchone()
+        return row is not None and row[0] == 3
+
+    async def gated(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        if message == "forward":
+            await wait_until(planned)
+        return await real_call(self, link, message, body, *a)
+
+    monkeypatch.setattr(PeerClient, "call", gated)
+    import asyncio
+
+    await asyncio.gather(
+        *(_pay(env, src, w, r.bolt11, 2 * _fee(40_000)) for w, r in zip(senders, receives, strict=True))
+    )
+    return [r.payment_hash for r in receives]
+
+
+async def _forwards(e: Env, direction: str) -> list[pay_repo.PaymentRecord]:
+    recs = await pay_repo.unfinished(e.gateway.db.conn)  # none may be left unfinished
+    assert recs == []
+    async with e.gateway.db.conn.execute("SELECT payment_id FROM payments WHERE kind = 'peer'") as cur:
+        ids = [str(r[0]) for r in await cur.fetchall()]
+    out = [await pay_repo.get(e.gateway.db.conn, i) for i in ids]
+    return [r for r in out if r is not None and r.data.get("direction", "out") == direction]
+
+
+async def test_concurrent_forwards_never_exceed_the_credit_line_the_sender_checks(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = await _three_forwards_at_once(env, env_b, monkeypatch)
+    forwarded = await _forwards(env, "out")
+    assert len(forwarded) == 1 and forwarded[0].state is PaymentState.SUCCEEDED
+    over_lightning = {h for h in env.node.pay_calls if h in hashes}  # (the rest: the settlement)
+    assert over_lightning == set(hashes) - {forwarded[0].payment_hash}
+    assert len(await _forwards(env_b, "in")) == 1
+
+
+async def test_concurrent_forwards_never_exceed_the_credit_line_the_receiver_grants(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = await _three_forwards_at_once(env, env_b, monkeypatch, a_believes=10_000_000)  # > B grants
+    accepted = await _forwards(env_b, "in")
+    assert len(accepted) == 1 and accepted[0].state is PaymentState.SUCCEEDED
+    over_lightning = {h for h in env.node.pay_calls if h in hashes}  # the two B refused
+    assert over_lightning == set(hashes) - {accepted[0].payment_hash}

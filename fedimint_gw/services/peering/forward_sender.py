@@ -116,14 +116,6 @@ class ForwardSender:
                 return Resolved(rec, Outcome.NOT_STARTED, "the peer never started the forward")
             await self._unknown(rec, f"the forward is {state}")
 
-    async def may_borrow(self, peer: repo.PeerRecord, amount: int) -> bool:
-        """Whether the credit `peer` grants us can carry a forward of `amount` msat to it."""
-        conn = self._ctx.db.conn
-        pending = sum((await repo.forwards_in_flight(conn, peer.node_id, "out")).values())
-        return ledger.may_borrow(
-            await repo.balance(conn, peer.node_id), pending, amount, peer.peer_credit_limit_msat
-        )
-
     async def _unknown(self, rec: pay_repo.PaymentRecord, why: str) -> None:
         """The outcome is not known yet: wait, then ask the peer again."""
         self._ctx.log(

@@ -20,6 +20,7 @@ from fedimint_gw.peer.errors import CreditExceeded, NoDestination
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import FlowRuns
 from fedimint_gw.services.payments.swap import SwapService, SwapTarget, swap_data
+from fedimint_gw.services.peering.credit import CreditLines, Direction
 from fedimint_gw.services.peering.forward_sender import (
     CANCELLED,
     ForwardSender,
@@ -40,9 +41,15 @@ class InboundForwards:
     """Receives forwards from peers, runs them, and routes them on."""
 
     def __init__(
-        self, ctx: ServiceContext, peers: PeerService, swaps: SwapService, sender: ForwardSender
+        self,
+        ctx: ServiceContext,
+        peers: PeerService,
+        swaps: SwapService,
+        sender: ForwardSender,
+        credit: CreditLines,
     ) -> None:
         self._ctx = ctx
+        self._credit = credit
         self._peers = peers
         self._swaps = swaps
         self._sender = sender
@@ -90,21 +97,19 @@ class InboundForwards:
             target = await self._swaps.find_target(inv)
         except PaymentRefused as exc:
             raise NoDestination(exc.message) from None
-        conn = self._ctx.db.conn
-        pending_in = sum((await repo.forwards_in_flight(conn, peer.node_id, "in")).values())
-        if not ledger.may_lend(
-            await repo.balance(conn, peer.node_id), pending_in, amount, peer.credit_limit_msat
-        ):
-            raise CreditExceeded(
-                f"the forward of {amount} msat would exceed the credit of {peer.credit_limit_msat} msat "
-                "this gateway grants you; settle first"
-            )
-        if target is None:
-            route = await self._peers.find_target(inv, exclude=peer.node_id, direct_only=True)
-            if route is None or hops != 0:
-                raise NoDestination("the invoice ends at no federation this gateway serves or routes to")
-            return await self._accept_routed(peer, forward_id, payment_id, inv, invoice, amount, route)
-        return await self._accept_local(peer, forward_id, payment_id, inv, amount, target)
+        # Check the credit line and store the forward (the reservation) in one step (credit.py).
+        async with self._credit.lock(peer.node_id, Direction.IN):
+            if not await self._credit.may_lend(peer.node_id, amount):
+                raise CreditExceeded(
+                    f"the forward of {amount} msat would exceed the credit this gateway grants you; "
+                    "settle first"
+                )
+            if target is None:
+                route = await self._peers.find_target(inv, exclude=peer.node_id, direct_only=True)
+                if route is None or hops != 0:
+                    raise NoDestination("the invoice ends at no federation this gateway serves or routes to")
+                return await self._accept_routed(peer, forward_id, payment_id, inv, invoice, amount, route)
+            return await self._accept_local(peer, forward_id, payment_id, inv, amount, target)
 
     async def _accept_local(
         self,
@@ -160,9 +165,21 @@ class InboundForwards:
         amount: int,
         route: PeerTarget,
     ) -> pay_repo.PaymentRecord:
-        nxt = await repo.get(self._ctx.db.conn, route.node_id)
-        if nxt is None or not await self._sender.may_borrow(nxt, amount):
-            raise CreditExceeded("the next peer's credit line cannot carry this forward")
+        async with self._credit.lock(route.node_id, Direction.OUT):
+            if not await self._credit.may_borrow(route.node_id, amount):
+                raise CreditExceeded("the next peer's credit line cannot carry this forward")
+            return await self._store_routed(peer, forward_id, payment_id, inv, invoice, amount, route)
+
+    async def _store_routed(
+        self,
+        peer: repo.PeerRecord,
+        forward_id: str,
+        payment_id: str,
+        inv: bolt11.Invoice,
+        invoice: str,
+        amount: int,
+        route: PeerTarget,
+    ) -> pay_repo.PaymentRecord:
         now = self._ctx.clock.now()
         out_id = "r-" + forward_id_hash(f"{peer.node_id}:{forward_id}")
         out_payment = f"peer-out:{out_id}"
