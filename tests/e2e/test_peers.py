@@ -418,3 +418,54 @@ async def test_concurrent_forwards_never_exceed_the_credit_line_the_receiver_gra
     assert len(accepted) == 1 and accepted[0].state is PaymentState.SUCCEEDED
     over_lightning = {h for h in env.node.pay_calls if h in hashes}  # the two B refused
     assert over_lightning == set(hashes) - {accepted[0].payment_hash}
+
+
+async def _in_debt(env: Env, env_b: Env, amount: int, b_grants: int = 10_000_000) -> None:
+    """A owes B `amount` msat after one v2 forward."""
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=b_grants)
+    receive = await _receive(env_b, dst, receiver, amount)
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(amount))
+    assert await _balance(env, env_b) == -amount
+
+
+async def test_two_settle_commands_at_once_pay_the_debt_once(env: Env, env_b: Env) -> None:
+    import asyncio
+
+    await _in_debt(env, env_b, 40_000)
+    first, second = await asyncio.gather(
+        env.gateway.peer_settle(env_b.node.node_id, None), env.gateway.peer_settle(env_b.node.node_id, None)
+    )
+    assert first["settlement_id"] == second["settlement_id"] and first["state"] == "done"
+    assert len(env.node.pay_calls) == 1  # one Lightning payment
+    assert await _balance(env, env_b) == 0 == await _balance(env_b, env)
+
+
+async def test_a_settle_command_racing_the_automatic_settlement_pays_once(env: Env, env_b: Env) -> None:
+    import asyncio
+
+    await _in_debt(env, env_b, 30_000)  # under half of the 100,000 msat line: no automatic settlement
+    async with env.gateway.db.transaction() as conn:  # B's line shrinks: the debt passes half of it
+        await conn.execute("UPDATE peers SET peer_credit_limit_msat = 50000")
+    settle = env.gateway._settle
+    assert settle is not None
+    _, answer = await asyncio.gather(
+        settle.maybe_settle(env_b.node.node_id), env.gateway.peer_settle(env_b.node.node_id, None)
+    )
+    assert answer["state"] == "done" and len(env.node.pay_calls) == 1
+    assert await _balance(env, env_b) == 0 == await _balance(env_b, env)
+    assert len(await peer_repo.settlements(env.gateway.db.conn, env_b.node.node_id)) == 1
+
+
+async def test_the_creditor_refuses_a_second_open_settlement_of_the_same_debt(env: Env, env_b: Env) -> None:
+    from fedimint_gw.peer.errors import PeerRefused
+
+    await _in_debt(env, env_b, 40_000)
+    peers = env.gateway.peers
+    link = await peers.link(env_b.node.node_id)
+    first = await peers.client.call(link, "settle_invoice", {"settlement_id": "s-one", "amount_msat": 40_000})
+    assert first["invoice"].startswith("ln")
+    with pytest.raises(PeerRefused) as refused:
+        await peers.client.call(link, "settle_invoice", {"settlement_id": "s-two", "amount_msat": 40_000})
+    assert refused.value.peer_code == "refused" and "already invoiced" in refused.value.message
+    again = await peers.client.call(link, "settle_invoice", {"settlement_id": "s-one", "amount_msat": 40_000})
+    assert again["invoice"] == first["invoice"]  # the same id still gets its invoice
