@@ -74,7 +74,7 @@ class PeerClient:
             raise PeerOutcomeUnknown(f"no answer from peer {link.node_id[:16]}: {exc!r}") from None
         try:
             parsed = json.loads(answer)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             parsed = None
         if not isinstance(parsed, dict):
             raise PeerOutcomeUnknown(f"peer {link.node_id[:16]} answered HTTP {status} without a JSON object")

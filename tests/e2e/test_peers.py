@@ -158,8 +158,9 @@ async def test_unknown_node_and_bad_binding_are_refused(env: Env, env_b: Env) ->
     # B never added A: A's hello only introduces it, and forwards are refused.
     added = await env.gateway.peer_add(env_b.node.node_id, env_b.api_url, 1000)
     assert added["status"] == "pending"
-    rec = await peer_repo.get(env_b.gateway.db.conn, env.node.node_id)
-    assert rec is not None and rec.state is peer_repo.PeerState.INTRODUCED
+    assert await peer_repo.get(env_b.gateway.db.conn, env.node.node_id) is None  # a stranger: no row
+    listed = await env_b.gateway.peer_list()
+    assert listed["peers"] == [] and [i["node_id"] for i in listed["introductions"]] == [env.node.node_id]
     # A hello whose binding is signed by another node is refused.
     from tests.support.fake_node import FakeNode
 
@@ -469,3 +470,205 @@ async def test_the_creditor_refuses_a_second_open_settlement_of_the_same_debt(en
     assert refused.value.peer_code == "refused" and "already invoiced" in refused.value.message
     again = await peers.client.call(link, "settle_invoice", {"settlement_id": "s-one", "amount_msat": 40_000})
     assert again["invoice"] == first["invoice"]  # the same id still gets its invoice
+
+
+# ----- issue 15: hostile input and availability ---------------------------------------------------
+async def _count(e: Env, table: str) -> int:
+    async with e.gateway.db.conn.execute(f"SELECT COUNT(*) FROM {table}") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row is not None else -1
+
+
+async def test_a_flood_of_strangers_hellos_leaves_a_bounded_expiring_footprint(env: Env) -> None:
+    from coincurve import PrivateKey
+
+    from fedimint_gw.services.peering.hello import MAX_INTRODUCTIONS
+
+    me = env.node.node_id
+    for i in range(2000):
+        node_key = PrivateKey()
+        node_id = node_key.public_key.format().hex()
+        peer_key = wire.PeerKey(i.to_bytes(4, "big"))
+        body = {
+            "node_id": node_id,
+            "peer_key": peer_key.public_hex,
+            "binding": node_key.sign(wire.binding_text(peer_key.public_hex, node_id).encode()).hex(),
+            "versions": {"min": 1, "max": 1},
+            "api_url": f"http://127.0.0.1:1/{i}",
+            "credit_limit_msat": 1000,
+        }
+        raw = json.dumps(body).encode()
+        headers, _ = wire.sign_request(peer_key, "/v1/peer/hello", node_id, me, raw, env.gateway.clock.now())
+        answer = await env.gateway.peer_message("hello", headers, raw)
+        assert answer.status == 200 and json.loads(answer.body)["known"] is False
+    listed = await env.gateway.peer_list()
+    assert listed["peers"] == [] and len(listed["introductions"]) == MAX_INTRODUCTIONS
+    assert await _count(env, "peers") == 0 and await _count(env, "peer_nonces") == 0
+
+
+async def test_a_remove_during_our_hello_is_not_undone(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _link(env, env_b)
+    from fedimint_gw.peer.client import PeerClient
+
+    real_call = PeerClient.call
+
+    async def remove_meanwhile(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "hello":
+            await env.gateway.peer_remove(env_b.node.node_id)  # the operator, while the answer travels
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", remove_meanwhile)
+    await env.gateway.peers.refresh()
+    rec = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    assert rec is not None and rec.state is peer_repo.PeerState.REMOVED
+    assert (await env.gateway.peer_list())["peers"] == []
+
+
+async def test_a_credit_cut_during_our_hello_is_not_undone(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _link(env, env_b)
+    from fedimint_gw.peer.client import PeerClient
+
+    real_call = PeerClient.call
+    cut: list[bool] = []
+
+    async def cut_meanwhile(self: Any, link: Any, message: str, body: dict[str, Any], *a: Any) -> Any:
+        answer = await real_call(self, link, message, body, *a)
+        if message == "hello" and not cut:
+            cut.append(True)  # the operator cuts B's credit while A's refresh hello is answered
+            await env.gateway.peer_add(env_b.node.node_id, env_b.api_url, 1_000)
+        return answer
+
+    monkeypatch.setattr(PeerClient, "call", cut_meanwhile)
+    await env.gateway.peers.refresh()
+    assert cut
+    rec = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    assert rec is not None and rec.credit_limit_msat == 1_000 and rec.state is peer_repo.PeerState.ACTIVE
+
+
+async def test_a_remove_during_the_peers_hello_is_not_undone(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _link(env, env_b)
+    real_check = env_b.node.check_message
+
+    async def remove_meanwhile(message: str, zbase: str, node_id: str) -> bool:
+        await env_b.gateway.peer_remove(env.node.node_id)  # B's operator, while B checks A's binding
+        return await real_check(message, zbase, node_id)
+
+    monkeypatch.setattr(env_b.node, "check_message", remove_meanwhile)
+    await env.gateway.peers.hello(env_b.node.node_id)
+    rec = await peer_repo.get(env_b.gateway.db.conn, env.node.node_id)
+    assert rec is not None and rec.state is peer_repo.PeerState.REMOVED
+    mine = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    assert mine is not None and mine.state is peer_repo.PeerState.PENDING  # B said: not known (any more)
+
+
+def _hostile_hello_answers(e: Env, monkeypatch: pytest.MonkeyPatch, rewrite: Any) -> None:
+    """`e` answers every hello with `rewrite(body bytes)`, signed with its own peer key (a peer
+    whose software or operator is hostile, not a tampering proxy)."""
+    real = e.gateway.peer_message
+
+    async def hostile(message: str, headers: Any, raw: bytes) -> wire.PeerAnswer:
+        answer = await real(message, headers, raw)
+        if message != "hello" or answer.status != 200:
+            return answer
+        body = rewrite(answer.body)
+        nonce = headers[wire.H_NONCE]
+        text = wire.response_text("/v1/peer/hello", e.node.node_id, nonce, 200, body)
+        return wire.PeerAnswer(200, body, {**answer.headers, wire.H_SIG: e.gateway.peers.key.sign(text)})
+
+    monkeypatch.setattr(e.gateway, "peer_message", hostile)
+
+
+def _with_announce(announce: Any) -> Any:
+    def rewrite(body: bytes) -> bytes:
+        return json.dumps({**json.loads(body), "announce": announce}).encode()
+
+    return rewrite
+
+
+def _deeply_nested(body: bytes) -> bytes:
+    return body[:-1] + b', "junk": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        _with_announce({"routes": 5}),
+        _with_announce({"federations": [{"federation_id": "ab", "scid": 7}]}),
+        _with_announce([1, 2]),
+        _deeply_nested,
+    ],
+    ids=["routes-not-a-list", "bad-federation", "announce-not-an-object", "deeply-nested"],
+)
+async def test_a_peers_malformed_hello_answer_breaks_neither_the_refresh_nor_other_peers(
+    env: Env, env_b: Env, env_c: Env, monkeypatch: pytest.MonkeyPatch, rewrite: Any
+) -> None:
+    await _link(env, env_b)
+    await _link(env, env_c)
+    before = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    assert before is not None
+    _hostile_hello_answers(env_b, monkeypatch, rewrite)
+    async with env.gateway.db.transaction() as conn:  # so that C's refresh shows
+        await conn.execute("UPDATE peers SET last_seen = 0 WHERE node_id = ?", (env_c.node.node_id,))
+    await env.gateway.peers.refresh()  # must not raise: one peer's data never stops the others
+    after_b = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    after_c = await peer_repo.get(env.gateway.db.conn, env_c.node.node_id)
+    assert after_b is not None and after_c is not None
+    assert after_b.announce == before.announce and after_b.last_error  # nothing taken from it
+    assert after_c.last_seen and after_c.state is peer_repo.PeerState.ACTIVE
+    assert not any(lvl == "error" for lvl, _ in env.logs)
+
+
+async def test_a_peers_malformed_announcement_is_refused_and_sends_keep_working(env: Env, env_b: Env) -> None:
+    from fedimint_gw.lightning import bolt11
+    from fedimint_gw.peer.errors import PeerRefused
+
+    await _link(env, env_b)
+    # B announces a route whose scids are a number; A refuses the hello and keeps what it had.
+    target = "02" + "33" * 32
+    hostile = await env_b.gateway.peers._routes.announcement(env.node.node_id)
+    hostile["routes"] = [{"node_id": target, "scids": 12345}]
+    body = {
+        "node_id": env_b.node.node_id,
+        "peer_key": env_b.gateway.peers.key.public_hex,
+        "binding": await env_b.node.sign_message(
+            wire.binding_text(env_b.gateway.peers.key.public_hex, env_b.node.node_id)
+        ),
+        "versions": {"min": 1, "max": 1},
+        "credit_limit_msat": 1000,
+        "announce": hostile,
+    }
+    link = await env_b.gateway.peers.link(env.node.node_id)
+    with pytest.raises(PeerRefused) as refused:
+        await env_b.gateway.peers.client.call(link, "hello", body)
+    assert refused.value.peer_code == "invalid" and "scids" in refused.value.message
+    rec = await peer_repo.get(env.gateway.db.conn, env_b.node.node_id)
+    assert (
+        rec is not None and rec.credit_limit_msat == 10_000_000 and rec.peer_credit_limit_msat == 10_000_000
+    )
+    assert not any(lvl == "error" for lvl, _ in env.logs)
+    # A send towards that node is planned without error (over Lightning: no peer announces it).
+    import secrets
+    import time
+
+    from coincurve import PrivateKey
+
+    hint = bolt11.RouteHop(bytes.fromhex(target), 1 << 40, 0, 0, 18)
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=10_000,
+        timestamp=int(time.time()),
+        payment_hash=secrets.token_bytes(32),
+        payment_secret=secrets.token_bytes(32),
+        description="towards the announced node",
+        features=bolt11.DEFAULT_FEATURES,
+        route_hints=((hint,),),
+    )
+    invoice = bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
+    assert await env.gateway.peers.find_target(bolt11.decode(invoice)) is None

@@ -90,3 +90,30 @@ def test_credit_lines_and_settlement_threshold() -> None:
     assert ledger.settlement_due(-499, 1000) == 0
     assert ledger.settlement_due(-500, 1000) == 500
     assert ledger.settlement_due(300, 1000) == 0
+
+
+def test_announcements_are_parsed_strictly_and_read_back_leniently() -> None:
+    from fedimint_gw.errors import InvalidInput
+    from fedimint_gw.peer import announce
+
+    fed = {"federation_id": "ab" * 32, "scid": "0x1x0", "api_version": "2.0"}
+    good = {"federations": [fed], "routes": [{"node_id": A, "scids": ["0x2x0"]}], "expires_at": 5}
+    parsed = announce.parse(good)
+    assert parsed.to_json() == good and parsed.scids == {"0x1x0"}
+    assert announce.parse(None) == announce.Announcement()
+    for bad in (
+        5,
+        {"routes": 5},
+        {"routes": [{"node_id": A, "scids": 12345}]},
+        {"routes": [{"node_id": "x", "scids": []}]},
+        {"routes": [{"node_id": A, "scids": ["0x1x0"] * (announce.MAX_SCIDS + 1)}]},
+        {"federations": [fed] * (announce.MAX_FEDERATIONS + 1)},
+        {"federations": [{**fed, "scid": 7}]},
+        {"federations": [{**fed, "federation_id": "AB" * 32}]},
+        {"federations": [{**fed, "api_version": True}]},
+        {"expires_at": "soon"},
+        {"expires_at": 10**30},
+    ):
+        with pytest.raises(InvalidInput):
+            announce.parse(bad)
+        assert announce.stored(bad) == announce.Announcement()
