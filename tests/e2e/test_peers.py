@@ -672,3 +672,151 @@ async def test_a_peers_malformed_announcement_is_refused_and_sends_keep_working(
     )
     invoice = bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
     assert await env.gateway.peers.find_target(bolt11.decode(invoice)) is None
+
+
+# ----- forward deadlines (issue 14 #10) -----------------------------------------------------------
+class _Later:
+    """A clock `seconds` ahead of the system's (a restart that took that long)."""
+
+    def __init__(self, seconds: int) -> None:
+        self._seconds = seconds
+
+    def now(self) -> int:
+        import time
+
+        return int(time.time()) + self._seconds
+
+
+async def _forward_directly(env: Env, env_b: Env, body: dict[str, Any], message: str = "forward") -> Any:
+    """A's gateway sends `body` to B as it would send a forward (signed, over HTTP)."""
+    peers = env.gateway.peers
+    return await peers.client.call(await peers.link(env_b.node.node_id), message, body)
+
+
+def _forward_body(
+    receive: wallet_ln.Receive, deadline: int | None, forward_id: str = "f-test"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "forward_id": forward_id,
+        "invoice": receive.bolt11,
+        "payment_hash": receive.payment_hash,
+        "amount_msat": 20_000,
+        "hops": 0,
+    }
+    return body if deadline is None else {**body, "deadline": deadline}
+
+
+async def test_a_forward_carries_a_deadline_from_the_users_timelock(env: Env, env_b: Env) -> None:
+    from fedimint_gw.services.peering.forward_sender import MAX_FORWARD_WINDOW
+
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    before = env.gateway.clock.now()
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    [inbound] = await _forwards(env_b, "in")
+    [outbound] = await _forwards(env, "out")
+    deadline = inbound.data["deadline"]
+    assert deadline == outbound.data["deadline"]
+    assert before < deadline <= env.gateway.clock.now() + MAX_FORWARD_WINDOW
+
+
+async def test_the_receiver_refuses_a_forward_without_time_or_a_deadline(env: Env, env_b: Env) -> None:
+    from fedimint_gw.peer.errors import PeerRefused, proves_not_started
+
+    _src, dst, _sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    now = env.gateway.clock.now()
+    for deadline, code in ((now + 3, "refused"), (now - 60, "refused"), (None, "invalid")):
+        with pytest.raises(PeerRefused) as refused:
+            await _forward_directly(env, env_b, _forward_body(receive, deadline))
+        assert refused.value.peer_code == code and proves_not_started(refused.value)
+    # A link that negotiated version 1 (no deadlines) does not forward at all.
+    async with env_b.gateway.db.transaction() as conn:
+        await conn.execute("UPDATE peers SET version = 1")
+    with pytest.raises(PeerRefused) as refused:
+        await _forward_directly(env, env_b, _forward_body(receive, now + 300))
+    assert refused.value.peer_code == "unsupported_version" and proves_not_started(refused.value)
+    assert await _forwards(env_b, "in") == []  # nothing was accepted
+
+
+async def test_the_receiver_never_starts_a_forward_after_its_deadline(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from fedimint_gw.services.flow_runs import FlowRuns
+
+    _src, dst, _sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+
+    def dies_before_running(self: Any, rec: Any) -> Any:
+        done = asyncio.get_running_loop().create_future()  # B accepted and stored the forward,
+        done.set_result(rec)  # then stopped before running it
+        return done
+
+    monkeypatch.setattr(FlowRuns, "start", dies_before_running)
+    deadline = env.gateway.clock.now() + 20
+    answer = await _forward_directly(env, env_b, _forward_body(receive, deadline))
+    assert answer["state"] == "pending"
+    monkeypatch.undo()
+    await env_b.restart_gateway(_Later(30))  # B comes back after the deadline
+
+    async def ended() -> bool:
+        recs = await pay_repo.by_hash(env_b.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+        return bool(recs) and recs[0].state.terminal
+
+    await wait_until(ended)
+    [rec] = await pay_repo.by_hash(env_b.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+    assert rec.state is PaymentState.FAILED and "target_contract_id" not in rec.data  # never funded
+    status = await _forward_directly(
+        env, env_b, {"forward_id": "f-test", "cancel_unknown": True}, "forward_status"
+    )
+    assert status["state"] == "failed"  # the sender refunds its user; nothing is owed
+    assert await _balance(env_b, env) == 0
+    # The receive is back on the Lightning path, unpaid.
+    reg = await pay_repo.get(env_b.gateway.db.conn, str(rec.data["registered_id"]))
+    assert reg is not None and reg.state is PaymentState.REGISTERED
+
+
+async def test_the_sender_does_not_forward_to_a_peer_without_deadlines(env: Env, env_b: Env) -> None:
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    async with env.gateway.db.transaction() as conn:  # the link negotiated version 1
+        await conn.execute("UPDATE peers SET version = 1")
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    assert receive.payment_hash in env.node.pay_calls and await _forwards(env_b, "in") == []
+    assert any("without forward deadlines" in m for _, m in env.logs)
+
+
+async def test_the_sender_never_sends_a_forward_past_its_deadline(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedimint_gw.services.peering.forward_sender import ForwardSender
+
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+
+    async def crash(self: Any, rec: Any) -> Any:
+        raise Crash()  # A stored the forward, then died before sending it
+
+    monkeypatch.setattr(ForwardSender, "resolve", crash)
+    with contextlib.suppress(Exception):
+        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    monkeypatch.undo()
+    [rec] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+    assert rec.state is PaymentState.HTLC_HELD and "sent" not in rec.data
+    async with env.gateway.db.transaction() as conn:  # A comes back after the forward's deadline
+        await conn.execute(
+            "UPDATE payments SET data_json = json_set(data_json, '$.deadline', ?) WHERE payment_id = ?",
+            (env.gateway.clock.now() - 1, rec.payment_id),
+        )
+    await env.restart_gateway()
+
+    async def finished() -> bool:
+        done = await pay_repo.get(env.gateway.db.conn, rec.payment_id)
+        return done is not None and done.state.terminal
+
+    await wait_until(finished)
+    done = await pay_repo.get(env.gateway.db.conn, rec.payment_id)
+    assert done is not None and done.state is PaymentState.REFUNDED and "deadline" in str(done.error)
+    assert await _forwards(env_b, "in") == [] and env.node.pay_calls == []  # neither forwarded nor paid

@@ -16,6 +16,7 @@ from typing import Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments.swap import SwapService
 from fedimint_gw.services.peering.credit import CreditLines, Direction
@@ -23,6 +24,7 @@ from fedimint_gw.services.peering.forward_sender import (
     AfterDebt,
     ForwardSender,
     Outcome,
+    forward_deadline,
     forward_id_hash,
     out_data,
 )
@@ -62,6 +64,18 @@ class ForwardService:
                 f"send {rec.payment_id}: contract too small for the peer forward; Lightning", "info"
             )
             return None
+        peer = await repo.get(self._ctx.db.conn, target.node_id)
+        if peer is None or peer.version < wire.FORWARD_VERSION:
+            self._ctx.log(
+                f"send {rec.payment_id}: peer {target.node_id[:16]} speaks protocol version "
+                f"{peer.version if peer else '?'}, without forward deadlines; paying over Lightning",
+                "info",
+            )
+            return None
+        deadline = forward_deadline(self._ctx.clock.now(), int(rec.data.get("max_delay", 0)))
+        if deadline is None:
+            self._ctx.log(f"send {rec.payment_id}: too little time left to forward; Lightning", "info")
+            return None
         # Check and reserve in one step: the stored record is the reservation (credit.py).
         async with self._credit.lock(target.node_id, Direction.OUT):
             if not await self._credit.may_borrow(target.node_id, target.amount_msat):
@@ -75,7 +89,7 @@ class ForwardService:
                 rec,
                 kind=PaymentKind.PEER,
                 state=PaymentState.HTLC_HELD,
-                data={**rec.data, **out_data(target, "f-" + forward_id_hash(rec.payment_id), 0)},
+                data={**rec.data, **out_data(target, "f-" + forward_id_hash(rec.payment_id), 0, deadline)},
             )
             async with self._ctx.db.transaction() as conn:
                 await pay_repo.save(conn, forward)
