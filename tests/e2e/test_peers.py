@@ -820,3 +820,22 @@ async def test_the_sender_never_sends_a_forward_past_its_deadline(
     done = await pay_repo.get(env.gateway.db.conn, rec.payment_id)
     assert done is not None and done.state is PaymentState.REFUNDED and "deadline" in str(done.error)
     assert await _forwards(env_b, "in") == [] and env.node.pay_calls == []  # neither forwarded nor paid
+
+
+async def test_a_settlement_survives_an_unexpected_failure_and_finishes(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _in_debt(env, env_b, 40_000)
+    real_status = env.node.payment_status
+    failed: list[str] = []
+
+    async def breaks_once(payment_hash: str) -> Any:
+        if not failed:
+            failed.append(payment_hash)
+            raise RuntimeError("something nobody expected")
+        return await real_status(payment_hash)
+
+    monkeypatch.setattr(env.node, "payment_status", breaks_once)
+    settled = await env.gateway.peer_settle(env_b.node.node_id, None)
+    assert failed and settled["state"] == "done" and await _balance(env, env_b) == 0
+    assert any(lvl == "warn" and "something nobody expected" in m for lvl, m in env.logs)

@@ -117,3 +117,18 @@ def test_announcements_are_parsed_strictly_and_read_back_leniently() -> None:
         with pytest.raises(InvalidInput):
             announce.parse(bad)
         assert announce.stored(bad) == announce.Announcement()
+
+
+def test_a_forward_deadline_follows_the_blocks_left_and_is_capped() -> None:
+    from fedimint_gw.services.peering.forward_sender import (
+        MAX_FORWARD_WINDOW,
+        MIN_FORWARD_WINDOW,
+        SECONDS_PER_BLOCK_FLOOR,
+        forward_deadline,
+    )
+
+    assert forward_deadline(1000, 24) == 1000 + MAX_FORWARD_WINDOW  # plenty of blocks: the cap
+    three = 3 * SECONDS_PER_BLOCK_FLOOR - wire.TIME_WINDOW
+    assert forward_deadline(1000, 3) == 1000 + three  # few blocks: their time, less clock tolerance
+    assert forward_deadline(1000, 2) is None and forward_deadline(1000, 0) is None  # too little
+    assert three >= 2 * MIN_FORWARD_WINDOW

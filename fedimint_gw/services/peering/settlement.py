@@ -123,6 +123,10 @@ class SettleService:
                 failures += 1
                 self._ctx.log(f"settlement {s.settlement_id} in {s.state.value}: {exc.message}", "info")
                 await asyncio.sleep(STATUS_PAUSE)
+            except Exception as exc:  # a background run outlives the unexpected; the step is retried
+                failures += 1
+                self._ctx.log(f"settlement {s.settlement_id} in {s.state.value}: unexpected {exc!r}", "warn")
+                await asyncio.sleep(STATUS_PAUSE)
         return s
 
     async def _request_invoice(self, s: repo.Settlement) -> repo.Settlement:
