@@ -48,8 +48,9 @@ def test_time_window() -> None:
 
 
 def test_version_negotiation() -> None:
-    assert wire.negotiate({"min": 1, "max": 3}) == 1
-    assert wire.negotiate({"min": 2, "max": 3}) == 0
+    assert wire.negotiate({"min": 1, "max": 3}) == 2  # version 2: forward deadlines
+    assert wire.negotiate({"min": 1, "max": 1}) == 1  # an older peer: a link without forwards
+    assert wire.negotiate({"min": 3, "max": 4}) == 0
     assert wire.negotiate({"min": True, "max": 1}) == 0
     assert wire.negotiate(None) == 0
 
