@@ -88,6 +88,8 @@ class InboundForwards:
             or amount <= 0
         ):
             raise InvalidInput("a forward needs invoice (bolt11) and a positive amount_msat")
+        if not isinstance(hops, int) or isinstance(hops, bool):
+            raise InvalidInput("hops must be an integer")
         try:
             inv = bolt11.decode(invoice)
         except ValueError as exc:
@@ -96,7 +98,7 @@ class InboundForwards:
             raise InvalidInput("payment_hash is not the invoice's")
         if inv.is_expired(self._ctx.clock.now()):
             raise PaymentRefused("the invoice has expired")
-        deadline = self._deadline(peer, body.get("deadline"), hops)
+        deadline = self._deadline(peer, body.get("deadline"))
         try:
             target = await self._swaps.find_target(inv)
         except PaymentRefused as exc:
@@ -120,7 +122,7 @@ class InboundForwards:
                 peer, _Forward(forward_id, payment_id, amount, deadline), inv, target
             )
 
-    def _deadline(self, peer: repo.PeerRecord, raw: object, hops: object) -> int:
+    def _deadline(self, peer: repo.PeerRecord, raw: object) -> int:
         """A forward's deadline (docs/peer-protocol.md §5), checked: the link must speak a version
         with deadlines, and enough time must be left to complete the forward before it."""
         if peer.version < wire.FORWARD_VERSION:
@@ -134,8 +136,6 @@ class InboundForwards:
             raise PaymentRefused(
                 f"the forward's deadline {raw} leaves less than {MIN_FORWARD_WINDOW} s to complete it"
             )
-        if not isinstance(hops, int) or isinstance(hops, bool):
-            raise InvalidInput("hops must be an integer")
         return raw
 
     async def _accept_local(
