@@ -470,6 +470,11 @@ async def test_the_creditor_refuses_a_second_open_settlement_of_the_same_debt(en
     assert refused.value.peer_code == "refused" and "already invoiced" in refused.value.message
     again = await peers.client.call(link, "settle_invoice", {"settlement_id": "s-one", "amount_msat": 40_000})
     assert again["invoice"] == first["invoice"]  # the same id still gets its invoice
+    # An invoice never reported paid stops counting after a while (its payment may have failed).
+    async with env_b.gateway.db.transaction() as conn:
+        await conn.execute("UPDATE peer_settlements SET created_at = created_at - 3601")
+    later = await peers.client.call(link, "settle_invoice", {"settlement_id": "s-two", "amount_msat": 40_000})
+    assert later["invoice"] != first["invoice"]
 
 
 # ----- issue 15: hostile input and availability ---------------------------------------------------

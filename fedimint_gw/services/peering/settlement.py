@@ -27,6 +27,7 @@ from fedimint_gw.store import peers as repo
 PAY_DELAY = 1008  # blocks a settlement payment may lock funds for
 STATUS_PAUSE = 2.0
 ATTEMPTS = 5  # tries at one peer request before leaving the settlement for the next refresh
+OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement invoice as open
 S = repo.SettlementState
 
 
@@ -217,11 +218,16 @@ class SettleService:
         return {"settlement_id": sid, "invoice": invoice}
 
     async def _invoiced(self, node_id: str) -> int:
-        """What the peer's open settlements (our invoices not yet reported paid, and not expired)
-        already cover: a second settlement of the same debt is refused, so it is never paid twice."""
+        """What the peer's open settlements (our invoices not yet reported paid, not expired, and
+        younger than OPEN_INVOICE_TTL) already cover: a second settlement of the same debt is
+        refused, so it is never paid twice. After the TTL an unreported invoice no longer blocks
+        a new one (its payment may have failed for good; the debtor never opens a second
+        settlement while one of its own is open, so the TTL only bounds this second guard)."""
         now = self._ctx.clock.now()
         total = 0
         for s in await repo.settlements(self._ctx.db.conn, node_id):
+            if s.created_at < now - OPEN_INVOICE_TTL:
+                continue
             if s.role == "creditor" and s.state is S.INVOICED and s.invoice:
                 try:
                     expired = bolt11.decode(s.invoice).is_expired(now)
