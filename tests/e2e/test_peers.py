@@ -312,6 +312,14 @@ async def test_router_forwards_between_gateways_that_are_not_linked(env: Env, en
     assert await claim_receive(receiver, receive) == 25_000 - _fee(25_000)
     assert await _balance(env, router) == -25_000 and await _balance(router, env) == 25_000
     assert await _balance(router, env_b) == -25_000 and await _balance(env_b, router) == 25_000
+    # The router forwarded with its own deadline, earlier than the one it received.
+    from fedimint_gw.services.peering.forward_sender import ROUTE_MARGIN
+
+    [inbound] = await _forwards(router, "in")
+    [outbound] = [r for r in await _forwards(router, "out") if r.payment_id.startswith("peer-out:")]
+    assert outbound.data["deadline"] == inbound.data["deadline"] - ROUTE_MARGIN
+    [final] = await _forwards(env_b, "in")
+    assert final.data["deadline"] == outbound.data["deadline"]
 
 
 @pytest.mark.parametrize(
