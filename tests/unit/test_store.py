@@ -102,6 +102,9 @@ async def test_migration_5_forgets_stored_strangers_but_no_link_with_a_ledger(tm
         await conn.execute("INSERT INTO peer_ledger VALUES ('n3', 'forward:x', 5, 0)")
     await db.close()
     db = await Database.open(path, migs[:5])
-    async with db.conn.execute("SELECT node_id FROM peers ORDER BY node_id") as cur:
-        assert [r[0] for r in await cur.fetchall()] == ["n2", "n3"]
-    await db.close()
+    try:
+        async with db.conn.execute("SELECT node_id FROM peers ORDER BY node_id") as cur:
+            rows = [r[0] for r in await cur.fetchall()]
+    finally:
+        await db.close()
+    assert rows == ["n2", "n3"]
