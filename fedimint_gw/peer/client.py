@@ -2,8 +2,8 @@
 
 The classification is what keeps forwards honest (docs/peer-protocol.md §5):
 - `PeerUnreachable`: no connection was made, so nothing was delivered;
-- `PeerRefused`: a signed error answer; the receiver certainly did not start what was asked
-  (when its `peer_code` is in `NOT_STARTED`);
+- `PeerRefused`: an error answer; it proves the receiver did not start what was asked only when
+  `proves_not_started` says so (signed, below 500, a refusal decided after the nonce was accepted);
 - `PeerOutcomeUnknown`: anything else (timeout, dropped connection, 5xx, bad or missing signature).
 """
 
@@ -74,7 +74,7 @@ class PeerClient:
             raise PeerOutcomeUnknown(f"no answer from peer {link.node_id[:16]}: {exc!r}") from None
         try:
             parsed = json.loads(answer)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             parsed = None
         if not isinstance(parsed, dict):
             raise PeerOutcomeUnknown(f"peer {link.node_id[:16]} answered HTTP {status} without a JSON object")

@@ -106,13 +106,14 @@ _GENERAL: dict[type[GatewayError], str] = {
     NotReady: "not_ready",
 }
 
-# Errors after which the receiver certainly did nothing: the sender may fall back to Lightning.
+# Refusals a receiver decides only after it accepted the request's nonce, having done nothing:
+# signed by the receiver, they are about that very request. The authentication refusals
+# (`unauthenticated`, `bad_signature`, `stale`, `replayed`) are not among them: they refuse one
+# delivery of a request, and an earlier delivery of the same request (a proxy or an HTTP layer
+# that sent it twice) may have started it. A `replayed` answer to our own fresh nonce means
+# exactly that. Neither is an unsigned answer (anything in between can send one) or a 5xx.
 NOT_STARTED = frozenset(
     {
-        "unauthenticated",
-        "bad_signature",
-        "stale",
-        "replayed",
         "unknown_peer",
         "unsupported_version",
         "credit_exceeded",
@@ -120,9 +121,14 @@ NOT_STARTED = frozenset(
         "insufficient_liquidity",
         "refused",
         "invalid",
-        "not_ready",
     }
 )
+
+
+def proves_not_started(exc: PeerRefused) -> bool:
+    """Whether a refusal proves the receiver never started what the request asked for: only a
+    refusal signed by the receiver, below HTTP 500, with a `peer_code` in `NOT_STARTED`."""
+    return exc.signed and exc.status < 500 and exc.peer_code in NOT_STARTED
 
 
 def peer_code_of(exc: GatewayError) -> str:

@@ -16,7 +16,8 @@ from fedimint_gw.peer.errors import PeerAuthFailed
 
 PREFIX = "fedimint-gw-peer/1"
 VERSION_MIN = 1
-VERSION_MAX = 1
+VERSION_MAX = 2
+FORWARD_VERSION = 2  # forwards carry a deadline from this version on; older links do not forward
 TIME_WINDOW = 120  # seconds a request's time may differ from ours
 NONCE_TTL = 2 * TIME_WINDOW  # a nonce is remembered as long as a request carrying it could be fresh
 PEER_KEY_LABEL = "fedimint-gw peer key"

@@ -104,7 +104,8 @@ def _peer(row: aiosqlite.Row) -> PeerRecord:
 
 
 async def save(conn: aiosqlite.Connection, rec: PeerRecord) -> None:
-    """Insert or replace a peer link."""
+    """Insert or replace a whole peer link (tests and new rows only: the services change links
+    field by field with the functions below, so that no write undoes a concurrent one)."""
     await conn.execute(
         """INSERT OR REPLACE INTO peers (node_id, url, state, credit_limit_msat, peer_credit_limit_msat,
                peer_key, version, announce_json, last_seen, last_error, last_error_at, ledger_status,
@@ -128,6 +129,101 @@ async def save(conn: aiosqlite.Connection, rec: PeerRecord) -> None:
             rec.created_at,
             rec.updated_at,
         ),
+    )
+
+
+async def add_or_update(conn: aiosqlite.Connection, node_id: str, url: str, limit: int, now: int) -> None:
+    """The operator adds a peer (or changes its URL and credit): only those fields change, and a
+    link that is not active becomes pending. Nothing a hello recorded is touched."""
+    await conn.execute(
+        """INSERT INTO peers (node_id, url, state, credit_limit_msat, created_at, updated_at)
+           VALUES (?, ?, 'pending', ?, ?, ?)
+           ON CONFLICT(node_id) DO UPDATE SET url = excluded.url,
+               credit_limit_msat = excluded.credit_limit_msat,
+               state = CASE WHEN peers.state = 'active' THEN 'active' ELSE 'pending' END,
+               updated_at = excluded.updated_at""",
+        (node_id, url, limit, now, now),
+    )
+
+
+async def set_state(
+    conn: aiosqlite.Connection, node_id: str, state: PeerState, now: int, only_from: tuple[PeerState, ...]
+) -> bool:
+    """Change only a link's state, and only from one of `only_from`; False if it was not there."""
+    marks = ", ".join("?" for _ in only_from)
+    cur = await conn.execute(
+        f"UPDATE peers SET state = ?, updated_at = ? WHERE node_id = ? AND state IN ({marks})",
+        (state.value, now, node_id, *(s.value for s in only_from)),
+    )
+    return (cur.rowcount or 0) > 0
+
+
+@dataclass(frozen=True)
+class HelloFacts:
+    """What a hello (ours answered, or the peer's) tells about a peer: the only fields it sets."""
+
+    peer_key: str
+    version: int
+    peer_credit_limit_msat: int
+    announce: dict[str, Any]
+
+
+async def record_hello(
+    conn: aiosqlite.Connection, node_id: str, facts: HelloFacts, state: PeerState | None, now: int
+) -> bool:
+    """Store a hello's facts (and `state`, if given) on a live link (pending or active) only:
+    a link removed meanwhile stays removed, and the operator's URL and credit stay as they are.
+    False if the link is not live."""
+    cur = await conn.execute(
+        """UPDATE peers SET peer_key = ?, version = ?, peer_credit_limit_msat = ?, announce_json = ?,
+               last_seen = ?, last_error = NULL, last_error_at = NULL, state = COALESCE(?, state),
+               updated_at = ?
+           WHERE node_id = ? AND state IN ('pending', 'active')""",
+        (
+            facts.peer_key,
+            facts.version,
+            facts.peer_credit_limit_msat,
+            json.dumps(facts.announce, sort_keys=True),
+            now,
+            state.value if state is not None else None,
+            now,
+            node_id,
+        ),
+    )
+    return (cur.rowcount or 0) > 0
+
+
+async def record_error(conn: aiosqlite.Connection, node_id: str, message: str, now: int) -> None:
+    """A hello to the peer failed: only the error fields change."""
+    await conn.execute(
+        "UPDATE peers SET last_error = ?, last_error_at = ?, updated_at = ? WHERE node_id = ?",
+        (message, now, now, node_id),
+    )
+
+
+async def record_ledger_check(
+    conn: aiosqlite.Connection,
+    node_id: str,
+    status: str,
+    detail: str | None,
+    statement: dict[str, Any] | None,
+    now: int,
+) -> None:
+    """A ledger comparison's outcome (and the peer's statement, if given): only those fields change."""
+    await conn.execute(
+        """UPDATE peers SET ledger_status = ?, ledger_detail = ?,
+               statement_json = COALESCE(?, statement_json), updated_at = ? WHERE node_id = ?""",
+        (status, detail, json.dumps(statement, sort_keys=True) if statement else None, now, node_id),
+    )
+
+
+async def record_statement(
+    conn: aiosqlite.Connection, node_id: str, statement: dict[str, Any], now: int
+) -> None:
+    """Keep the peer's last signed statement: only that field changes."""
+    await conn.execute(
+        "UPDATE peers SET statement_json = ?, updated_at = ? WHERE node_id = ?",
+        (json.dumps(statement, sort_keys=True), now, node_id),
     )
 
 

@@ -17,7 +17,7 @@ from ephemeral_port_reserve import reserve
 from contrib.devfed.federation import FederationParams
 from contrib.devfed.server import RunningFederation, start_federation
 from contrib.devfed.wallet import Wallet
-from fedimint_gw.clock import SystemClock
+from fedimint_gw.clock import Clock, SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.domain.htlc import HtlcEvent
 from fedimint_gw.domain.ids import FederationId
@@ -66,10 +66,11 @@ class Env:
     async def htlc(self, onion: dict[str, Any], htlc: dict[str, Any]) -> dict[str, Any]:
         return await self.gateway.handle_htlc(HtlcEvent.from_hook(onion, htlc))
 
-    async def restart_gateway(self) -> None:
-        """Stop the gateway (as a crash would leave it: nothing finished) and start a new one."""
+    async def restart_gateway(self, clock: Clock | None = None) -> None:
+        """Stop the gateway (as a crash would leave it: nothing finished) and start a new one
+        (with `clock`, e.g. one that is later: the time the restart took)."""
         await self.gateway.stop()
-        self.gateway = Gateway(self.gateway.config, self.node, SystemClock(), self.log)
+        self.gateway = Gateway(self.gateway.config, self.node, clock or SystemClock(), self.log)
         await self.gateway.start()
         for fed in self.federations:
             fid = FederationId(fed.federation_id)

@@ -48,8 +48,9 @@ def test_time_window() -> None:
 
 
 def test_version_negotiation() -> None:
-    assert wire.negotiate({"min": 1, "max": 3}) == 1
-    assert wire.negotiate({"min": 2, "max": 3}) == 0
+    assert wire.negotiate({"min": 1, "max": 3}) == 2  # version 2: forward deadlines
+    assert wire.negotiate({"min": 1, "max": 1}) == 1  # an older peer: a link without forwards
+    assert wire.negotiate({"min": 3, "max": 4}) == 0
     assert wire.negotiate({"min": True, "max": 1}) == 0
     assert wire.negotiate(None) == 0
 
@@ -90,3 +91,45 @@ def test_credit_lines_and_settlement_threshold() -> None:
     assert ledger.settlement_due(-499, 1000) == 0
     assert ledger.settlement_due(-500, 1000) == 500
     assert ledger.settlement_due(300, 1000) == 0
+
+
+def test_announcements_are_parsed_strictly_and_read_back_leniently() -> None:
+    from fedimint_gw.errors import InvalidInput
+    from fedimint_gw.peer import announce
+
+    fed = {"federation_id": "ab" * 32, "scid": "0x1x0", "api_version": "2.0"}
+    good = {"federations": [fed], "routes": [{"node_id": A, "scids": ["0x2x0"]}], "expires_at": 5}
+    parsed = announce.parse(good)
+    assert parsed.to_json() == good and parsed.scids == {"0x1x0"}
+    assert announce.parse(None) == announce.Announcement()
+    for bad in (
+        5,
+        {"routes": 5},
+        {"routes": [{"node_id": A, "scids": 12345}]},
+        {"routes": [{"node_id": "x", "scids": []}]},
+        {"routes": [{"node_id": A, "scids": ["0x1x0"] * (announce.MAX_SCIDS + 1)}]},
+        {"federations": [fed] * (announce.MAX_FEDERATIONS + 1)},
+        {"federations": [{**fed, "scid": 7}]},
+        {"federations": [{**fed, "federation_id": "AB" * 32}]},
+        {"federations": [{**fed, "api_version": True}]},
+        {"expires_at": "soon"},
+        {"expires_at": 10**30},
+    ):
+        with pytest.raises(InvalidInput):
+            announce.parse(bad)
+        assert announce.stored(bad) == announce.Announcement()
+
+
+def test_a_forward_deadline_follows_the_blocks_left_and_is_capped() -> None:
+    from fedimint_gw.services.peering.forward_sender import (
+        MAX_FORWARD_WINDOW,
+        MIN_FORWARD_WINDOW,
+        SECONDS_PER_BLOCK_FLOOR,
+        forward_deadline,
+    )
+
+    assert forward_deadline(1000, 24) == 1000 + MAX_FORWARD_WINDOW  # plenty of blocks: the cap
+    three = 3 * SECONDS_PER_BLOCK_FLOOR - wire.TIME_WINDOW
+    assert forward_deadline(1000, 3) == 1000 + three  # few blocks: their time, less clock tolerance
+    assert forward_deadline(1000, 2) is None and forward_deadline(1000, 0) is None  # too little
+    assert three >= 2 * MIN_FORWARD_WINDOW

@@ -86,3 +86,25 @@ async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
             raise RuntimeError("crash mid-transaction")
     assert await repo.get(db.conn, FederationId("bb" * 32)) is None
     await db.close()
+
+
+async def test_migration_5_forgets_stored_strangers_but_no_link_with_a_ledger(tmp_path: Path) -> None:
+    migs = load_migrations()
+    path = str(tmp_path / "gw.db")
+    db = await Database.open(path, migs[:4])
+    async with db.transaction() as conn:
+        for i, state in enumerate(("introduced", "introduced", "active", "introduced")):
+            await conn.execute(
+                "INSERT INTO peers (node_id, url, state, credit_limit_msat, created_at, updated_at) "
+                "VALUES (?, NULL, ?, 0, 0, 0)",
+                (f"n{i}", state),
+            )
+        await conn.execute("INSERT INTO peer_ledger VALUES ('n3', 'forward:x', 5, 0)")
+    await db.close()
+    db = await Database.open(path, migs[:5])
+    try:
+        async with db.conn.execute("SELECT node_id FROM peers ORDER BY node_id") as cur:
+            rows = [r[0] for r in await cur.fetchall()]
+    finally:
+        await db.close()
+    assert rows == ["n2", "n3"]

@@ -18,9 +18,9 @@ from typing import Any
 
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.errors import NotFound
-from fedimint_gw.peer import ledger
+from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.client import Link
-from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
+from fedimint_gw.peer.errors import PeerOutcomeUnknown, PeerRefused, PeerUnreachable, proves_not_started
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.services.peering.routes import PeerTarget
@@ -28,6 +28,12 @@ from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
 
 FORWARD_TIMEOUT = 60.0  # one forward request; after it the outcome is asked for
+# Deadlines (docs/peer-protocol.md §5): the latest unix time at which the receiver may start
+# completing a forward. It comes from the user's contract timelock less the gateway's margin.
+MAX_FORWARD_WINDOW = 600  # seconds: a forward completes in seconds; never offer more than this
+SECONDS_PER_BLOCK_FLOOR = 60  # blocks are assumed to come at most this fast when turning blocks into time
+MIN_FORWARD_WINDOW = 10  # seconds: a receiver refuses a forward with less time left, a sender does not send
+ROUTE_MARGIN = 10  # seconds a router keeps between its inbound deadline and the one it forwards with
 STATUS_PAUSE = 2.0
 CANCELLED = "cancelled"  # the state of a forward the receiver never started
 AfterDebt = Callable[[str], Awaitable[None]]  # told the peer's node id when a forward added to our debt
@@ -72,6 +78,12 @@ class ForwardSender:
                 if first:
                     if link is None:
                         return Resolved(rec, Outcome.NOT_STARTED, "the peer is no longer active")
+                    deadline = rec.data.get("deadline")
+                    if not isinstance(deadline, int) or self._ctx.clock.now() > deadline - MIN_FORWARD_WINDOW:
+                        # Never sent, and too late to: the user is refunded (Lightning would be late too).
+                        error = "the forward's deadline passed before it was sent"
+                        rec = await self._ctx.advance(rec, PaymentState.CANCELLING, error=error)
+                        return Resolved(rec, Outcome.FAILED, error)
                     rec = await self._ctx.advance(rec, rec.state, data={"sent": time.time()})
                     body = {
                         "forward_id": forward_id,
@@ -79,6 +91,7 @@ class ForwardSender:
                         "payment_hash": rec.payment_hash,
                         "amount_msat": int(rec.data["forward_amount_msat"]),
                         "hops": int(rec.data.get("hops", 0)),
+                        "deadline": deadline,
                     }
                     answer = await self._peers.client.call(link, "forward", body, FORWARD_TIMEOUT)
                 else:
@@ -92,7 +105,7 @@ class ForwardSender:
                 await self._unknown(rec, exc.message)
                 continue
             except PeerRefused as exc:
-                if first and exc.peer_code in NOT_STARTED:
+                if first and proves_not_started(exc):
                     return Resolved(rec, Outcome.NOT_STARTED, exc.message)
                 await self._unknown(rec, exc.message)
                 continue
@@ -115,14 +128,6 @@ class ForwardSender:
             elif state == CANCELLED:
                 return Resolved(rec, Outcome.NOT_STARTED, "the peer never started the forward")
             await self._unknown(rec, f"the forward is {state}")
-
-    async def may_borrow(self, peer: repo.PeerRecord, amount: int) -> bool:
-        """Whether the credit `peer` grants us can carry a forward of `amount` msat to it."""
-        conn = self._ctx.db.conn
-        pending = sum((await repo.forwards_in_flight(conn, peer.node_id, "out")).values())
-        return ledger.may_borrow(
-            await repo.balance(conn, peer.node_id), pending, amount, peer.peer_credit_limit_msat
-        )
 
     async def _unknown(self, rec: pay_repo.PaymentRecord, why: str) -> None:
         """The outcome is not known yet: wait, then ask the peer again."""
@@ -149,7 +154,7 @@ class ForwardSender:
         return Link(rec.url, rec.node_id, rec.peer_key)
 
 
-def out_data(target: PeerTarget, forward_id: str, hops: int) -> dict[str, Any]:
+def out_data(target: PeerTarget, forward_id: str, hops: int, deadline: int) -> dict[str, Any]:
     """The data of an outbound forward's payment record (`hops` is 1 for a routed one)."""
     return {
         "direction": "out",
@@ -158,7 +163,16 @@ def out_data(target: PeerTarget, forward_id: str, hops: int) -> dict[str, Any]:
         "forward_id": forward_id,
         "forward_amount_msat": target.amount_msat,
         "hops": hops,
+        "deadline": deadline,
     }
+
+
+def forward_deadline(now: int, blocks_left: int) -> int | None:
+    """The deadline of a forward for a user's contract that leaves `blocks_left` blocks before
+    its timelock, less the gateway's own margin; None when that is too little time to forward.
+    Blocks are turned into time at the fastest plausible rate, less the peers' clock tolerance."""
+    window = min(MAX_FORWARD_WINDOW, blocks_left * SECONDS_PER_BLOCK_FLOOR - wire.TIME_WINDOW)
+    return now + window if window >= 2 * MIN_FORWARD_WINDOW else None
 
 
 def forward_id_hash(text: str) -> str:

@@ -16,12 +16,15 @@ from typing import Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.peer import wire
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments.swap import SwapService
+from fedimint_gw.services.peering.credit import CreditLines, Direction
 from fedimint_gw.services.peering.forward_sender import (
     AfterDebt,
     ForwardSender,
     Outcome,
+    forward_deadline,
     forward_id_hash,
     out_data,
 )
@@ -43,14 +46,16 @@ class ForwardService:
     ) -> None:
         self._ctx = ctx
         self._peers = peers
+        self._credit = CreditLines(ctx)
         self._sender = ForwardSender(ctx, peers, after_debt)
-        self._inbound = InboundForwards(ctx, peers, swaps, self._sender)
+        self._inbound = InboundForwards(ctx, peers, swaps, self._sender, self._credit)
 
     # ----- sender side -----------------------------------------------------------------
     async def plan(
         self, rec: pay_repo.PaymentRecord, inv: bolt11.Invoice, contract_amount: int
     ) -> pay_repo.PaymentRecord | None:
-        """`rec` turned into a peer forward if the invoice ends at a peer and credit allows, else None."""
+        """`rec` turned into a peer forward if the invoice ends at a peer and credit allows, else None.
+        A forward is stored here, under the link's lock, so that its credit is reserved."""
         target = await self._peers.find_target(inv)
         if target is None:
             return None
@@ -60,21 +65,35 @@ class ForwardService:
             )
             return None
         peer = await repo.get(self._ctx.db.conn, target.node_id)
-        if peer is None:
-            return None
-        if not await self._sender.may_borrow(peer, target.amount_msat):
+        if peer is None or peer.version < wire.FORWARD_VERSION:
             self._ctx.log(
-                f"send {rec.payment_id}: forward would exceed the credit peer {peer.node_id[:16]} grants; "
-                "paying over Lightning",
+                f"send {rec.payment_id}: peer {target.node_id[:16]} speaks protocol version "
+                f"{peer.version if peer else '?'}, without forward deadlines; paying over Lightning",
                 "info",
             )
             return None
-        return replace(
-            rec,
-            kind=PaymentKind.PEER,
-            state=PaymentState.HTLC_HELD,
-            data={**rec.data, **out_data(target, "f-" + forward_id_hash(rec.payment_id), 0)},
-        )
+        deadline = forward_deadline(self._ctx.clock.now(), int(rec.data.get("max_delay", 0)))
+        if deadline is None:
+            self._ctx.log(f"send {rec.payment_id}: too little time left to forward; Lightning", "info")
+            return None
+        # Check and reserve in one step: the stored record is the reservation (credit.py).
+        async with self._credit.lock(target.node_id, Direction.OUT):
+            if not await self._credit.may_borrow(target.node_id, target.amount_msat):
+                self._ctx.log(
+                    f"send {rec.payment_id}: forward would exceed the credit peer {target.node_id[:16]} "
+                    "grants; paying over Lightning",
+                    "info",
+                )
+                return None
+            forward = replace(
+                rec,
+                kind=PaymentKind.PEER,
+                state=PaymentState.HTLC_HELD,
+                data={**rec.data, **out_data(target, "f-" + forward_id_hash(rec.payment_id), 0, deadline)},
+            )
+            async with self._ctx.db.transaction() as conn:
+                await pay_repo.save(conn, forward)
+        return forward
 
     async def drive_send(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """Forward a user's payment; returns it CLAIMING, CANCELLING, or fallen back to Lightning."""

@@ -10,18 +10,22 @@ Every step is written before it runs; every message can be repeated.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.peer import ledger, wire
-from fedimint_gw.peer.errors import CreditExceeded, NoDestination
+from fedimint_gw.peer.errors import CreditExceeded, NoDestination, UnsupportedVersion
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import FlowRuns
 from fedimint_gw.services.payments.swap import SwapService, SwapTarget, swap_data
+from fedimint_gw.services.peering.credit import CreditLines, Direction
 from fedimint_gw.services.peering.forward_sender import (
     CANCELLED,
+    MIN_FORWARD_WINDOW,
+    ROUTE_MARGIN,
     ForwardSender,
     Outcome,
     forward_id_hash,
@@ -40,9 +44,15 @@ class InboundForwards:
     """Receives forwards from peers, runs them, and routes them on."""
 
     def __init__(
-        self, ctx: ServiceContext, peers: PeerService, swaps: SwapService, sender: ForwardSender
+        self,
+        ctx: ServiceContext,
+        peers: PeerService,
+        swaps: SwapService,
+        sender: ForwardSender,
+        credit: CreditLines,
     ) -> None:
         self._ctx = ctx
+        self._credit = credit
         self._peers = peers
         self._swaps = swaps
         self._sender = sender
@@ -78,6 +88,8 @@ class InboundForwards:
             or amount <= 0
         ):
             raise InvalidInput("a forward needs invoice (bolt11) and a positive amount_msat")
+        if not isinstance(hops, int) or isinstance(hops, bool):
+            raise InvalidInput("hops must be an integer")
         try:
             inv = bolt11.decode(invoice)
         except ValueError as exc:
@@ -86,35 +98,50 @@ class InboundForwards:
             raise InvalidInput("payment_hash is not the invoice's")
         if inv.is_expired(self._ctx.clock.now()):
             raise PaymentRefused("the invoice has expired")
+        deadline = self._deadline(peer, body.get("deadline"))
         try:
             target = await self._swaps.find_target(inv)
         except PaymentRefused as exc:
             raise NoDestination(exc.message) from None
-        conn = self._ctx.db.conn
-        pending_in = sum((await repo.forwards_in_flight(conn, peer.node_id, "in")).values())
-        if not ledger.may_lend(
-            await repo.balance(conn, peer.node_id), pending_in, amount, peer.credit_limit_msat
-        ):
-            raise CreditExceeded(
-                f"the forward of {amount} msat would exceed the credit of {peer.credit_limit_msat} msat "
-                "this gateway grants you; settle first"
+        # Check the credit line and store the forward (the reservation) in one step (credit.py).
+        async with self._credit.lock(peer.node_id, Direction.IN):
+            if not await self._credit.may_lend(peer.node_id, amount):
+                raise CreditExceeded(
+                    f"the forward of {amount} msat would exceed the credit this gateway grants you; "
+                    "settle first"
+                )
+            if target is None:
+                route = await self._peers.find_target(inv, exclude=peer.node_id, direct_only=True)
+                if route is None or hops != 0:
+                    raise NoDestination("the invoice ends at no federation this gateway serves or routes to")
+                if deadline - ROUTE_MARGIN - self._ctx.clock.now() < MIN_FORWARD_WINDOW:
+                    raise PaymentRefused("the forward's deadline leaves too little time to route it")
+                fwd = _Forward(forward_id, payment_id, amount, deadline)
+                return await self._accept_routed(peer, fwd, inv, invoice, route)
+            return await self._accept_local(
+                peer, _Forward(forward_id, payment_id, amount, deadline), inv, target
             )
-        if target is None:
-            route = await self._peers.find_target(inv, exclude=peer.node_id, direct_only=True)
-            if route is None or hops != 0:
-                raise NoDestination("the invoice ends at no federation this gateway serves or routes to")
-            return await self._accept_routed(peer, forward_id, payment_id, inv, invoice, amount, route)
-        return await self._accept_local(peer, forward_id, payment_id, inv, amount, target)
+
+    def _deadline(self, peer: repo.PeerRecord, raw: object) -> int:
+        """A forward's deadline (docs/peer-protocol.md §5), checked: the link must speak a version
+        with deadlines, and enough time must be left to complete the forward before it."""
+        if peer.version < wire.FORWARD_VERSION:
+            raise UnsupportedVersion(
+                f"forwards need protocol version {wire.FORWARD_VERSION} (deadlines); this link speaks "
+                f"{peer.version}: say hello again"
+            )
+        if not isinstance(raw, int) or isinstance(raw, bool) or not 0 < raw < 2**40:
+            raise InvalidInput("a forward needs a deadline (unix seconds)")
+        if raw - self._ctx.clock.now() < MIN_FORWARD_WINDOW:
+            raise PaymentRefused(
+                f"the forward's deadline {raw} leaves less than {MIN_FORWARD_WINDOW} s to complete it"
+            )
+        return raw
 
     async def _accept_local(
-        self,
-        peer: repo.PeerRecord,
-        forward_id: str,
-        payment_id: str,
-        inv: bolt11.Invoice,
-        amount: int,
-        target: SwapTarget,
+        self, peer: repo.PeerRecord, fwd: _Forward, inv: bolt11.Invoice, target: SwapTarget
     ) -> pay_repo.PaymentRecord:
+        amount, forward_id, payment_id = fwd.amount, fwd.forward_id, fwd.payment_id
         need = await self._needed(target)
         if amount < need:
             raise PaymentRefused(f"the forward carries {amount} msat; this receive needs {need} msat")
@@ -130,7 +157,11 @@ class InboundForwards:
             target_federation_id=target.federation_id.hex,
             created_at=now,
             updated_at=now,
-            data={**_in_data(peer.node_id, forward_id, amount), **swap_data(target), "started": time.time()},
+            data={
+                **_in_data(peer.node_id, forward_id, amount, fwd.deadline),
+                **swap_data(target),
+                "started": time.time(),
+            },
         )
         async with self._ctx.db.transaction() as conn:
             await pay_repo.save(conn, rec)
@@ -151,18 +182,20 @@ class InboundForwards:
         return target.request.amount.value + fed.fees.fee(target.request.amount).value
 
     async def _accept_routed(
-        self,
-        peer: repo.PeerRecord,
-        forward_id: str,
-        payment_id: str,
-        inv: bolt11.Invoice,
-        invoice: str,
-        amount: int,
-        route: PeerTarget,
+        self, peer: repo.PeerRecord, fwd: _Forward, inv: bolt11.Invoice, invoice: str, route: PeerTarget
     ) -> pay_repo.PaymentRecord:
-        nxt = await repo.get(self._ctx.db.conn, route.node_id)
-        if nxt is None or not await self._sender.may_borrow(nxt, amount):
-            raise CreditExceeded("the next peer's credit line cannot carry this forward")
+        async with self._credit.lock(route.node_id, Direction.OUT):
+            nxt = await repo.get(self._ctx.db.conn, route.node_id)
+            if nxt is None or nxt.version < wire.FORWARD_VERSION:
+                raise NoDestination("the next gateway does not speak a protocol version with deadlines")
+            if not await self._credit.may_borrow(route.node_id, fwd.amount):
+                raise CreditExceeded("the next peer's credit line cannot carry this forward")
+            return await self._store_routed(peer, fwd, inv, invoice, route)
+
+    async def _store_routed(
+        self, peer: repo.PeerRecord, fwd: _Forward, inv: bolt11.Invoice, invoice: str, route: PeerTarget
+    ) -> pay_repo.PaymentRecord:
+        amount, forward_id, payment_id = fwd.amount, fwd.forward_id, fwd.payment_id
         now = self._ctx.clock.now()
         out_id = "r-" + forward_id_hash(f"{peer.node_id}:{forward_id}")
         out_payment = f"peer-out:{out_id}"
@@ -171,7 +204,7 @@ class InboundForwards:
             kind=PaymentKind.PEER,
             state=PaymentState.HTLC_HELD,
             data={
-                **_in_data(peer.node_id, forward_id, amount),
+                **_in_data(peer.node_id, forward_id, amount, fwd.deadline),
                 "outbound": out_payment,
                 "started": time.time(),
             },
@@ -189,7 +222,11 @@ class InboundForwards:
             amount_msat=amount,
             created_at=now,
             updated_at=now,
-            data={**out_data(target, out_id, 1), "invoice": invoice, "inbound": payment_id},
+            data={
+                **out_data(target, out_id, 1, fwd.deadline - ROUTE_MARGIN),
+                "invoice": invoice,
+                "inbound": payment_id,
+            },
         )
         async with self._ctx.db.transaction() as conn:
             await pay_repo.save(conn, inbound)
@@ -218,10 +255,35 @@ class InboundForwards:
     async def _drive_in(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         if "outbound" in rec.data:
             return await self._drive_routed(rec)
+        if rec.state is PaymentState.HTLC_HELD and not rec.data.get("funding"):
+            # The deadline is honoured here, right before the first step that can pay the receiver:
+            # once funding may have been submitted, it is finished, never abandoned on a guess.
+            deadline = rec.data.get("deadline")
+            if isinstance(deadline, int) and self._ctx.clock.now() >= deadline:
+                return await self._miss_deadline(rec)
+            rec = await self._ctx.advance(rec, rec.state, data={"funding": time.time()})
         rec = await self._swaps.drive(rec)
         if rec.state is PaymentState.CLAIMING and rec.preimage:
             return await self._record_success_in(rec, str(rec.preimage))
         return await self._ctx.advance(rec, PaymentState.REFUNDED)
+
+    async def _miss_deadline(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
+        """The deadline passed before funding started: nothing was paid, the forward fails (the
+        sender refunds its user) and a v2 receive it held is given back to the Lightning path."""
+        reg_id = rec.data.get("registered_id")
+        reg = await pay_repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
+        error = "the forward's deadline passed before it could start; nothing was paid"
+        self._ctx.log(f"forward {rec.data['forward_id']}: {error}", "info")
+        new = rec.advance(PaymentState.FAILED, self._ctx.clock.now(), error=error)
+        async with self._ctx.db.transaction() as conn:
+            await pay_repo.save(conn, new)
+            if (
+                reg is not None
+                and reg.state is PaymentState.HTLC_HELD
+                and reg.data.get("swap") == rec.payment_id
+            ):
+                await pay_repo.save(conn, reg.advance(PaymentState.REGISTERED, new.updated_at))
+        return new
 
     async def _record_success_in(
         self, rec: pay_repo.PaymentRecord, preimage: str, also: pay_repo.PaymentRecord | None = None
@@ -285,8 +347,19 @@ def _ids(peer: repo.PeerRecord, body: dict[str, Any]) -> tuple[str, str]:
     return forward_id, f"peer-in:{peer.node_id}:{forward_id}"
 
 
-def _in_data(peer: str, forward_id: str, amount: int) -> dict[str, Any]:
-    return {"direction": "in", "peer": peer, "forward_id": forward_id, "forward_amount_msat": amount}
+def _in_data(peer: str, forward_id: str, amount: int, deadline: int | None = None) -> dict[str, Any]:
+    data = {"direction": "in", "peer": peer, "forward_id": forward_id, "forward_amount_msat": amount}
+    return data if deadline is None else {**data, "deadline": deadline}
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """An inbound forward being accepted: its ids, amount and deadline."""
+
+    forward_id: str
+    payment_id: str
+    amount: int
+    deadline: int
 
 
 def _elapsed(rec: pay_repo.PaymentRecord) -> int:

@@ -50,7 +50,8 @@ class PeerLedger:
         if rec is None or rec.peer_key is None or not isinstance(stmt, dict):
             return
         if ledger.statement_valid(stmt, rec.peer_key, node_id, self._me.node_id):
-            await self._save(rec.with_changes(self._ctx.clock.now(), statement=stmt))
+            async with self._ctx.db.transaction() as conn:  # that field only: nothing else is undone
+                await repo.record_statement(conn, node_id, stmt, self._ctx.clock.now())
 
     async def check(self, node_id: str) -> dict[str, Any]:
         """Compare ledgers with a peer; a mismatch is logged and shown in fedimint-peer-list."""
@@ -103,19 +104,17 @@ class PeerLedger:
     async def _record_comparison(
         self, node_id: str, result: ledger.Comparison, theirs: dict[str, Any]
     ) -> None:
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None:
-            return
         if not result.agreed:
             self._ctx.log(f"peer {node_id[:16]}: LEDGER MISMATCH: {result.describe()}", "error")
-        await self._save(
-            rec.with_changes(
+        async with self._ctx.db.transaction() as conn:  # those fields only: nothing else is undone
+            await repo.record_ledger_check(
+                conn,
+                node_id,
+                "agreed" if result.agreed else "mismatch",
+                None if result.agreed else result.describe(),
+                theirs,
                 self._ctx.clock.now(),
-                ledger_status="agreed" if result.agreed else "mismatch",
-                ledger_detail=None if result.agreed else result.describe(),
-                statement=theirs,
             )
-        )
 
     async def _in_flight(self, node_id: str) -> set[str]:
         conn = self._ctx.db.conn
@@ -124,10 +123,6 @@ class PeerLedger:
             **await repo.forwards_in_flight(conn, node_id, "out"),
         }
         return {f"forward:{i}" for i in ids}
-
-    async def _save(self, rec: repo.PeerRecord) -> None:
-        async with self._ctx.db.transaction() as conn:
-            await repo.save(conn, rec)
 
 
 def _entries_json(entries: list[ledger.Entry]) -> list[dict[str, Any]]:

@@ -10,25 +10,26 @@ forwards.py and settlement.py; this module knows who the peers are.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
-from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, NotReady, PeerError
+from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, NotReady
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.peer import wire
+from fedimint_gw.peer import announce, wire
 from fedimint_gw.peer.client import Link, PeerClient
-from fedimint_gw.peer.errors import PeerAuthFailed, PeerReplayed, UnknownPeer, UnsupportedVersion
+from fedimint_gw.peer.errors import PeerAuthFailed, PeerReplayed, UnknownPeer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.peering.hello import LIVE, MAX_CREDIT_MSAT, Hellos
+from fedimint_gw.services.peering.hello import json_object as _json_object
 from fedimint_gw.services.peering.ledger import PeerLedger
 from fedimint_gw.services.peering.routes import PeerRoutes, PeerTarget
 from fedimint_gw.store import peers as repo
 
 REFRESH_INTERVAL = 60.0
 DEFAULT_CREDIT_LIMIT = 10_000_000  # msat granted to a peer when the operator names none
-_LIVE = (repo.PeerState.PENDING, repo.PeerState.ACTIVE)
+_LIVE = LIVE
 
 
 class PeerService:
@@ -44,6 +45,7 @@ class PeerService:
         self._refresher: asyncio.Task[None] | None = None
         self._routes = PeerRoutes(ctx)
         self._ledger = PeerLedger(ctx, self)
+        self._hellos = Hellos(ctx, self, self._routes)
 
     # ----- lifecycle -------------------------------------------------------------------
     async def start(self, refresh: bool = True) -> None:
@@ -80,6 +82,11 @@ class PeerService:
     def node_id(self) -> str:
         return self._node_id
 
+    @property
+    def binding(self) -> str:
+        """Our node's signature vouching for our peer key."""
+        return self._binding
+
     async def link(self, node_id: str) -> Link:
         """How to reach an active peer."""
         rec = await repo.get(self._ctx.db.conn, node_id)
@@ -97,21 +104,15 @@ class PeerService:
         limit = _limit(credit_limit_msat)
         if node_id == self._node_id:
             raise InvalidInput("a gateway cannot peer with itself")
-        now = self._ctx.clock.now()
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None:
-            rec = repo.PeerRecord(node_id, url, repo.PeerState.PENDING, limit, now, now)
-        else:
-            state = repo.PeerState.PENDING if rec.state is not repo.PeerState.ACTIVE else rec.state
-            rec = rec.with_changes(now, url=url, credit_limit_msat=limit, state=state)
-        await self._save(rec)
+        async with self._ctx.db.transaction() as conn:
+            await repo.add_or_update(conn, node_id, url, limit, self._ctx.clock.now())
         rec = await self.hello(node_id)
         return await self.describe(rec)
 
     async def remove(self, node_id: object) -> dict[str, Any]:
         """Stop forwarding to and accepting from a peer. Its ledger is kept (and still owed)."""
         rec = await repo.get(self._ctx.db.conn, str(node_id))
-        if rec is None or rec.state is repo.PeerState.REMOVED:
+        if rec is None or rec.state not in _LIVE:
             raise NotFound(f"no peer {node_id}")
         busy = {
             **await repo.forwards_in_flight(self._ctx.db.conn, rec.node_id, "in"),
@@ -122,14 +123,19 @@ class PeerService:
             raise InvalidInput(
                 f"{len(busy)} forwards or exchanges with this peer are in flight; remove it once they end"
             )
-        rec = rec.with_changes(self._ctx.clock.now(), state=repo.PeerState.REMOVED)
-        await self._save(rec)
+        async with self._ctx.db.transaction() as conn:  # the state only: nothing else is undone
+            await repo.set_state(conn, rec.node_id, repo.PeerState.REMOVED, self._ctx.clock.now(), _LIVE)
+        rec = await repo.get(self._ctx.db.conn, rec.node_id) or rec
         return await self.describe(rec)
 
     async def list_peers(self) -> dict[str, Any]:
-        """Every peer that is not removed, with its credit, balance and status."""
-        recs = [r for r in await repo.all_peers(self._ctx.db.conn) if r.state is not repo.PeerState.REMOVED]
-        return {"peers": [await self.describe(r) for r in recs]}
+        """Every peer that is added and not removed, with its credit, balance and status, and the
+        nodes that recently introduced themselves (a bounded list, kept in memory only)."""
+        recs = [r for r in await repo.all_peers(self._ctx.db.conn) if r.state in _LIVE]
+        return {
+            "peers": [await self.describe(r) for r in recs],
+            "introductions": self._hellos.introductions.recent(self._ctx.clock.now()),
+        }
 
     async def describe(self, rec: repo.PeerRecord) -> dict[str, Any]:
         conn = self._ctx.db.conn
@@ -151,8 +157,8 @@ class PeerService:
             "peer_credit_used_msat": max(0, -bal) + out,
             "last_seen": rec.last_seen,
             "ledger_status": rec.ledger_status,
-            "federations": rec.announce.get("federations", []),
-            "routes": [r.get("node_id") for r in rec.announce.get("routes", [])],
+            "federations": announce.stored(rec.announce).to_json()["federations"],
+            "routes": [r.node_id for r in announce.stored(rec.announce).routes],
         }
         if rec.ledger_detail:
             body["ledger_detail"] = rec.ledger_detail
@@ -167,104 +173,14 @@ class PeerService:
             for p in (await self.list_peers())["peers"]
         ]
 
-    # ----- hello -----------------------------------------------------------------------
+    # ----- hello (hello.py) ------------------------------------------------------------
     async def hello(self, node_id: str) -> repo.PeerRecord:
         """Say hello to a peer we added; record its key, limit and announcement (or the failure)."""
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None or rec.state not in _LIVE or not rec.url:
-            raise NotFound(f"no peer {node_id} to greet")
-        body = {
-            "node_id": self._node_id,
-            "peer_key": self.key.public_hex,
-            "binding": self._binding,
-            "versions": {"min": wire.VERSION_MIN, "max": wire.VERSION_MAX},
-            "api_url": self._ctx.config.api_url,
-            "credit_limit_msat": rec.credit_limit_msat,
-            "announce": await self._routes.announcement(node_id),
-        }
-        try:
-            answer = await self.client.call(Link(rec.url, node_id, None), "hello", body)
-            key = await self._verified_key(answer, node_id)
-            version = answer.get("version")
-            if not isinstance(version, int) or not wire.VERSION_MIN <= version <= wire.VERSION_MAX:
-                raise UnsupportedVersion(f"the peer chose protocol version {version!r}")
-        except GatewayError as exc:
-            now = self._ctx.clock.now()
-            self._ctx.log(f"peer {node_id[:16]}: hello failed: {exc.message}", "info")
-            rec = rec.with_changes(now, last_error=exc.message, last_error_at=now)
-            await self._save(rec)
-            return rec
-        now = self._ctx.clock.now()
-        rec = rec.with_changes(
-            now,
-            state=repo.PeerState.ACTIVE if answer.get("known") is True else repo.PeerState.PENDING,
-            peer_key=key,
-            version=version,
-            peer_credit_limit_msat=_int(answer.get("credit_limit_msat")),
-            announce=_announce(answer.get("announce")),
-            last_seen=now,
-            last_error=None,
-            last_error_at=None,
-        )
-        await self._save(rec)
-        return rec
+        return await self._hellos.hello(node_id)
 
     async def on_hello(self, headers: Mapping[str, str], path: str, raw: bytes) -> dict[str, Any]:
-        """Answer a peer's hello: check its signature with the key it carries and that key's binding."""
-        auth = wire.parse_auth(headers)
-        body = _json_object(raw)
-        key = body.get("peer_key")
-        if body.get("node_id") != auth.node_id or not wire.is_node_id(key) or not isinstance(key, str):
-            raise PeerAuthFailed("hello must carry the sender's node id and a peer key")
-        if not wire.verify(key, auth.text(path, self._node_id, raw), auth.signature):
-            raise PeerAuthFailed("the hello's signature does not verify", "bad_signature")
-        await self._fresh(auth)
-        binding = body.get("binding")
-        text = wire.binding_text(key, auth.node_id)
-        if not isinstance(binding, str) or not await self._ctx.node.check_message(
-            text, binding, auth.node_id
-        ):
-            raise PeerAuthFailed("the peer key is not bound to the node id (bad binding)", "bad_signature")
-        version = wire.negotiate(body.get("versions"))
-        if not version:
-            raise UnsupportedVersion(
-                f"no common protocol version: ours {wire.VERSION_MIN}..{wire.VERSION_MAX}, "
-                f"theirs {body.get('versions')!r}"
-            )
-        now = self._ctx.clock.now()
-        rec = await repo.get(self._ctx.db.conn, auth.node_id)
-        url = body.get("api_url") if isinstance(body.get("api_url"), str) else None
-        if rec is None:
-            rec = repo.PeerRecord(auth.node_id, url, repo.PeerState.INTRODUCED, 0, now, now)
-            self._ctx.log(f"peer {auth.node_id[:16]} introduced itself; add it to accept forwards", "info")
-        known = rec.state in _LIVE
-        rec = rec.with_changes(
-            now,
-            peer_key=key,
-            version=version,
-            peer_credit_limit_msat=_int(body.get("credit_limit_msat")),
-            announce=_announce(body.get("announce")),
-            last_seen=now,
-            state=repo.PeerState.ACTIVE if known else rec.state,
-        )
-        await self._save(rec)
-        return {
-            "version": version,
-            "node_id": self._node_id,
-            "peer_key": self.key.public_hex,
-            "binding": self._binding,
-            "known": known,
-            "credit_limit_msat": rec.credit_limit_msat if known else 0,
-            "announce": await self._routes.announcement(auth.node_id) if known else {},
-        }
-
-    async def _verified_key(self, answer: dict[str, Any], node_id: str) -> str:
-        key, binding = answer.get("peer_key"), answer.get("binding")
-        if answer.get("node_id") != node_id or not isinstance(key, str) or not isinstance(binding, str):
-            raise PeerError("the peer's hello answer does not name its node and key")
-        if not await self._ctx.node.check_message(wire.binding_text(key, node_id), binding, node_id):
-            raise PeerAuthFailed("the peer's key is not bound to its node id", "bad_signature")
-        return key
+        """Answer a peer's hello (a stranger's leaves no stored trace)."""
+        return await self._hellos.on_hello(headers, path, raw)
 
     # ----- authentication of every other message ----------------------------------------
     async def authenticate(self, headers: Mapping[str, str], path: str, raw: bytes) -> repo.PeerRecord:
@@ -275,12 +191,13 @@ class PeerService:
             raise UnknownPeer(f"node {auth.node_id[:16]} is not a peer of this gateway")
         if not wire.verify(rec.peer_key, auth.text(path, self._node_id, raw), auth.signature):
             raise PeerAuthFailed("the request's signature does not verify", "bad_signature")
-        await self._fresh(auth)
+        await self.fresh(auth)
         if rec.state is not repo.PeerState.ACTIVE:
             raise UnknownPeer(f"node {auth.node_id[:16]} is not an active peer of this gateway")
         return rec
 
-    async def _fresh(self, auth: wire.RequestAuth) -> None:
+    async def fresh(self, auth: wire.RequestAuth) -> None:
+        """Refuse a request whose time is off or whose nonce was seen; remember the nonce."""
         now = self._ctx.clock.now()
         wire.check_fresh(auth, now)
         async with self._ctx.db.transaction() as conn:
@@ -312,29 +229,28 @@ class PeerService:
         return await self._ledger.on_ledger(peer, body)
 
     # ----- internals -------------------------------------------------------------------
-    async def _save(self, rec: repo.PeerRecord) -> None:
-        async with self._ctx.db.transaction() as conn:
-            await repo.save(conn, rec)
-
     async def refresh(self) -> None:
-        """Hello to every live peer, then compare ledgers with the active ones."""
+        """Hello to every live peer, then compare ledgers with the active ones. One peer's
+        failure, whatever it is, is logged and does not stop the others."""
         for rec in await repo.all_peers(self._ctx.db.conn):
             if rec.state not in _LIVE or not rec.url:
                 continue
-            rec = await self.hello(rec.node_id)
-            if rec.state is repo.PeerState.ACTIVE and rec.last_error is None:
-                try:
+            try:
+                rec = await self.hello(rec.node_id)
+                if rec.state is repo.PeerState.ACTIVE and rec.last_error is None:
                     await self.check_ledger(rec.node_id)
-                except GatewayError as exc:
-                    self._ctx.log(f"peer {rec.node_id[:16]}: ledger check failed: {exc.message}", "info")
+            except GatewayError as exc:
+                self._ctx.log(f"peer {rec.node_id[:16]}: refresh failed: {exc.message}", "info")
+            except Exception as exc:  # a peer's data must never stop the refresh of the others
+                self._ctx.log(f"peer {rec.node_id[:16]}: refresh failed unexpectedly: {exc!r}", "warn")
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_INTERVAL)
             try:
                 await self.refresh()
-            except GatewayError as exc:
-                self._ctx.log(f"peer refresh: {exc.message}", "info")
+            except Exception as exc:  # the loop outlives any failure; the next round tries again
+                self._ctx.log(f"peer refresh failed unexpectedly: {exc!r}", "warn")
 
 
 def _limit(raw: object) -> int:
@@ -346,31 +262,9 @@ def _limit(raw: object) -> int:
         value = int(str(raw))
     except ValueError:
         raise InvalidInput(f"credit_limit_msat must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise InvalidInput("credit_limit_msat must not be negative")
+    if not 0 <= value <= MAX_CREDIT_MSAT:
+        raise InvalidInput(f"credit_limit_msat must be from 0 to {MAX_CREDIT_MSAT}")
     return value
-
-
-def _int(raw: object) -> int:
-    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else 0
-
-
-def _announce(raw: object) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        return {}
-    feds = [f for f in raw.get("federations", []) if isinstance(f, dict)]
-    routes = [r for r in raw.get("routes", []) if isinstance(r, dict) and wire.is_node_id(r.get("node_id"))]
-    return {"federations": feds, "routes": routes, "expires_at": _int(raw.get("expires_at"))}
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    return body
 
 
 def json_object(raw: bytes) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.peer import announce
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.store import peers as repo
 
@@ -43,10 +44,10 @@ class PeerRoutes:
             for f in await self._ctx.federations.describe_all()
         ]
         routes = [
-            {"node_id": p.node_id, "scids": [str(f.get("scid")) for f in p.announce.get("federations", [])]}
+            {"node_id": p.node_id, "scids": sorted(announce.stored(p.announce).scids)}
             for p in await repo.all_peers(self._ctx.db.conn)
             if p.state is repo.PeerState.ACTIVE and p.node_id != for_node
-        ]
+        ][: announce.MAX_ROUTES]
         return {"federations": feds, "routes": routes, "expires_at": self._ctx.clock.now() + ANNOUNCE_TTL}
 
     async def find_target(
@@ -61,27 +62,23 @@ class PeerRoutes:
         if not peers or inv.amount_msat is None:
             return None
         amount = inv.amount_msat
+        known = [(p.node_id, announce.stored(p.announce)) for p in peers]  # malformed: empty
         for route in inv.route_hints:
             hop = route[-1]
             node = hop.pubkey.hex()
             scid = str(ShortChannelId.from_int(hop.short_channel_id))
             forward = amount + hop.fee_base_msat + amount * hop.fee_proportional_millionths // 1_000_000
-            for p in peers:
-                if p.node_id == node and scid in _scids(p.announce.get("federations", [])):
-                    return PeerTarget(p.node_id, forward, node)
-            for p in [] if direct_only else peers:
-                for r in p.announce.get("routes", []):
-                    if r.get("node_id") == node and scid in r.get("scids", []):
-                        return PeerTarget(p.node_id, forward, node)
+            for peer, ann in known:
+                if peer == node and scid in ann.scids:
+                    return PeerTarget(peer, forward, node)
+            for peer, ann in [] if direct_only else known:
+                if any(r.node_id == node and scid in r.scids for r in ann.routes):
+                    return PeerTarget(peer, forward, node)
         payee = inv.payee.hex()
-        for p in peers:
-            if p.node_id == payee:
-                return PeerTarget(p.node_id, amount, payee)
-        for p in [] if direct_only else peers:
-            if any(r.get("node_id") == payee for r in p.announce.get("routes", [])):
-                return PeerTarget(p.node_id, amount, payee)
+        for peer, _ann in known:
+            if peer == payee:
+                return PeerTarget(peer, amount, payee)
+        for peer, ann in [] if direct_only else known:
+            if any(r.node_id == payee for r in ann.routes):
+                return PeerTarget(peer, amount, payee)
         return None
-
-
-def _scids(feds: list[dict[str, Any]]) -> set[str]:
-    return {str(f.get("scid")) for f in feds}

@@ -19,7 +19,7 @@ from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, PaymentRefu
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentStatus
 from fedimint_gw.peer import ledger, wire
-from fedimint_gw.peer.errors import NOT_STARTED, PeerRefused
+from fedimint_gw.peer.errors import PeerRefused, proves_not_started
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import peers as repo
@@ -27,6 +27,7 @@ from fedimint_gw.store import peers as repo
 PAY_DELAY = 1008  # blocks a settlement payment may lock funds for
 STATUS_PAUSE = 2.0
 ATTEMPTS = 5  # tries at one peer request before leaving the settlement for the next refresh
+OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement invoice as open
 S = repo.SettlementState
 
 
@@ -36,50 +37,78 @@ class SettleService:
     def __init__(self, ctx: ServiceContext, peers: PeerService) -> None:
         self._ctx = ctx
         self._peers = peers
-        self._running: dict[str, asyncio.Task[repo.Settlement]] = {}
+        self._running: dict[str, asyncio.Task[repo.Settlement]] = {}  # per link: at most one
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # ----- debtor ----------------------------------------------------------------------
     async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
-        """`fedimint-peer-settle`: pay what we owe the peer (all of it by default)."""
+        """`fedimint-peer-settle`: pay what we owe the peer (all of it by default).
+
+        One settlement per link at a time: while one is open (also one the automatic settlement
+        started), this waits for that one and answers its outcome instead of starting another."""
         rec = await repo.get(self._ctx.db.conn, str(node_id))
         if rec is None:
             raise NotFound(f"no peer {node_id}")
-        debt = -await repo.balance(self._ctx.db.conn, rec.node_id)
-        amount = debt if amount_msat in (None, "") else _positive(amount_msat)
-        if amount <= 0 or amount > debt:
-            raise InvalidInput(
-                f"this gateway owes the peer {max(debt, 0)} msat; nothing to settle for {amount}"
-            )
-        s = await self._start(rec.node_id, amount)
-        s = await self._run(s)
+        requested = None if amount_msat in (None, "") else _positive(amount_msat)
+        async with self._lock(rec.node_id):
+            s = await self._open(rec.node_id)
+            if s is None:
+                debt = -await repo.balance(self._ctx.db.conn, rec.node_id)
+                amount = debt if requested is None else requested
+                if amount <= 0 or amount > debt:
+                    raise InvalidInput(
+                        f"this gateway owes the peer {max(debt, 0)} msat; nothing to settle for {amount}"
+                    )
+                s = await self._create(rec.node_id, amount)
+            else:
+                self._ctx.log(
+                    f"peer {rec.node_id[:16]}: settlement {s.settlement_id} is open; joining it", "info"
+                )
+            task = self._spawn(s)
+        s = await asyncio.shield(task)
         return {**_describe(s), "balance_msat": await repo.balance(self._ctx.db.conn, rec.node_id)}
 
     async def maybe_settle(self, node_id: str) -> None:
         """After a forward added to our debt: settle in the background once it passes the threshold."""
-        rec = await repo.get(self._ctx.db.conn, node_id)
-        if rec is None or node_id in self._running:
-            return
-        due = ledger.settlement_due(
-            await repo.balance(self._ctx.db.conn, node_id), rec.peer_credit_limit_msat
-        )
-        if due > 0:
-            self._ctx.log(f"peer {node_id[:16]}: debt {due} msat passed the threshold; settling", "info")
-            s = await self._start(node_id, due)
-            self._spawn(s)
+        async with self._lock(node_id):
+            rec = await repo.get(self._ctx.db.conn, node_id)
+            if rec is None or node_id in self._running or await self._open(node_id) is not None:
+                return
+            due = ledger.settlement_due(
+                await repo.balance(self._ctx.db.conn, node_id), rec.peer_credit_limit_msat
+            )
+            if due > 0:
+                self._ctx.log(f"peer {node_id[:16]}: debt {due} msat passed the threshold; settling", "info")
+                self._spawn(await self._create(node_id, due))
 
-    async def _start(self, node_id: str, amount: int) -> repo.Settlement:
+    def _lock(self, node_id: str) -> asyncio.Lock:
+        """Held while deciding whether a link's settlement exists, and creating it."""
+        lock = self._locks.get(node_id)
+        if lock is None:
+            lock = self._locks[node_id] = asyncio.Lock()
+        return lock
+
+    async def _open(self, node_id: str) -> repo.Settlement | None:
+        """The link's open debtor settlement (persisted: a restart keeps it open), if any."""
         for s in await repo.settlements(self._ctx.db.conn, node_id):
             if s.role == "debtor" and not s.state.terminal:
-                return s  # one at a time per link: finish the open one first
+                return s
+        return None
+
+    async def _create(self, node_id: str, amount: int) -> repo.Settlement:
         now = self._ctx.clock.now()
         s = repo.Settlement("s-" + secrets.token_hex(16), node_id, "debtor", S.REQUESTED, amount, now, now)
         await self._save(s)
         return s
 
-    def _spawn(self, s: repo.Settlement) -> None:
-        task = asyncio.create_task(self._run(s))
-        self._running[s.node_id] = task
-        task.add_done_callback(lambda _t: self._running.pop(s.node_id, None))
+    def _spawn(self, s: repo.Settlement) -> asyncio.Task[repo.Settlement]:
+        """The one task running the link's settlement (the one already running, if any)."""
+        task = self._running.get(s.node_id)
+        if task is None:
+            task = asyncio.create_task(self._run(s))
+            self._running[s.node_id] = task
+            task.add_done_callback(lambda _t: self._running.pop(s.node_id, None))
+        return task
 
     async def _run(self, s: repo.Settlement) -> repo.Settlement:
         failures = 0
@@ -95,6 +124,10 @@ class SettleService:
                 failures += 1
                 self._ctx.log(f"settlement {s.settlement_id} in {s.state.value}: {exc.message}", "info")
                 await asyncio.sleep(STATUS_PAUSE)
+            except Exception as exc:  # a background run outlives the unexpected; the step is retried
+                failures += 1
+                self._ctx.log(f"settlement {s.settlement_id} in {s.state.value}: unexpected {exc!r}", "warn")
+                await asyncio.sleep(STATUS_PAUSE)
         return s
 
     async def _request_invoice(self, s: repo.Settlement) -> repo.Settlement:
@@ -103,7 +136,7 @@ class SettleService:
         try:
             answer = await self._peers.client.call(link, "settle_invoice", body)
         except PeerRefused as exc:
-            if exc.peer_code in NOT_STARTED:
+            if proves_not_started(exc):
                 return await self._advance(s, S.FAILED, error=exc.message)
             raise
         invoice = str(answer.get("invoice", ""))
@@ -145,8 +178,9 @@ class SettleService:
     async def resume(self) -> None:
         """Finish debtor settlements cut short (called at start and by the refresh)."""
         for s in await repo.settlements(self._ctx.db.conn):
-            if s.role == "debtor" and not s.state.terminal and s.node_id not in self._running:
-                self._spawn(s)
+            if s.role == "debtor" and not s.state.terminal:
+                async with self._lock(s.node_id):
+                    self._spawn(s)
 
     async def stop(self) -> None:
         for task in list(self._running.values()):
@@ -158,25 +192,49 @@ class SettleService:
         sid, amount = body.get("settlement_id"), body.get("amount_msat")
         if not wire.is_protocol_id(sid) or not isinstance(amount, int) or isinstance(amount, bool):
             raise InvalidInput("settle_invoice needs settlement_id and amount_msat")
-        existing = await repo.get_settlement(self._ctx.db.conn, peer.node_id, str(sid))
-        if existing is not None:
-            if existing.amount_msat != amount:
-                raise InvalidInput("this settlement id was used for another amount")
-            return {"settlement_id": sid, "invoice": existing.invoice}
-        owed = await repo.balance(self._ctx.db.conn, peer.node_id)
-        if amount <= 0 or amount > owed:
-            raise PaymentRefused(f"you owe this gateway {max(owed, 0)} msat, not {amount}")
-        label = f"fedimint-gw-settle-{peer.node_id[:16]}-{sid}"
-        invoice = await self._ctx.node.create_invoice(
-            Msat(amount), label, f"fedimint-gw peer settlement {sid}"
-        )
-        now = self._ctx.clock.now()
-        payment_hash = bolt11.decode(invoice).payment_hash.hex()
-        s = repo.Settlement(
-            str(sid), peer.node_id, "creditor", S.INVOICED, amount, now, now, invoice, payment_hash
-        )
-        await self._save(s)
+        async with self._lock(peer.node_id):
+            existing = await repo.get_settlement(self._ctx.db.conn, peer.node_id, str(sid))
+            if existing is not None:
+                if existing.amount_msat != amount or existing.role != "creditor":
+                    raise InvalidInput("this settlement id was used for another amount")
+                return {"settlement_id": sid, "invoice": existing.invoice}
+            owed = await repo.balance(self._ctx.db.conn, peer.node_id)
+            invoiced = await self._invoiced(peer.node_id)
+            if amount <= 0 or amount > owed - invoiced:
+                raise PaymentRefused(
+                    f"you owe this gateway {max(owed, 0)} msat, of which {invoiced} msat are already "
+                    f"invoiced by open settlements; not {amount}"
+                )
+            label = f"fedimint-gw-settle-{peer.node_id[:16]}-{sid}"
+            invoice = await self._ctx.node.create_invoice(
+                Msat(amount), label, f"fedimint-gw peer settlement {sid}"
+            )
+            now = self._ctx.clock.now()
+            payment_hash = bolt11.decode(invoice).payment_hash.hex()
+            s = repo.Settlement(
+                str(sid), peer.node_id, "creditor", S.INVOICED, amount, now, now, invoice, payment_hash
+            )
+            await self._save(s)
         return {"settlement_id": sid, "invoice": invoice}
+
+    async def _invoiced(self, node_id: str) -> int:
+        """What the peer's open settlements (our invoices not yet reported paid, not expired, and
+        younger than OPEN_INVOICE_TTL) already cover: a second settlement of the same debt is
+        refused, so it is never paid twice. After the TTL an unreported invoice no longer blocks
+        a new one (its payment may have failed for good; the debtor never opens a second
+        settlement while one of its own is open, so the TTL only bounds this second guard)."""
+        now = self._ctx.clock.now()
+        total = 0
+        for s in await repo.settlements(self._ctx.db.conn, node_id):
+            if s.created_at < now - OPEN_INVOICE_TTL:
+                continue
+            if s.role == "creditor" and s.state is S.INVOICED and s.invoice:
+                try:
+                    expired = bolt11.decode(s.invoice).is_expired(now)
+                except ValueError:
+                    expired = False
+                total += 0 if expired else s.amount_msat
+        return total
 
     async def on_settled(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
         """The debtor paid: check the preimage against our invoice and record the entry once."""
