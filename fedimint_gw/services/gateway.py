@@ -16,10 +16,10 @@ import aiohttp
 from fedimint_gw import __version__
 from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
-from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain import parse
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import AlreadyExists, InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
@@ -223,38 +223,30 @@ class Gateway:
         self, federation_id: str, base_msat: object, ppm: object, to_federation: object = None
     ) -> dict[str, Any]:
         """Validate and apply `fedimint-setfees` (a federation's fees, or a swap pair's)."""
-        try:
-            fid = FederationId.parse(federation_id)
-            fees = FeeSchedule(_as_int(base_msat, "base_msat"), _as_int(ppm, "ppm"))
-            target = None if to_federation in (None, "") else FederationId.parse(to_federation)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        fid = parse.federation_id(federation_id)
+        fees = parse.fees(base_msat, ppm)
+        target = None if parse.absent(to_federation) else parse.federation_id(to_federation, "to_federation")
         if target is None:
             return await self.federations.set_fees(fid, fees)
         return await self.federations.set_pair_fees(fid, target, fees)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
-        try:
-            fid = FederationId.parse(federation_id)
-            amount = Msat.parse(amount_msat)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        if amount.value <= 0:
-            raise InvalidInput("amount_msat must be positive")
+        fid = parse.federation_id(federation_id)
+        amount = parse.msat(amount_msat, "amount_msat", low=1)
         client = self.federations.client(fid)
         notes = await client.spend_ecash(amount, f"cli-{secrets.token_hex(8)}")
         return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
-        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`)."""
-        try:
-            fid = FederationId.parse(federation_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`); notes
+        this gateway received before are refused (AlreadyExists) and nothing changes."""
+        fid = parse.federation_id(federation_id)
         if not isinstance(notes, str) or not notes.strip():
             raise InvalidInput("notes must be the ecash string")
         client = self.federations.client(fid)
+        if (await client.inspect_ecash(notes.strip())).received:
+            raise AlreadyExists("these notes were received before (or their receive is finishing)")
         received = await client.receive_ecash(notes.strip())
         return {
             "federation_id": fid.hex,
@@ -263,11 +255,9 @@ class Gateway:
         }
 
     async def leave(self, federation_id: str, force: object) -> dict[str, Any]:
-        try:
-            fid = FederationId.parse(federation_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        return await self.federations.leave(fid, _as_bool(force, "force"))
+        """`fedimint-leave`: stop serving a federation (`force`: true or false)."""
+        fid, forced = parse.federation_id(federation_id), parse.boolean(force, "force")
+        return await self.federations.leave(fid, forced)
 
     # ----- peer gateways (docs/peer-protocol.md) ---------------------------------------
     @property
@@ -278,7 +268,13 @@ class Gateway:
 
     async def peer_add(self, node_id: object, url: object, credit_limit_msat: object) -> dict[str, Any]:
         """`fedimint-peer-add`: add or update a peer and say hello."""
-        return await self.peers.add(node_id, url, credit_limit_msat)
+        peer, address = parse.node_id(node_id), parse.url(url)
+        limit = (
+            None
+            if parse.absent(credit_limit_msat)
+            else parse.msat(credit_limit_msat, "credit_limit_msat").value
+        )
+        return await self.peers.add(peer, address, limit)
 
     async def peer_list(self) -> dict[str, Any]:
         """`fedimint-peer-list`."""
@@ -286,13 +282,15 @@ class Gateway:
 
     async def peer_remove(self, node_id: object) -> dict[str, Any]:
         """`fedimint-peer-remove`."""
-        return await self.peers.remove(node_id)
+        peer = parse.node_id(node_id)
+        return await self.peers.remove(peer)
 
     async def peer_settle(self, node_id: object, amount_msat: object) -> dict[str, Any]:
         """`fedimint-peer-settle`: pay the peer what this gateway owes it, over Lightning."""
         if self._settle is None:
             raise NotReady("the gateway is still starting")
-        return await self._settle.settle(node_id, amount_msat)
+        amount = None if parse.absent(amount_msat) else parse.msat(amount_msat, "amount_msat", low=1).value
+        return await self._settle.settle(parse.node_id(node_id), amount)
 
     @property
     def migrations(self) -> MigrationService:
@@ -317,23 +315,3 @@ class Gateway:
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
         return await self._incoming.handle(event, decision)
-
-
-def _as_int(raw: object, name: str) -> int:
-    if isinstance(raw, bool):
-        raise ValueError(f"{name} must be an integer")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())
-    raise ValueError(f"{name} must be an integer, got {raw!r}")
-
-
-def _as_bool(raw: object, name: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return raw.lower() in ("true", "1", "yes")
-    if raw is None:
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
