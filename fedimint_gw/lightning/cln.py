@@ -108,6 +108,10 @@ class ClnNode:
             raise LightningFailure(f"signinvoice failed: {_rpc_message(exc)}") from None
         return str(r["bolt11"])
 
+    async def has_invoice(self, payment_hash: str) -> bool:
+        r = await self._call("listinvoices", {"payment_hash": payment_hash})
+        return bool(r.get("invoices"))
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         params = {"invstring": invoice, "maxfee": max_fee.value, "maxdelay": max_delay}
         try:

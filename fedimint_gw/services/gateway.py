@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain import parse
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import AlreadyExists, InvalidInput, NotReady
+from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
@@ -32,6 +33,7 @@ from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.services.liquidity.migration import MigrationService
+from fedimint_gw.services.payments.invoices import prune_expired
 from fedimint_gw.services.payments.receive import IncomingService
 from fedimint_gw.services.payments.send import OutgoingService
 from fedimint_gw.services.payments.swap import SwapService
@@ -46,6 +48,7 @@ from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
 RECONCILE_GRACE = 10.0  # seconds after start before a receive's missing HTLC counts as gone
+PRUNE_INTERVAL = 300.0  # seconds between two prunings of expired invoice registrations
 
 
 class Gateway:
@@ -72,6 +75,7 @@ class Gateway:
         self._outgoing: OutgoingService | None = None
         self._http: HttpServer | None = None
         self._reconcile: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._peers: PeerService | None = None
         self._forwards: ForwardService | None = None
         self._settle: SettleService | None = None
@@ -126,14 +130,18 @@ class Gateway:
         self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self._exchanges, self.log)
         self._outgoing = OutgoingService(ctx, self._forwards)
         self._public = PublicService(ctx, self._outgoing, self)
-        for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
-            self.router.add_hash(payment_hash, FederationId(fid))
+        await prune_expired(ctx)  # before loading: start-up work grows with live registrations only
+        self.router.add_hashes(
+            (payment_hash, FederationId(fid))
+            for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn)
+        )
         await self._outgoing.resume()
         await self._forwards.resume()
         await self._settle.resume()
         await self._exchanges.resume()
         await self._migrations.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
+        self._pruner = asyncio.create_task(self._prune_forever(ctx))
         if self.config.api_bind is not None:
             self._http = HttpServer(
                 create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
@@ -147,9 +155,10 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
-        if self._reconcile is not None:
-            self._reconcile.cancel()
-            self._reconcile = None
+        for task in (self._reconcile, self._pruner):
+            if task is not None:
+                task.cancel()
+        self._reconcile = self._pruner = None
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -167,6 +176,18 @@ class Gateway:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    async def _prune_forever(self, ctx: ServiceContext) -> None:
+        """Delete expired invoice registrations every `PRUNE_INTERVAL` seconds."""
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            try:
+                pruned = await prune_expired(ctx)
+            except (GatewayError, sqlite3.Error) as exc:
+                self.log(f"pruning expired invoice registrations failed: {exc}", "warn")
+                continue
+            if pruned:
+                self.log(f"pruned {pruned} expired invoice registration(s)", "info")
 
     async def node_info(self) -> NodeInfo:
         return await self.node.info()

@@ -189,8 +189,11 @@ class FederationManager:
     async def _in_flight(self, fid: FederationId) -> int:
         async with self._db.conn.execute(
             "SELECT COUNT(*) FROM payments WHERE (federation_id = ? OR target_federation_id = ?) "
-            "AND state NOT IN ('succeeded', 'failed', 'refunded')",
-            (fid.hex, fid.hex),
+            "AND state NOT IN ('succeeded', 'failed', 'refunded') "
+            # an invoice registration whose invoice expired can no longer be paid
+            "AND NOT (state = 'registered' AND "
+            "COALESCE(json_extract(data_json, '$.invoice_expires_at'), 0) <= ?)",
+            (fid.hex, fid.hex, self._clock.now()),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
