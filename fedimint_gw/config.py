@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fedimint_gw.domain import parse
 from fedimint_gw.domain.amount import FeeSchedule
 from fedimint_gw.errors import InvalidInput
 
@@ -69,6 +70,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "or pays; incoming HTLCs closer to expiry than this are failed.",
     ),
     OptionSpec(
+        "fedimint-gw-api-rate-limit",
+        10,
+        "int",
+        "Requests per second each client address may make to the public API, sustained (peer "
+        "gateways' signed requests are not counted); more are answered 429. 0 turns the limit off.",
+    ),
+    OptionSpec(
+        "fedimint-gw-api-burst",
+        50,
+        "int",
+        "Requests each client address may make to the public API at once, after a quiet period.",
+    ),
+    OptionSpec(
         "fedimint-gw-request-timeout",
         30,
         "int",
@@ -98,6 +112,8 @@ class GatewayConfig:
     default_fees: FeeSchedule
     cltv_margin: int
     request_timeout: float
+    api_rate_limit: int = 10  # requests per second per client address; 0: no limit
+    api_burst: int = 50
 
     @property
     def rpc_path(self) -> str:
@@ -129,14 +145,7 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         return value
 
     def int_opt(name: str, low: int, high: int) -> int:
-        raw = opt(name)
-        try:
-            value = int(str(raw))
-        except ValueError:
-            raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
-        return value
+        return parse.integer(opt(name), name, low, high)  # ASCII digits only
 
     lightning_dir = str(init.get("lightning-dir", "."))
     db_path = str(opt("fedimint-gw-db")).strip() or os.path.join(lightning_dir, DB_FILENAME)
@@ -157,4 +166,6 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         ),
         cltv_margin=int_opt("fedimint-gw-cltv-margin", 1, 2016),
         request_timeout=float(int_opt("fedimint-gw-request-timeout", 1, 3600)),
+        api_rate_limit=int_opt("fedimint-gw-api-rate-limit", 0, 100_000),
+        api_burst=int_opt("fedimint-gw-api-burst", 1, 100_000),
     )

@@ -26,6 +26,7 @@ from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.limits import HttpLimits
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
@@ -144,7 +145,9 @@ class Gateway:
         self._pruner = asyncio.create_task(self._prune_forever(ctx))
         if self.config.api_bind is not None:
             self._http = HttpServer(
-                create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
+                create_app(self._public, self.log, self._http_limits()),
+                self.config.api_bind.host,
+                self.config.api_bind.port,
             )
             await self._http.start()
         self.log(
@@ -176,6 +179,10 @@ class Gateway:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    def _http_limits(self) -> HttpLimits:
+        rate = self.config.api_rate_limit
+        return HttpLimits(rate_per_second=float(rate) if rate > 0 else 0.0, burst=self.config.api_burst)
 
     async def _prune_forever(self, ctx: ServiceContext) -> None:
         """Delete expired invoice registrations every `PRUNE_INTERVAL` seconds."""

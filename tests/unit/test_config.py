@@ -34,6 +34,10 @@ def test_options_override() -> None:
         {"fedimint-gw-fee-ppm": 2_000_000},
         {"fedimint-gw-cltv-margin": 0},
         {"fedimint-gw-fee-base-msat": "x"},
+        {"fedimint-gw-fee-ppm": "१२३"},  # other scripts' digits are not numbers here (issue 15)
+        {"fedimint-gw-cltv-margin": " 12"},
+        {"fedimint-gw-api-rate-limit": -1},
+        {"fedimint-gw-api-burst": 0},
     ],
 )
 def test_bad_options_are_refused_clearly(opts: dict[str, object]) -> None:
