@@ -33,7 +33,7 @@ from fedimint_gw.errors import (
     UnsupportedMediaType,
 )
 from fedimint_gw.http import jsonin
-from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter
+from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter, client_key
 from fedimint_gw.http.peer import add_peer_routes
 from fedimint_gw.peer.wire import PeerAnswer
 
@@ -110,7 +110,7 @@ def create_app(
     @web.middleware
     async def admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer_route = request.path.startswith(PEER_PREFIX)
-        if not peer_route and not rate.allow(request.remote or "unknown"):
+        if not peer_route and not rate.allow(client_key(request.remote)):
             raise RateLimited(f"too many requests; retry after {rate.retry_after()} s")
         # Peer routes are exempt: every peer request is signed, which no web page can forge.
         if request.method == "POST" and not peer_route and request.content_type != "application/json":

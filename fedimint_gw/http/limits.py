@@ -1,6 +1,7 @@
 """Bounds on what strangers can take from the public HTTP server: requests and connections.
 
-- `RateLimiter`: a token bucket per client address; a table of bounded size (the least
+- `RateLimiter`: a token bucket per client (`client_key`: an IPv4 address or an IPv6 /64);
+  a table of bounded size (the least
   recently seen client is forgotten first, which only ever gives it a full bucket again).
 - `ConnectionGuard`: at most `max_connections` open connections; when the cap is reached,
   the connection idle the longest (no request in progress) is closed to make room for the
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +33,20 @@ class HttpLimits:
     max_clients: int = 10_000  # client addresses remembered by the rate limiter
     max_connections: int = 256  # open connections at once
     idle_timeout: float = 15.0  # seconds a connection may stay open without a request in progress
+
+
+def client_key(remote: str | None) -> str:
+    """Whom a request counts against: its IPv4 address, or its IPv6 /64 (one subscriber
+    usually holds a whole /64, so counting single IPv6 addresses would be no limit)."""
+    if not remote:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 class RateLimiter:

@@ -19,7 +19,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import AlreadyExists
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, wait_until
 from tests.support.fake_node import final_payload
 
 AMOUNT = 40_000
@@ -130,3 +130,40 @@ async def test_expired_registrations_do_not_block_leaving_and_are_pruned_at_star
     # Expired registrations are not payments in flight: leaving is not refused for them.
     left = await env.gateway.leave(fid, False)
     assert left["left"] is True and FederationId(fid).hex == left["federation_id"]
+
+
+async def test_expired_registrations_are_pruned_while_running(env: Env, monkeypatch: Any) -> None:
+    from fedimint_gw.services import gateway as gateway_module
+
+    monkeypatch.setattr(gateway_module, "PRUNE_INTERVAL", 0.05)
+    await env.restart_gateway()  # its pruner now runs every 50 ms
+    _, user = await _v2(env, "pruner")
+    preimage = secrets.token_bytes(32)
+    await env.gateway.public.create_bolt11_invoice(await _body(env, user, preimage, expiry_secs=60))
+    h = hashlib.sha256(preimage).hexdigest()
+    assert env.gateway.router.classify(_final(h)).federation_id is not None
+    await _expire(env, h, LONG_AGO)
+
+    async def pruned() -> bool:
+        return await pay_repo.get(env.gateway.db.conn, f"v2:{h}") is None
+
+    await wait_until(pruned)
+    assert env.gateway.router.classify(_final(h)).federation_id is None
+
+
+async def test_live_registrations_are_capped(env: Env, monkeypatch: Any) -> None:
+    from fedimint_gw.errors import NotReady
+    from fedimint_gw.services.payments import invoices
+
+    monkeypatch.setattr(invoices, "MAX_REGISTRATIONS", 2)
+    _, user = await _v2(env, "cap")
+    for _ in range(2):
+        await env.gateway.public.create_bolt11_invoice(await _body(env, user, secrets.token_bytes(32)))
+    rows = await _rows(env)
+    try:
+        await env.gateway.public.create_bolt11_invoice(await _body(env, user, secrets.token_bytes(32)))
+    except NotReady:
+        pass
+    else:
+        raise AssertionError("a registration beyond the cap was accepted")
+    assert await _rows(env) == rows
