@@ -43,3 +43,21 @@ def test_hostile_cli_input_is_refused_without_broken_logs(node_factory: Any, gw_
     assert l1.rpc.call("fedimint-info")["federations"] == []
     assert not l1.daemon.is_in_log(r"BROKEN")
     assert l1.daemon.is_in_log(r"command refused \(InvalidInput\)")
+
+
+def test_has_invoice_asks_lightningd_by_payment_hash(node_factory: Any) -> None:
+    """The check that keeps strangers from registering a hash of this node's own invoices
+    (issue 15, finding 1), against a real lightningd."""
+    import asyncio
+    import os
+
+    from fedimint_gw.lightning.cln import ClnNode
+
+    l1 = node_factory.get_node()
+    own = l1.rpc.invoice(amount_msat=5000, label="own", description="peer settlement")["payment_hash"]
+    node = ClnNode(os.path.join(l1.daemon.lightning_dir, "regtest", "lightning-rpc"))
+
+    async def ask() -> tuple[bool, bool]:
+        return await node.has_invoice(own), await node.has_invoice("00" * 32)
+
+    assert asyncio.run(ask()) == (True, False)
