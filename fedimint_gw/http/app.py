@@ -7,8 +7,8 @@ text per kind: their messages name guardians, URLs and connection details, which
 (at info), not published.
 Bodies are limited to 64 KiB, must be `application/json` (else 415: a web page cannot post a
 form or plain text here; peer routes are signed instead) and are decoded by `jsonin`
-(bounded depth, integers, valid Unicode). Requests other than the peer protocol's are
-rate-limited per client address (429); connections are capped and idle ones closed
+(bounded depth, integers, valid Unicode). Requests other than the peer protocol's (but
+including its hello) are rate-limited per client address (429); connections are capped and idle ones closed
 (`limits`). Long operations answer 504 after a deadline, and the same request can simply be
 repeated (every write endpoint is idempotent).
 """
@@ -110,7 +110,9 @@ def create_app(
     @web.middleware
     async def admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer_route = request.path.startswith(PEER_PREFIX)
-        if not peer_route and not rate.allow(client_key(request.remote)):
+        # Signed peer traffic is not counted, except hello: anyone can make a node key and say it.
+        counted = not peer_route or request.path == PEER_PREFIX + "hello"
+        if counted and not rate.allow(client_key(request.remote)):
             raise RateLimited(f"too many requests; retry after {rate.retry_after()} s")
         # Peer routes are exempt: every peer request is signed, which no web page can forge.
         if request.method == "POST" and not peer_route and request.content_type != "application/json":

@@ -15,8 +15,10 @@ from coincurve import PrivateKey
 from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.http.limits import HttpLimits
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.peer import wire
 from tests.e2e.conftest import Env, wait_until
 from tests.e2e.test_registrations import _body, _rows, _v2
+from tests.support.fake_node import FakeNode
 
 POST_ROUTES = (
     "/v1/pay_invoice",
@@ -113,27 +115,71 @@ async def test_public_errors_and_info_keep_the_gateways_details(env: Env) -> Non
     assert info["lightning_pubkey"] == env.node.node_id
 
 
-async def test_a_flood_from_one_client_is_rate_limited_and_stores_little(env: Env) -> None:
-    await _v2(env, "flood")
-    _, user = await _v2(env, "flood2")
+async def _stranger_hello(env: Env) -> tuple[bytes, dict[str, str]]:
+    """A correctly signed hello from a node nobody knows (made up on the spot)."""
+    stranger, key = FakeNode(), wire.PeerKey(secrets.token_bytes(32))
+    body = {
+        "node_id": stranger.node_id,
+        "peer_key": key.public_hex,
+        "binding": await stranger.sign_message(wire.binding_text(key.public_hex, stranger.node_id)),
+        "versions": {"min": 1, "max": 1},
+    }
+    raw = json.dumps(body).encode()
+    headers, _ = wire.sign_request(
+        key, "/v1/peer/hello", stranger.node_id, env.node.node_id, raw, env.gateway.clock.now()
+    )
+    return raw, {**headers, **JSON}
+
+
+async def _counts(env: Env) -> dict[str, int]:
+    found = {}
+    for table in ("payments", "peers", "peer_nonces"):
+        async with env.gateway.db.conn.execute(f"SELECT COUNT(*) FROM {table}") as cur:
+            row = await cur.fetchone()
+        found[table] = int(row[0]) if row else 0
+    return found
+
+
+async def test_a_flood_of_each_request_is_rate_limited_and_stores_little(env: Env) -> None:
+    fid, user = await _v2(env, "flood")
     bodies = [json.dumps(await _body(env, user, secrets.token_bytes(32))).encode() for _ in range(30)]
+    hellos = [await _stranger_hello(env) for _ in range(30)]
+    pay = json.dumps({"federation_id": fid, "contract_id": "ab" * 32, "invoice": "lnbcrt1x"}).encode()
+    requests: dict[str, Any] = {
+        "GET /v1/id": lambda i: ("GET", "/v1/id", None, JSON),
+        "GET /v1/info": lambda i: ("GET", "/v1/info", None, JSON),
+        "GET /v1/verify": lambda i: ("GET", f"/v1/verify/{i:064x}", None, JSON),
+        "routing_info": lambda i: (
+            "POST",
+            "/v1/routing_info",
+            json.dumps({"federation_id": fid}).encode(),
+            JSON,
+        ),
+        "create_bolt11_invoice": lambda i: ("POST", "/v1/create_bolt11_invoice", bodies[i % 30], JSON),
+        "pay_invoice": lambda i: ("POST", "/v1/pay_invoice", pay, JSON),
+        "send_payment": lambda i: ("POST", "/v1/send_payment", pay, JSON),
+        "peer hello": lambda i: ("POST", "/v1/peer/hello", hellos[i % 30][0], hellos[i % 30][1]),
+    }
     limits = HttpLimits(rate_per_second=0.001, burst=10)  # no refill to speak of during the test
-    server = HttpServer(create_app(env.gateway.public, env.log, limits), "127.0.0.1", 0)
-    await server.start()
-    url = f"http://127.0.0.1:{server.port}"
-    statuses: list[int] = []
-    try:
-        for i in range(2_000):
-            async with env.session.post(
-                f"{url}/v1/create_bolt11_invoice", data=bodies[i % len(bodies)], headers=JSON
-            ) as r:
-                statuses.append(r.status)
-        async with env.session.get(f"{url}/v1/id") as r:
-            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
-    finally:
-        await server.stop()
-    assert statuses.count(200) == 10 and statuses.count(429) == 1_990
-    assert await _rows(env) == 10  # storage grows with the burst, not with the flood
+    for name, make in requests.items():  # each flood meets a fresh limiter: a new client
+        before = await _counts(env)
+        server = HttpServer(create_app(env.gateway.public, env.log, limits), "127.0.0.1", 0)
+        await server.start()
+        url = f"http://127.0.0.1:{server.port}"
+        statuses = []
+        try:
+            for i in range(2_000):
+                method, path, data, headers = make(i)
+                async with env.session.request(method, url + path, data=data, headers=headers) as r:
+                    statuses.append(r.status)
+        finally:
+            await server.stop()
+        assert statuses.count(429) == 1_990 and 429 not in statuses[:10], name
+        after = await _counts(env)
+        assert all(after[t] - before[t] <= 10 for t in after), (name, before, after)  # the burst bounds it
+        grows = {"create_bolt11_invoice": "payments", "peer hello": "peers"}.get(name)
+        if grows:  # these do store something per request: only the burst's worth got through
+            assert after[grows] - before[grows] == 10, (name, before, after)
 
 
 async def test_idle_connections_are_closed_and_capped(env: Env) -> None:
