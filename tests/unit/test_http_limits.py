@@ -1,9 +1,10 @@
-"""The public server's rate limiter (issue 15, finding 1): per client, refilled over time,
-with a table that stays bounded however many clients come."""
+"""The public server's bounds (issue 15): the rate limiter (finding 1: per client, refilled
+over time, a table that stays bounded however many clients come) and the connection cap
+(finding 4: the longest-idle connection makes room, busy ones are never cut)."""
 
 from __future__ import annotations
 
-from fedimint_gw.http.limits import HttpLimits, RateLimiter, client_key
+from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter, client_key
 
 
 class Clock:
@@ -42,3 +43,38 @@ def test_clients_are_ipv4_addresses_or_ipv6_slash_64s() -> None:
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert client_key(None) == "unknown"
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_full_server_makes_room_by_closing_the_longest_idle_connection() -> None:
+    clock = Clock()
+    guard = ConnectionGuard(HttpLimits(max_connections=3), clock)
+    conns = [FakeTransport() for _ in range(3)]
+    for c in conns:
+        clock.now += 1
+        assert guard.admit(c)  # type: ignore[arg-type]
+    guard.begin(conns[0])  # busy: a payment in progress is never cut
+    newcomer = FakeTransport()
+    assert guard.admit(newcomer)  # type: ignore[arg-type]
+    assert [c.closed for c in conns] == [False, True, False]  # the idle one waiting longest
+    assert guard.open_connections == 3
+
+
+def test_a_server_whose_connections_are_all_busy_refuses_the_next() -> None:
+    guard = ConnectionGuard(HttpLimits(max_connections=2), Clock())
+    conns = [FakeTransport() for _ in range(2)]
+    for c in conns:
+        assert guard.admit(c)  # type: ignore[arg-type]
+        guard.begin(c)
+    assert not guard.admit(FakeTransport())  # type: ignore[arg-type]
+    assert not any(c.closed for c in conns)
+    guard.end(conns[1])
+    assert guard.admit(FakeTransport())  # type: ignore[arg-type]
+    assert conns[1].closed and not conns[0].closed
