@@ -8,6 +8,7 @@ and help texts live in one place.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -127,7 +128,7 @@ def parse_bind(raw: str) -> ApiBind | None:
     if text.lower() in ("off", "none", ""):
         return None
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"fedimint-gw-api-bind must be HOST:PORT or 'off', got {raw!r}")
     return ApiBind(host.strip("[]"), int(port))
 
@@ -151,8 +152,11 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
     db_path = str(opt("fedimint-gw-db")).strip() or os.path.join(lightning_dir, DB_FILENAME)
     bind = parse_bind(str(opt("fedimint-gw-api-bind")))
     url = str(opt("fedimint-gw-api-url")).strip()
+    if url:
+        parse.url(url, "fedimint-gw-api-url")
     if not url and bind is not None:
-        url = f"http://{bind.host}:{bind.port}"
+        host = f"[{bind.host}]" if ":" in bind.host else bind.host  # an IPv6 address needs brackets
+        url = f"http://{host}:{bind.port}"
     return GatewayConfig(
         lightning_dir=lightning_dir,
         rpc_file=str(init.get("rpc-file", "lightning-rpc")),
