@@ -126,7 +126,8 @@ def _register(gw: GatewayPlugin) -> None:
     @command("fedimint-leave")
     def fedimint_leave(request: Any, federation_id: str, force: Any = False) -> None:
         """Stop serving federation `federation_id`. Refused while it holds the gateway's ecash or
-        payments in flight, unless `force` is true. The payment history is kept."""
+        payments in flight, unless `force` is true (users' unpaid invoices do not count: they
+        are dropped, and the answer says how many). The payment history is kept."""
         gw.bridge.answer(request, lambda: gw.require().leave(federation_id, force))
 
     @command("fedimint-balances")

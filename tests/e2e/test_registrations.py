@@ -167,3 +167,15 @@ async def test_live_registrations_are_capped(env: Env, monkeypatch: Any) -> None
     else:
         raise AssertionError("a registration beyond the cap was accepted")
     assert await _rows(env) == rows
+
+
+async def test_live_registrations_do_not_block_leaving(env: Env) -> None:
+    """Anyone can register invoices, so they must not keep the operator from leaving; the
+    answer says how many users' unpaid invoices were dropped (nothing was paid to them)."""
+    fid, user = await _v2(env, "leaver")
+    preimage = secrets.token_bytes(32)
+    await env.gateway.public.create_bolt11_invoice(await _body(env, user, preimage))
+    left = await env.gateway.leave(fid, False)
+    assert left["left"] is True and left["unpaid_invoices_dropped"] == 1
+    h = hashlib.sha256(preimage).hexdigest()
+    assert env.gateway.router.classify(_final(h)).federation_id is None
