@@ -29,7 +29,11 @@ async def _main(tmp: Path, port: int, invites: list[str]) -> None:
 
     _report("imported")
     config = build_config(
-        {"fedimint-gw-db": str(tmp / "gw.sqlite3"), "fedimint-gw-api-bind": f"127.0.0.1:{port}"},
+        {
+            "fedimint-gw-db": str(tmp / "gw.sqlite3"),
+            "fedimint-gw-api-bind": f"127.0.0.1:{port}",
+            "fedimint-gw-api-rate-limit": 0,  # the bench is one client making hundreds of requests
+        },
         {"lightning-dir": str(tmp), "network": "regtest"},
     )
     gateway = Gateway(config, FakeNode(), SystemClock(), lambda m, lvl: None)

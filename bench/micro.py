@@ -122,6 +122,42 @@ def routing_rows(counts: MicroCounts) -> list[Row]:
     return rows
 
 
+REGISTRATION_COUNTS = (10_000, 40_000, 80_000)
+
+
+def registration_rows(counts: MicroCounts, sizes: tuple[int, ...] = REGISTRATION_COUNTS) -> list[Row]:
+    """Loading n registered payment hashes into the router one by one, as the gateway did at
+    start (issue 15: each add copied the table, 80,000 took over lightningd's 60 s init
+    timeout): microseconds per hash, which must stay flat as n grows."""
+    rows: list[Row] = []
+    base: float | None = None
+    for n in sizes:
+        hashes = [(_hash(0, j), _fid(0)) for j in range(n)]
+
+        def load(hashes: list[tuple[str, FederationId]] = hashes) -> None:
+            router = HtlcRouter()
+            for h, f in hashes:
+                router.add_hash(h, f)
+
+        samples = max(3, counts.samples // 10)
+        per_hash = [t / n for t in time_per_call_us(load, MicroCounts(samples=samples, batch=1))]
+        summary = Summary.of(per_hash)
+        base = base or summary.p50
+        rows.append(
+            Row(
+                group="registrations",
+                name=f"router: add {n} registered hashes, per hash",
+                unit="us",
+                summary=summary,
+                baseline=f"router: add {sizes[0]} registered hashes, per hash",
+                ratio=ratio(summary.p50, base),
+                target="flat (~1.0): O(1) per registration",
+                extra={"registered_hashes": n},
+            )
+        )
+    return rows
+
+
 def _hook_request_line(onion: dict[str, Any], htlc: dict[str, Any]) -> str:
     """The JSON-RPC line lightningd writes for an htlc_accepted hook call."""
     return json.dumps(

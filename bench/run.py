@@ -18,7 +18,7 @@ from typing import Any
 from bench import report
 from bench.inprocess import FlowCounts, flow_speed, profile_flows
 from bench.memory import measure, memory_rows
-from bench.micro import MicroCounts, hook_rows, routing_rows
+from bench.micro import MicroCounts, hook_rows, registration_rows, routing_rows
 from bench.regtest_net import binaries_missing
 from bench.stats import Row, selected
 
@@ -74,6 +74,9 @@ async def _inprocess(
     if selected(only, "hook"):
         tick("hook cost")
         rows += hook_rows(plan.micro)
+    if selected(only, "registrations"):
+        tick("registrations: loading the router")
+        rows += registration_rows(plan.micro)
     if selected(only, "memory"):
         tick("memory: 20 federations")
         rows += memory_rows(await measure(tmp / "memory", MEMORY_FEDERATIONS), MEMORY_FEDERATIONS)

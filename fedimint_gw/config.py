@@ -8,9 +8,11 @@ and help texts live in one place.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fedimint_gw.domain import parse
 from fedimint_gw.domain.amount import FeeSchedule
 from fedimint_gw.errors import InvalidInput
 
@@ -69,6 +71,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "or pays; incoming HTLCs closer to expiry than this are failed.",
     ),
     OptionSpec(
+        "fedimint-gw-api-rate-limit",
+        10,
+        "int",
+        "Requests per second each client address may make to the public API, sustained (peer "
+        "gateways' signed requests are not counted); more are answered 429. 0 turns the limit off.",
+    ),
+    OptionSpec(
+        "fedimint-gw-api-burst",
+        50,
+        "int",
+        "Requests each client address may make to the public API at once, after a quiet period.",
+    ),
+    OptionSpec(
         "fedimint-gw-request-timeout",
         30,
         "int",
@@ -98,6 +113,8 @@ class GatewayConfig:
     default_fees: FeeSchedule
     cltv_margin: int
     request_timeout: float
+    api_rate_limit: int = 10  # requests per second per client address; 0: no limit
+    api_burst: int = 50
 
     @property
     def rpc_path(self) -> str:
@@ -111,7 +128,7 @@ def parse_bind(raw: str) -> ApiBind | None:
     if text.lower() in ("off", "none", ""):
         return None
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"fedimint-gw-api-bind must be HOST:PORT or 'off', got {raw!r}")
     return ApiBind(host.strip("[]"), int(port))
 
@@ -129,21 +146,17 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         return value
 
     def int_opt(name: str, low: int, high: int) -> int:
-        raw = opt(name)
-        try:
-            value = int(str(raw))
-        except ValueError:
-            raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
-        return value
+        return parse.integer(opt(name), name, low, high)  # ASCII digits only
 
     lightning_dir = str(init.get("lightning-dir", "."))
     db_path = str(opt("fedimint-gw-db")).strip() or os.path.join(lightning_dir, DB_FILENAME)
     bind = parse_bind(str(opt("fedimint-gw-api-bind")))
     url = str(opt("fedimint-gw-api-url")).strip()
+    if url:
+        parse.url(url, "fedimint-gw-api-url")
     if not url and bind is not None:
-        url = f"http://{bind.host}:{bind.port}"
+        host = f"[{bind.host}]" if ":" in bind.host else bind.host  # an IPv6 address needs brackets
+        url = f"http://{host}:{bind.port}"
     return GatewayConfig(
         lightning_dir=lightning_dir,
         rpc_file=str(init.get("rpc-file", "lightning-rpc")),
@@ -157,4 +170,6 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         ),
         cltv_margin=int_opt("fedimint-gw-cltv-margin", 1, 2016),
         request_timeout=float(int_opt("fedimint-gw-request-timeout", 1, 3600)),
+        api_rate_limit=int_opt("fedimint-gw-api-rate-limit", 0, 100_000),
+        api_burst=int_opt("fedimint-gw-api-burst", 1, 100_000),
     )

@@ -36,6 +36,20 @@ class InvalidInput(GatewayError):
     http_status = 400
 
 
+class RateLimited(GatewayError):
+    """The client made too many requests; it may retry after the time the answer gives."""
+
+    code = 2160
+    http_status = 429
+
+
+class UnsupportedMediaType(GatewayError):
+    """A request body that is not declared as JSON (Content-Type: application/json)."""
+
+    code = 2161
+    http_status = 415
+
+
 class NotFound(GatewayError):
     """The federation, payment, contract or peer named does not exist here."""
 

@@ -115,7 +115,9 @@ class Bridge:
                 result = await make()
             except Exception as exc:
                 err = translate(exc)
-                if not isinstance(exc, GatewayError):
+                if isinstance(exc, GatewayError):  # a refusal (bad input, ...): info, never error
+                    self._log(f"command refused ({type(exc).__name__}): {exc.message}", "info")
+                else:
                     self._log(f"unexpected error in a command: {exc!r}", "error")
                 outcome: tuple[bool, Any] = (False, err)
             else:

@@ -126,7 +126,8 @@ def _register(gw: GatewayPlugin) -> None:
     @command("fedimint-leave")
     def fedimint_leave(request: Any, federation_id: str, force: Any = False) -> None:
         """Stop serving federation `federation_id`. Refused while it holds the gateway's ecash or
-        payments in flight, unless `force` is true. The payment history is kept."""
+        payments in flight, unless `force` is true (users' unpaid invoices do not count: they
+        are dropped, and the answer says how many). The payment history is kept."""
         gw.bridge.answer(request, lambda: gw.require().leave(federation_id, force))
 
     @command("fedimint-balances")
@@ -138,8 +139,9 @@ def _register(gw: GatewayPlugin) -> None:
     def fedimint_setfees(
         request: Any, federation_id: str, base_msat: Any, ppm: Any, to_federation: str = ""
     ) -> None:
-        """Set the fees of federation `federation_id`: `base_msat` per payment plus `ppm` parts
-        per million of the amount; persisted and announced to the federation. With
+        """Set the fees of federation `federation_id`: `base_msat` (at most 1000000000) per
+        payment plus `ppm` (at most 1000000) parts per million of the amount; persisted and
+        announced to the federation. With
         `to_federation`, set instead the fee of swaps from `federation_id` to `to_federation`
         (default for swaps: the target federation's fees; 0 0 lets users move between them for
         free, and is also what a peer pays for `fedimint-migrate` through this gateway)."""
@@ -154,7 +156,8 @@ def _register(gw: GatewayPlugin) -> None:
     @command("fedimint-ecash-receive")
     def fedimint_ecash_receive(request: Any, federation_id: str, notes: str) -> None:
         """Reissue the ecash `notes` of federation `federation_id` into the gateway's own notes
-        (liquidity for receives). Notes already spent are refused and nothing changes."""
+        (liquidity for receives). Notes already spent, or received before, are refused and
+        nothing changes."""
         gw.bridge.answer(request, lambda: gw.require().ecash_receive(federation_id, notes))
 
     @command("fedimint-migrate")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+_AMOUNT_TEXT = re.compile(r"([0-9]{1,20})(msat|sat)?", re.ASCII)
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000
 
 
@@ -21,7 +23,7 @@ class Msat:
 
     @classmethod
     def parse(cls, raw: object) -> Msat:
-        """Parse an int, a decimal string, or a string ending in 'msat' or 'sat'."""
+        """Parse an int, or ASCII digits optionally ending in 'msat' or 'sat' (nothing around)."""
         if isinstance(raw, Msat):
             return raw
         if isinstance(raw, bool):
@@ -29,14 +31,9 @@ class Msat:
         if isinstance(raw, int):
             return cls(raw)
         if isinstance(raw, str):
-            text = raw.strip().lower()
-            factor = 1
-            if text.endswith("msat"):
-                text = text[:-4]
-            elif text.endswith("sat"):
-                text, factor = text[:-3], 1000
-            if text.isdigit():
-                return cls(int(text) * factor)
+            m = _AMOUNT_TEXT.fullmatch(raw)
+            if m is not None:
+                return cls(int(m.group(1)) * (1000 if m.group(2) == "sat" else 1))
         raise ValueError(f"not an amount: {raw!r} (give msat as an integer, or '<n>sat')")
 
     def __add__(self, other: Msat) -> Msat:

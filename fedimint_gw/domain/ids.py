@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SCID = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_SCID = re.compile(r"([0-9]{1,8})x([0-9]{1,8})x([0-9]{1,5})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -16,15 +16,15 @@ class FederationId:
     hex: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hex, str) or not _HEX64.match(self.hex):
+        if not isinstance(self.hex, str) or not _HEX64.fullmatch(self.hex):
             raise ValueError(f"a federation id is 64 lowercase hex characters, got {self.hex!r}")
 
     @classmethod
     def parse(cls, raw: object) -> FederationId:
-        """Accept hex of either case; anything else is a ValueError."""
+        """Accept hex of either case, nothing around it; anything else is a ValueError."""
         if not isinstance(raw, str):
             raise ValueError(f"a federation id is a hex string, got {raw!r}")
-        return cls(raw.strip().lower())
+        return cls(raw.lower())
 
     @property
     def raw(self) -> bytes:
@@ -44,14 +44,14 @@ class PaymentHash:
     hex: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hex, str) or not _HEX64.match(self.hex):
+        if not isinstance(self.hex, str) or not _HEX64.fullmatch(self.hex):
             raise ValueError(f"a payment hash is 64 lowercase hex characters, got {self.hex!r}")
 
     @classmethod
     def parse(cls, raw: object) -> PaymentHash:
         if not isinstance(raw, str):
             raise ValueError(f"a payment hash is a hex string, got {raw!r}")
-        return cls(raw.strip().lower())
+        return cls(raw.lower())
 
     @property
     def raw(self) -> bytes:
@@ -79,7 +79,7 @@ class ShortChannelId:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return cls.from_int(raw)
         if isinstance(raw, str):
-            m = _SCID.match(raw.strip())
+            m = _SCID.fullmatch(raw)
             if m:
                 return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         raise ValueError(f"not a short channel id: {raw!r} (expected BLOCKxTXxOUT)")
@@ -100,7 +100,7 @@ class ShortChannelId:
 def parse_node_id(raw: object) -> str:
     """Validate a 33-byte compressed public key given as hex; return it lowercase."""
     if isinstance(raw, str):
-        text = raw.strip().lower()
-        if re.fullmatch(r"0[23][0-9a-f]{64}", text):
+        text = raw.lower()
+        if re.fullmatch(r"0[23][0-9a-f]{64}", text, re.ASCII):
             return text
     raise ValueError(f"not a node id (66 hex characters, starting 02 or 03): {raw!r}")

@@ -1,7 +1,8 @@
 """Peer protocol routes (`POST /v1/peer/<message>`): raw bytes in, signed bytes out.
 
-Authentication needs the exact body bytes and headers, so these routes bypass the JSON helpers
-of app.py and hand everything to the peer service, which answers with status, body and headers.
+Authentication needs the exact body bytes and headers, so these routes hand the raw bytes to
+the peer service, which answers with status, body and headers; the bytes are first checked
+to be JSON that cannot hurt a parser (`jsonin`: depth, integer size, valid Unicode).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from fedimint_gw.http import jsonin
 from fedimint_gw.peer.wire import PeerAnswer
 
 
@@ -25,6 +27,7 @@ def add_peer_routes(app: web.Application, api: PeerEndpoint) -> None:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        jsonin.decode(raw)  # refuses hostile JSON (depth, huge integers, bad Unicode) before anyone reads it
         answer = await api.peer_message(request.match_info["message"], request.headers, raw)
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 

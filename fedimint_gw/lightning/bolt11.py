@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from bech32 import CHARSET
 from coincurve import PrivateKey, PublicKey
 
+from fedimint_gw.domain.amount import MAX_MSAT
+
 from . import _bech32_words as b32
 
 # Feature numbers (BOLT #9): the even bit is compulsory, the next odd bit optional.
@@ -347,6 +349,7 @@ def _parse_hrp(hrp: str) -> tuple[str, int | None]:
     digits, letter = parsed.groups()
     pico = int(digits) * dict(_PICO_PER_UNIT)[letter]
     _check(pico % 10 == 0, f"amount {amount!r} is not a whole number of millisatoshi")
+    _check(pico // 10 <= MAX_MSAT, f"amount {amount!r} is more than 21 million bitcoin")
     return currency, pico // 10
 
 

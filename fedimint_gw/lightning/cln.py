@@ -1,12 +1,16 @@
 """`LightningNode` over Core Lightning's JSON-RPC, with typed wrappers of the calls we use.
 
-Each call opens its own connection in a worker thread (`asyncio.to_thread`): the loop is
-never blocked, and no client state is shared between threads.
+Each call opens its own connection in a worker thread: the loop is never blocked, and no
+client state is shared between threads. Calls that can take minutes (`xpay`, the payment
+itself) run in their own bounded pool, so any number of stuck payments never delays the short
+calls (`getinfo`, `checkmessage`, ...) every owned HTLC and peer request needs: those have a
+pool of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyln.client import LightningRpc, RpcError
@@ -19,13 +23,21 @@ from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, Paym
 # xpay error codes (doc/schemas/xpay.json): definitely failed, never in flight.
 _XPAY_DEFINITE_FAILURES = {203, 205, 207, 209}
 _XPAY_ALREADY_PAID = 219
+# Calls that may block until a payment resolves; everything else is a short call.
+LONG_CALLS = frozenset({"xpay", "pay", "waitsendpay", "waitanyinvoice", "waitinvoice"})
+SHORT_WORKERS = 8
+LONG_WORKERS = 16  # payments in progress at once; more wait for a free worker
 
 
 class ClnNode:
     """A `LightningNode` backed by lightningd's RPC socket."""
 
-    def __init__(self, rpc_path: str) -> None:
+    def __init__(
+        self, rpc_path: str, short_workers: int = SHORT_WORKERS, long_workers: int = LONG_WORKERS
+    ) -> None:
         self._rpc_path = rpc_path
+        self._short = ThreadPoolExecutor(short_workers, thread_name_prefix="cln-rpc")
+        self._long = ThreadPoolExecutor(long_workers, thread_name_prefix="cln-rpc-long")
 
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         def blocking() -> dict[str, Any]:
@@ -33,7 +45,8 @@ class ClnNode:
             result: dict[str, Any] = rpc.call(method, params or {})
             return result
 
-        return await asyncio.to_thread(blocking)
+        pool = self._long if method in LONG_CALLS else self._short
+        return await asyncio.get_running_loop().run_in_executor(pool, blocking)
 
     async def info(self) -> NodeInfo:
         r = await self._call("getinfo")
@@ -94,6 +107,10 @@ class ClnNode:
         except RpcError as exc:
             raise LightningFailure(f"signinvoice failed: {_rpc_message(exc)}") from None
         return str(r["bolt11"])
+
+    async def has_invoice(self, payment_hash: str) -> bool:
+        r = await self._call("listinvoices", {"payment_hash": payment_hash})
+        return bool(r.get("invoices"))
 
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         params = {"invstring": invoice, "maxfee": max_fee.value, "maxdelay": max_delay}

@@ -79,6 +79,10 @@ class LightningNode(Protocol):
         """Sign a bolt11 (with placeholder signature) with the node key; stores nothing."""
         ...
 
+    async def has_invoice(self, payment_hash: str) -> bool:
+        """Whether the node itself has an invoice (in any state) with this payment hash."""
+        ...
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         """Pay an invoice; a FAILED outcome means definitely failed, PENDING means unknown."""
         ...

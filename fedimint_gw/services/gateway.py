@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,15 +17,16 @@ import aiohttp
 from fedimint_gw import __version__
 from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
-from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain import parse
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.limits import HttpLimits
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
@@ -32,6 +34,7 @@ from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.services.liquidity.migration import MigrationService
+from fedimint_gw.services.payments.invoices import prune_expired
 from fedimint_gw.services.payments.receive import IncomingService
 from fedimint_gw.services.payments.send import OutgoingService
 from fedimint_gw.services.payments.swap import SwapService
@@ -46,6 +49,7 @@ from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
 RECONCILE_GRACE = 10.0  # seconds after start before a receive's missing HTLC counts as gone
+PRUNE_INTERVAL = 300.0  # seconds between two prunings of expired invoice registrations
 
 
 class Gateway:
@@ -72,6 +76,7 @@ class Gateway:
         self._outgoing: OutgoingService | None = None
         self._http: HttpServer | None = None
         self._reconcile: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._peers: PeerService | None = None
         self._forwards: ForwardService | None = None
         self._settle: SettleService | None = None
@@ -126,17 +131,23 @@ class Gateway:
         self._peer_api = PeerApi(self._peers, self._forwards, self._settle, self._exchanges, self.log)
         self._outgoing = OutgoingService(ctx, self._forwards)
         self._public = PublicService(ctx, self._outgoing, self)
-        for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn):
-            self.router.add_hash(payment_hash, FederationId(fid))
+        await prune_expired(ctx)  # before loading: start-up work grows with live registrations only
+        self.router.add_hashes(
+            (payment_hash, FederationId(fid))
+            for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn)
+        )
         await self._outgoing.resume()
         await self._forwards.resume()
         await self._settle.resume()
         await self._exchanges.resume()
         await self._migrations.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
+        self._pruner = asyncio.create_task(self._prune_forever(ctx))
         if self.config.api_bind is not None:
             self._http = HttpServer(
-                create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
+                create_app(self._public, self.log, self._http_limits()),
+                self.config.api_bind.host,
+                self.config.api_bind.port,
             )
             await self._http.start()
         self.log(
@@ -147,9 +158,10 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
-        if self._reconcile is not None:
-            self._reconcile.cancel()
-            self._reconcile = None
+        for task in (self._reconcile, self._pruner):
+            if task is not None:
+                task.cancel()
+        self._reconcile = self._pruner = None
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -167,6 +179,22 @@ class Gateway:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    def _http_limits(self) -> HttpLimits:
+        rate = self.config.api_rate_limit
+        return HttpLimits(rate_per_second=float(rate) if rate > 0 else 0.0, burst=self.config.api_burst)
+
+    async def _prune_forever(self, ctx: ServiceContext) -> None:
+        """Delete expired invoice registrations every `PRUNE_INTERVAL` seconds."""
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            try:
+                pruned = await prune_expired(ctx)
+            except (GatewayError, sqlite3.Error) as exc:
+                self.log(f"pruning expired invoice registrations failed: {exc}", "warn")
+                continue
+            if pruned:
+                self.log(f"pruned {pruned} expired invoice registration(s)", "info")
 
     async def node_info(self) -> NodeInfo:
         return await self.node.info()
@@ -223,38 +251,30 @@ class Gateway:
         self, federation_id: str, base_msat: object, ppm: object, to_federation: object = None
     ) -> dict[str, Any]:
         """Validate and apply `fedimint-setfees` (a federation's fees, or a swap pair's)."""
-        try:
-            fid = FederationId.parse(federation_id)
-            fees = FeeSchedule(_as_int(base_msat, "base_msat"), _as_int(ppm, "ppm"))
-            target = None if to_federation in (None, "") else FederationId.parse(to_federation)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        fid = parse.federation_id(federation_id)
+        fees = parse.fees(base_msat, ppm)
+        target = None if parse.absent(to_federation) else parse.federation_id(to_federation, "to_federation")
         if target is None:
             return await self.federations.set_fees(fid, fees)
         return await self.federations.set_pair_fees(fid, target, fees)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
-        try:
-            fid = FederationId.parse(federation_id)
-            amount = Msat.parse(amount_msat)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        if amount.value <= 0:
-            raise InvalidInput("amount_msat must be positive")
+        fid = parse.federation_id(federation_id)
+        amount = parse.msat(amount_msat, "amount_msat", low=1)
         client = self.federations.client(fid)
         notes = await client.spend_ecash(amount, f"cli-{secrets.token_hex(8)}")
         return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
-        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`)."""
-        try:
-            fid = FederationId.parse(federation_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`); notes
+        this gateway received before are refused (AlreadyExists) and nothing changes."""
+        fid = parse.federation_id(federation_id)
         if not isinstance(notes, str) or not notes.strip():
             raise InvalidInput("notes must be the ecash string")
         client = self.federations.client(fid)
+        if (await client.inspect_ecash(notes.strip())).received:
+            raise AlreadyExists("these notes were received before (or their receive is finishing)")
         received = await client.receive_ecash(notes.strip())
         return {
             "federation_id": fid.hex,
@@ -263,11 +283,9 @@ class Gateway:
         }
 
     async def leave(self, federation_id: str, force: object) -> dict[str, Any]:
-        try:
-            fid = FederationId.parse(federation_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        return await self.federations.leave(fid, _as_bool(force, "force"))
+        """`fedimint-leave`: stop serving a federation (`force`: true or false)."""
+        fid, forced = parse.federation_id(federation_id), parse.boolean(force, "force")
+        return await self.federations.leave(fid, forced)
 
     # ----- peer gateways (docs/peer-protocol.md) ---------------------------------------
     @property
@@ -278,7 +296,13 @@ class Gateway:
 
     async def peer_add(self, node_id: object, url: object, credit_limit_msat: object) -> dict[str, Any]:
         """`fedimint-peer-add`: add or update a peer and say hello."""
-        return await self.peers.add(node_id, url, credit_limit_msat)
+        peer, address = parse.node_id(node_id), parse.url(url)
+        limit = (
+            None
+            if parse.absent(credit_limit_msat)
+            else parse.msat(credit_limit_msat, "credit_limit_msat").value
+        )
+        return await self.peers.add(peer, address, limit)
 
     async def peer_list(self) -> dict[str, Any]:
         """`fedimint-peer-list`."""
@@ -286,13 +310,15 @@ class Gateway:
 
     async def peer_remove(self, node_id: object) -> dict[str, Any]:
         """`fedimint-peer-remove`."""
-        return await self.peers.remove(node_id)
+        peer = parse.node_id(node_id)
+        return await self.peers.remove(peer)
 
     async def peer_settle(self, node_id: object, amount_msat: object) -> dict[str, Any]:
         """`fedimint-peer-settle`: pay the peer what this gateway owes it, over Lightning."""
         if self._settle is None:
             raise NotReady("the gateway is still starting")
-        return await self._settle.settle(node_id, amount_msat)
+        amount = None if parse.absent(amount_msat) else parse.msat(amount_msat, "amount_msat", low=1).value
+        return await self._settle.settle(parse.node_id(node_id), amount)
 
     @property
     def migrations(self) -> MigrationService:
@@ -317,23 +343,3 @@ class Gateway:
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
         return await self._incoming.handle(event, decision)
-
-
-def _as_int(raw: object, name: str) -> int:
-    if isinstance(raw, bool):
-        raise ValueError(f"{name} must be an integer")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())
-    raise ValueError(f"{name} must be an integer, got {raw!r}")
-
-
-def _as_bool(raw: object, name: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return raw.lower() in ("true", "1", "yes")
-    if raw is None:
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")

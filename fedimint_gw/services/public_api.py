@@ -38,16 +38,15 @@ class PublicService:
         return {"gateway_id": (await self._ctx.node.info()).node_id}
 
     async def public_info(self) -> dict[str, Any]:
+        """What any wallet may know: the node and the API. Not the federations served (as
+        gatewayd, which stopped publishing its list): a wallet asks about its own federation
+        with `routing_info`, and learns of the gateway from its federation."""
         node = await self._ctx.node.info()
         return {
             "version": __version__,
             "lightning_pubkey": node.node_id,
             "network": node.network,
             "api_url": self._ctx.config.api_url,
-            "federations": [
-                {k: f[k] for k in ("federation_id", "name", "api_version", "scid", "fees", "status")}
-                for f in await self._ctx.federations.describe_all()
-            ],
         }
 
     async def pay_invoice(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedimint_gw.domain import parse
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput
@@ -130,12 +131,4 @@ def _paid_by_us(r: repo.PaymentRecord) -> bool:
 
 
 def _int(raw: object, name: str, default: int) -> int:
-    if raw in (None, ""):
-        return default
-    if isinstance(raw, bool):
-        raise InvalidInput(f"{name} must be an integer")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw)
-    raise InvalidInput(f"{name} must be an integer, got {raw!r}")
+    return default if parse.absent(raw) else parse.integer(raw, name)

@@ -133,6 +133,20 @@ async def registered_hashes(conn: aiosqlite.Connection) -> list[tuple[str, str]]
     return [(r[0], r[1]) for r in rows]
 
 
+async def delete_expired_registrations(conn: aiosqlite.Connection, expired_before: int) -> list[str]:
+    """Delete v2 invoice registrations still waiting for their HTLC whose invoice expired
+    before `expired_before` (unix seconds); returns their payment hashes. Nothing was paid to
+    them, so nothing is lost: an HTLC arriving later is not the gateway's."""
+    where = (
+        "kind = 'receive' AND state = 'registered' AND json_extract(data_json, '$.api') = 'v2' "
+        "AND COALESCE(json_extract(data_json, '$.invoice_expires_at'), 0) < ?"
+    )
+    async with conn.execute(f"SELECT payment_hash FROM payments WHERE {where}", (expired_before,)) as cur:
+        hashes = [str(r[0]) for r in await cur.fetchall()]
+    await conn.execute(f"DELETE FROM payments WHERE {where}", (expired_before,))
+    return hashes
+
+
 async def page(
     conn: aiosqlite.Connection,
     federation_id: str | None,

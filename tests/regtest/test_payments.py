@@ -143,7 +143,9 @@ def test_http_api_refuses_garbage(node_factory: Any, gw_opts: Any) -> None:
     l1 = node_factory.get_node(options=gw_opts())
     api_url = l1.rpc.call("fedimint-info")["api_url"]
     for path, body in [("/v1/pay_invoice", b"not json"), ("/v1/routing_info", b'{"federation_id": 5}')]:
-        req = urllib.request.Request(api_url + path, data=body, method="POST")
+        req = urllib.request.Request(
+            api_url + path, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=10)
         answer = json.loads(err.value.read())
@@ -152,5 +154,10 @@ def test_http_api_refuses_garbage(node_factory: Any, gw_opts: Any) -> None:
             and answer["error"]["code"] == 2101
             and "Traceback" not in json.dumps(answer)
         )
+    # A form (what a web page can post without asking) is refused before it is read.
+    form = urllib.request.Request(api_url + "/v1/routing_info", data=b"federation_id=5", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(form, timeout=10)
+    assert err.value.code == 415 and json.loads(err.value.read())["error"]["code"] == 2161
     with pytest.raises(RpcError):
         l1.rpc.call("fedimint-ecash-receive", {"federation_id": "00" * 32, "notes": "x"})

@@ -31,6 +31,7 @@ class FakeNode:
     sent: dict[str, PaymentOutcome] = field(default_factory=dict)
     pay_calls: list[str] = field(default_factory=list)
     channels: set[ShortChannelId] = field(default_factory=set)
+    own_hashes: set[str] = field(default_factory=set)  # payment hashes of this node's invoices
 
     @property
     def node_id(self) -> str:
@@ -62,6 +63,10 @@ class FakeNode:
     async def sign_invoice(self, unsigned_invoice: str) -> str:
         hrp, words = bech32_split(unsigned_invoice)
         return bolt11.sign_with_key(bolt11.UnsignedInvoice(hrp, tuple(words[:-104])), self.key)
+
+    async def has_invoice(self, payment_hash: str) -> bool:
+        """Invoices made with `create_invoice` (their preimage is in `payees`, hash in `own_hashes`)."""
+        return payment_hash in self.own_hashes
 
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         await asyncio.sleep(0)
@@ -109,6 +114,7 @@ class FakeNode:
             features=bolt11.DEFAULT_FEATURES,
         )
         self.payees[hashlib.sha256(preimage).hexdigest()] = preimage
+        self.own_hashes.add(hashlib.sha256(preimage).hexdigest())
         self.invoices[label] = bolt11.sign_with_key(bolt11.encode_unsigned(content), self.key)
         return self.invoices[label]
 

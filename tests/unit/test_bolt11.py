@@ -11,6 +11,7 @@ from coincurve import PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedimint_gw.domain.amount import MAX_MSAT
 from fedimint_gw.lightning.bolt11 import (
     BASIC_MPP,
     CURRENCIES,
@@ -553,7 +554,7 @@ def test_amount_uses_shortest_exact_multiplier(msat: int | None, suffix: str) ->
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 2**64 - 1))
+@given(st.integers(1, MAX_MSAT))
 def test_amount_representation_is_exact_and_shortest(msat: int) -> None:
     unsigned = encode_unsigned(_content(amount_msat=msat))
     chosen = unsigned.hrp.removeprefix("lnbcrt")
@@ -889,3 +890,11 @@ def test_field_order_and_optional_fields() -> None:
     assert _tags(encode_unsigned(full, payee_field=SPEC_PAYEE)) == "pdsxcrr9nf"
     modern = sign_with_key(encode_unsigned(_content(features=MODERN)), SPEC_KEY)
     assert "9qrsgq" in modern  # bits 8 and 14 in the minimal three words, as in the spec examples
+
+
+@pytest.mark.parametrize("msat", [MAX_MSAT + 1, 2**63, 2**64 - 1])
+def test_amounts_above_21_million_bitcoin_are_refused(msat: int) -> None:
+    """An invoice for 2^63 msat made the send flow fail with an internal error (issue 15, finding 8)."""
+    invoice = sign_with_key(encode_unsigned(_content(amount_msat=msat)), SPEC_KEY)
+    with pytest.raises(Bolt11Error, match="21 million"):
+        decode(invoice)

@@ -34,6 +34,13 @@ def test_options_override() -> None:
         {"fedimint-gw-fee-ppm": 2_000_000},
         {"fedimint-gw-cltv-margin": 0},
         {"fedimint-gw-fee-base-msat": "x"},
+        {"fedimint-gw-fee-ppm": "१२३"},  # other scripts' digits are not numbers here (issue 15)
+        {"fedimint-gw-cltv-margin": " 12"},
+        {"fedimint-gw-api-rate-limit": -1},
+        {"fedimint-gw-api-burst": 0},
+        {"fedimint-gw-api-bind": "127.0.0.1:८१७५"},
+        {"fedimint-gw-api-url": "http://[::1"},
+        {"fedimint-gw-api-url": "gateway.example:8175"},
     ],
 )
 def test_bad_options_are_refused_clearly(opts: dict[str, object]) -> None:
@@ -51,3 +58,8 @@ def test_every_option_is_prefixed_and_documented() -> None:
 
 def test_parse_bind_ipv6() -> None:
     assert parse_bind("[::1]:9000") == ApiBind("::1", 9000)
+
+
+def test_an_ipv6_bind_gives_a_valid_default_url() -> None:
+    cfg = build_config({"fedimint-gw-api-bind": "[::1]:8175"}, INIT)
+    assert cfg.api_bind == ApiBind("::1", 8175) and cfg.api_url == "http://[::1]:8175"

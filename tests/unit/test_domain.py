@@ -14,10 +14,12 @@ def test_msat_parse_forms() -> None:
     assert Msat.parse(1500) == Msat(1500)
     assert Msat.parse("1500msat") == Msat(1500)
     assert Msat.parse("2sat") == Msat(2000)
-    assert Msat.parse(" 7 ") == Msat(7)
+    assert Msat.parse("7") == Msat(7)
 
 
-@pytest.mark.parametrize("bad", [-1, "abc", "1.5", True, None, 2.0, "-3sat", 10**30])
+@pytest.mark.parametrize(
+    "bad", [-1, "abc", "1.5", True, None, 2.0, "-3sat", 10**30, " 7 ", "7\n", "१२३", "\uff11\uff12", "²"]
+)
 def test_msat_rejects_bad_input(bad: object) -> None:
     with pytest.raises(ValueError):
         Msat.parse(bad)

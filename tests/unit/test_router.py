@@ -54,3 +54,26 @@ def test_leaving_a_federation_drops_its_scids_and_hashes() -> None:
     assert router.classify(_event("0x0x1")).owner is HtlcOwner.UNRELATED
     assert router.classify(_event(None, "33" * 32)).owner is HtlcOwner.UNRELATED
     assert router.classify(_event(None, "44" * 32)).federation_id == FED_B
+
+
+def test_a_registered_hash_never_claims_a_forward() -> None:
+    """Registering the hash of someone else's payment must not capture it as it passes through
+    this node, nor an HTLC for a federation's fake scid (issue 15, finding 1)."""
+    router = HtlcRouter()
+    router.add_scid(ShortChannelId(0, 0, 1), FED_A)
+    router.add_hash("55" * 32, FED_B)
+    assert router.classify(_event("105x1x0", "55" * 32)).owner is HtlcOwner.UNRELATED
+    decision = router.classify(_event("0x0x1", "55" * 32))
+    assert decision.owner is HtlcOwner.FEDERATION_SCID and decision.federation_id == FED_A
+    assert router.classify(_event(None, "55" * 32)).owner is HtlcOwner.REGISTERED_HASH
+
+
+def test_hash_updates_do_not_copy_the_table() -> None:
+    """Adding or removing one hash changes one entry of one table (O(1)); before, every change
+    copied every registered hash, so loading n registrations at start took O(n²)."""
+    router = HtlcRouter()
+    router.add_hashes((f"{i:064x}", FED_A) for i in range(20_000))
+    table = router._hashes
+    router.add_hash("66" * 32, FED_A)
+    router.remove_hash(f"{7:064x}")
+    assert router._hashes is table and router.hash_count() == 20_000

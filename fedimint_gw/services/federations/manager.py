@@ -169,6 +169,7 @@ class FederationManager:
                 f"federation {fid.short()} still holds {balance.value} msat of the gateway's ecash and "
                 f"{in_flight} payment(s) in flight; migrate or spend it first, or pass force=true"
             )
+        unpaid = await self._unpaid_invoices(fid)
         async with self._db.transaction() as conn:
             await repo.set_state(conn, fid, repo.FederationState.LEFT, self._clock.now())
         self._router.remove_federation(fid)
@@ -184,13 +185,31 @@ class FederationManager:
             if live.client is not None:
                 await live.client.close()
         self._log(f"left federation {fid.short()} ({rec.name})", "info")
-        return {"federation_id": fid.hex, "left": True, "abandoned_ecash_msat": balance.value}
+        return {
+            "federation_id": fid.hex,
+            "left": True,
+            "abandoned_ecash_msat": balance.value,
+            "unpaid_invoices_dropped": unpaid,
+        }
 
     async def _in_flight(self, fid: FederationId) -> int:
+        """Payments that hold or move money. An invoice registration still waiting for its HTLC
+        is not one: nothing was paid to it, its HTLC will simply be passed on to lightningd once
+        the federation is left (and anyone can register one, so it must not block leaving)."""
         async with self._db.conn.execute(
             "SELECT COUNT(*) FROM payments WHERE (federation_id = ? OR target_federation_id = ?) "
-            "AND state NOT IN ('succeeded', 'failed', 'refunded')",
+            "AND state NOT IN ('succeeded', 'failed', 'refunded', 'registered')",
             (fid.hex, fid.hex),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _unpaid_invoices(self, fid: FederationId) -> int:
+        """Invoice registrations of users that can still be paid (they fail once we leave)."""
+        async with self._db.conn.execute(
+            "SELECT COUNT(*) FROM payments WHERE federation_id = ? AND state = 'registered' "
+            "AND COALESCE(json_extract(data_json, '$.invoice_expires_at'), 0) > ?",
+            (fid.hex, self._clock.now()),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

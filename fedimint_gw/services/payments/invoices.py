@@ -1,7 +1,14 @@
-"""API v2 receives: routing info, and invoices the gateway's node signs for a user's contract."""
+"""API v2 receives: routing info, and invoices the gateway's node signs for a user's contract.
+
+Anyone can ask for such an invoice, so a registration is bounded: its payment hash must be
+unknown to lightningd, it lives only as long as its invoice (plus `REGISTRATION_GRACE`, then
+`prune_expired` deletes it), at most `MAX_REGISTRATIONS` wait at once, and the same request
+made many times at once gets one invoice.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
@@ -9,8 +16,8 @@ from typing import Any
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import AlreadyExists, InvalidInput, NotFound
-from fedimint_gw.federation.client import Feature
+from fedimint_gw.errors import AlreadyExists, InvalidInput, NotFound, NotReady
+from fedimint_gw.federation.client import Feature, IncomingRequest
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments.receive import request_json
@@ -20,6 +27,9 @@ from fedimint_gw.store import payments as repo
 CURRENCY = {"bitcoin": "bc", "testnet": "tb", "testnet4": "tb", "signet": "tbs", "regtest": "bcrt"}
 MAX_EXPIRY_SECS = 86_400
 EXPIRATION_DELTA = 144  # blocks a v2 incoming contract should stay valid, as advertised
+MAX_DESCRIPTION_BYTES = 639  # the most a bolt11 `d` field holds (UTF-8 bytes, not characters)
+MAX_REGISTRATIONS = 10_000  # registered payment hashes at once; more are refused (503)
+REGISTRATION_GRACE = 600  # seconds an expired, unpaid registration is kept before it is pruned
 
 
 class InvoiceService:
@@ -32,6 +42,7 @@ class InvoiceService:
         self._feds = ctx.federations
         self._router = ctx.router
         self._clock = ctx.clock
+        self._registering = asyncio.Lock()  # one check-sign-save at a time: one invoice per hash
 
     async def _federation(self, federation_id: object) -> fed_repo.FederationRecord:
         try:
@@ -75,8 +86,8 @@ class InvoiceService:
             raise InvalidInput(str(exc)) from None
         if amount.value <= 0:
             raise InvalidInput("amount_msat must be positive")
-        if not isinstance(description, str) or len(description) > 639:
-            raise InvalidInput("description must be a string of at most 639 characters")
+        if not isinstance(description, str) or len(_utf8(description)) > MAX_DESCRIPTION_BYTES:
+            raise InvalidInput(f"description must be text of at most {MAX_DESCRIPTION_BYTES} bytes in UTF-8")
         if (
             isinstance(expiry_secs, bool)
             or not isinstance(expiry_secs, int)
@@ -91,13 +102,29 @@ class InvoiceService:
             raise InvalidInput(
                 f"amount {amount.value} msat does not cover the receive fee of {fee.value} msat"
             )
+        if self._router.hash_count() >= MAX_REGISTRATIONS:
+            raise NotReady("too many invoices are waiting to be paid; try again later")
         request = await client.accept_incoming_contract(contract, amount - fee)
+        async with self._registering:
+            return await self._register(fed, request, amount, fee, description, expiry_secs)
+
+    async def _register(
+        self,
+        fed: fed_repo.FederationRecord,
+        request: IncomingRequest,
+        amount: Msat,
+        fee: Msat,
+        description: str,
+        expiry_secs: int,
+    ) -> dict[str, Any]:
         payment_id = f"v2:{request.payment_hash}"
         existing = await repo.get(self._db.conn, payment_id)
         if existing is not None:
             if existing.data.get("request", {}).get("contract_id") == request.contract_id:
                 return {"invoice": existing.data["invoice"]}
             raise AlreadyExists("an invoice for this payment hash exists already, for another contract")
+        if await self._node.has_invoice(request.payment_hash):
+            raise AlreadyExists("this node has an invoice of its own with this payment hash")
         info = await self._node.info()
         now = self._clock.now()
         secret = secrets.token_bytes(32)
@@ -141,3 +168,20 @@ class InvoiceService:
             await repo.save(conn, rec)
         self._router.add_hash(request.payment_hash, fed.federation_id)
         return {"invoice": invoice}
+
+
+async def prune_expired(ctx: ServiceContext) -> int:
+    """Delete registrations whose invoice expired more than `REGISTRATION_GRACE` ago and
+    forget their hashes; returns how many (at start, then periodically)."""
+    async with ctx.db.transaction() as conn:
+        hashes = await repo.delete_expired_registrations(conn, ctx.clock.now() - REGISTRATION_GRACE)
+    for payment_hash in hashes:
+        ctx.router.remove_hash(payment_hash)
+    return len(hashes)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from JSON
+        raise InvalidInput("the text is not valid Unicode") from None

@@ -19,6 +19,7 @@ from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.htlc import (
     TEMPORARY_NODE_FAILURE,
     HtlcEvent,
+    answer_continue,
     answer_fail,
     answer_resolve,
     answer_unknown_payment,
@@ -43,6 +44,11 @@ class _Refuse(Exception):
         super().__init__(reason)
         self.reason = reason
         self.answer = answer
+
+
+class _PassOn(Exception):
+    """The HTLC carries a registered hash but does not match its registration: it is not
+    ours. Answer `continue` (lightningd decides, as for any HTLC) and record nothing."""
 
 
 class IncomingService:
@@ -76,6 +82,9 @@ class IncomingService:
         if rec is None:
             try:
                 rec = await self._accept(payment_id, event, decision, height)
+            except _PassOn as passed:
+                self._log(f"HTLC {event.key} passed on: {passed}", "info")
+                return answer_continue()
             except _Refuse as refusal:
                 await self._record_refusal(payment_id, event, decision, refusal.reason)
                 self._log(f"HTLC {event.key} refused: {refusal.reason}", "info")
@@ -91,6 +100,10 @@ class IncomingService:
         fid = decision.federation_id
         if fid is None:
             raise _Refuse("no federation", unknown)
+        now = self._clock.now()
+        registration = None
+        if decision.owner is HtlcOwner.REGISTERED_HASH:
+            registration = await self._registration(event, fid, now)
         fed = await fed_repo.get(self._db.conn, fid)
         if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
             raise _Refuse("federation no longer served", unknown)
@@ -104,8 +117,7 @@ class IncomingService:
             client = self._feds.client(fid)
         except GatewayError as exc:
             raise _Refuse(exc.message, answer_fail(TEMPORARY_NODE_FAILURE)) from None
-        now = self._clock.now()
-        if decision.owner is HtlcOwner.FEDERATION_SCID:
+        if registration is None:
             request = await self._lookup_v1(client, event, unknown)
             fee = event.amount_msat - request.amount.value
             if event.forward_msat is None or event.forward_msat < request.amount.value:
@@ -131,7 +143,15 @@ class IncomingService:
                 data={"api": "v1", "request": request_json(request), "started": time.time()},
             )
         else:
-            rec = await self._accept_v2(event, fid, unknown, now)
+            # The registered payment becomes this HTLC's flow (keyed by the HTLC from now on).
+            rec = registration.advance(
+                PaymentState.HTLC_HELD,
+                now,
+                fee_msat=event.amount_msat - registration.amount_msat,
+                htlc_scid=event.incoming_scid,
+                htlc_id=event.htlc_id,
+                data={"started": time.time()},
+            )
         async with self._db.transaction() as conn:
             await repo.save(conn, rec)
         return rec
@@ -149,35 +169,26 @@ class IncomingService:
             raise _Refuse("the offer has expired", unknown)
         return request
 
-    async def _accept_v2(
-        self, event: HtlcEvent, fid: FederationId, unknown: dict[str, Any], now: int
-    ) -> repo.PaymentRecord:
+    async def _registration(self, event: HtlcEvent, fid: FederationId, now: int) -> repo.PaymentRecord:
+        """The live registration this final-hop HTLC pays exactly, or `_PassOn`."""
         registered = [
             r
             for r in await repo.by_hash(self._db.conn, event.payment_hash, PaymentKind.RECEIVE)
             if r.state is PaymentState.REGISTERED and r.federation_id == fid.hex
         ]
         if not registered:
-            raise _Refuse("payment hash no longer registered (already paid or expired)", unknown)
+            raise _PassOn("payment hash no longer registered (already paid or expired)")
         reg = registered[0]
         invoice_amount = int(reg.data["invoice_amount_msat"])
         if event.payment_secret != reg.data["payment_secret"]:
-            raise _Refuse("wrong payment secret", unknown)
+            raise _PassOn("not the registered invoice's payment secret")
         if event.total_msat != event.amount_msat:
-            raise _Refuse("multi-part payments are not accepted (the invoice does not offer MPP)", unknown)
+            raise _PassOn("multi-part payments are not accepted (the invoice does not offer MPP)")
         if event.amount_msat < invoice_amount:
-            raise _Refuse(f"HTLC {event.amount_msat} msat below the invoice's {invoice_amount} msat", unknown)
+            raise _PassOn(f"HTLC {event.amount_msat} msat below the invoice's {invoice_amount} msat")
         if int(reg.data["invoice_expires_at"]) <= now:
-            raise _Refuse("the invoice has expired", unknown)
-        # The registered payment becomes this HTLC's flow (keyed by the HTLC from now on).
-        return reg.advance(
-            PaymentState.HTLC_HELD,
-            now,
-            fee_msat=event.amount_msat - reg.amount_msat,
-            htlc_scid=event.incoming_scid,
-            htlc_id=event.htlc_id,
-            data={"started": time.time()},
-        )
+            raise _PassOn("the registered invoice has expired")
+        return reg
 
     # ----- the flow ----------------------------------------------------------------------
     async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> dict[str, Any]:
