@@ -20,9 +20,9 @@ MAX_FEDERATIONS = 64
 MAX_ROUTES = 256
 MAX_SCIDS = 64  # per route
 MAX_API_VERSION = 1000
-_SCID = re.compile(r"^[0-9]{1,8}x[0-9]{1,8}x[0-9]{1,5}$")  # 24, 24 and 16 bits
-_FEDERATION_ID = re.compile(r"^[0-9a-f]{64}$")
-_API_VERSION = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,4})?$")
+_SCID = re.compile(r"^[0-9]{1,8}x[0-9]{1,8}x[0-9]{1,5}\Z")  # 24, 24 and 16 bits
+_FEDERATION_ID = re.compile(r"^[0-9a-f]{64}\Z")
+_API_VERSION = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,4})?\Z")
 
 
 @dataclass(frozen=True)

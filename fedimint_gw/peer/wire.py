@@ -27,9 +27,9 @@ H_TIME = "Fedimint-Peer-Time"
 H_NONCE = "Fedimint-Peer-Nonce"
 H_SIG = "Fedimint-Peer-Sig"
 
-_HEX66 = re.compile(r"^(02|03)[0-9a-f]{64}$")
-_NONCE = re.compile(r"^[0-9a-f]{32}$")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HEX66 = re.compile(r"^(02|03)[0-9a-f]{64}\Z")
+_NONCE = re.compile(r"^[0-9a-f]{32}\Z")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 def canonical(value: Any) -> bytes:

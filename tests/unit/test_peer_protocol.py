@@ -133,3 +133,12 @@ def test_a_forward_deadline_follows_the_blocks_left_and_is_capped() -> None:
     assert forward_deadline(1000, 3) == 1000 + three  # few blocks: their time, less clock tolerance
     assert forward_deadline(1000, 2) is None and forward_deadline(1000, 0) is None  # too little
     assert three >= 2 * MIN_FORWARD_WINDOW
+
+
+def test_ids_with_a_trailing_newline_are_refused() -> None:
+    """`$` in a Python regex also matches before a final newline: ids must match exactly."""
+    node = "02" + "ab" * 32
+    assert wire.is_node_id(node)
+    assert not wire.is_node_id(node + "\n")
+    assert not wire.is_protocol_id("fwd-1\n")
+    assert wire.is_protocol_id("fwd-1")
