@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export RUST ?= 0
 
-.PHONY: all venv test test-fast regtest regtest-stop bench lint format clean
+.PHONY: all venv interop-deps test test-fast regtest regtest-stop bench lint format clean
 
 all: test
 
@@ -23,12 +23,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+## make interop-deps: the official Fedimint client (npm) for tests/interop; skipped without npm
+INTEROP_CLIENT := tests/interop/client
+INTEROP_STAMP := $(INTEROP_CLIENT)/node_modules/.installed-stamp
+
+$(INTEROP_STAMP): $(INTEROP_CLIENT)/package.json $(INTEROP_CLIENT)/package-lock.json
+	npm ci --prefix $(INTEROP_CLIENT) --no-audit --no-fund
+	@touch $@
+
+interop-deps:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(INTEROP_STAMP); \
+	else echo "interop-deps: npm not found: the official-client interop tests will be SKIPPED"; fi
+
 ## make test: every test (regtest tests run where lightningd and bitcoind are on PATH)
-test: $(STAMP)
+test: $(STAMP) interop-deps
 	$(PY) -m pytest -ra tests
 
 ## make test-fast: everything but the regtest tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) interop-deps
 	$(PY) -m pytest -ra -m "not regtest" tests
 
 ## make regtest: the local regtest network and its demo
