@@ -80,13 +80,17 @@ class GuardianRpc:
             await ws.close()
             return ws
         tasks: set[asyncio.Task[None]] = set()
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                task = asyncio.create_task(self._answer(ws, msg.data))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        for task in tasks:
-            task.cancel()
+        self.fed.sockets.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    task = asyncio.create_task(self._answer(ws, msg.data))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+        finally:
+            self.fed.sockets.discard(ws)
+            for task in tasks:
+                task.cancel()
         return ws
 
     async def _answer(self, ws: web.WebSocketResponse, text: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from contrib.devfed.fedimint.consensus import Sequencer, Source
 from contrib.devfed.fedimint.keys import (
@@ -83,6 +83,8 @@ class FedimintFederation:
             },
         )
         self.await_timeout = AWAIT_TIMEOUT
+        self.sockets: set[web.WebSocketResponse] = set()
+        """Open client connections (closed first on stop, so shutdown does not wait for clients)."""
         self.unserved: list[str] = []
         """Methods clients asked for that devfed does not serve (also logged at WARNING)."""
 
@@ -141,7 +143,9 @@ class RunningFedimint:
         return self.federation.federation_id
 
     async def stop(self) -> None:
-        """Close every listener and the store."""
+        """Close client connections, every listener and the store."""
+        for ws in list(self.federation.sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"devfed shutting down")
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()

@@ -1,0 +1,178 @@
+"""The official Fedimint client (npm WASM build, v0.7-era) against devfed's Fedimint family.
+
+One Node process and two federations (no fees; fees with core consensus 2.1) serve the whole
+module. Notes reach the official client from devfed's faucet: the faucet transaction's outputs
+are signed by each guardian with its own key shares and combined by our mint client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from contrib.devfed.fedimint.faucet import FaucetNotes, faucet_notes, fresh_secrets
+from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.crypto.bls import dealer, tbs
+from fedimint_gw.fedimint.mint_client import note_nonce
+from fedimint_gw.fedimint.mint_types import SpendableNote
+from fedimint_gw.fedimint.oob import OOBNotes
+from tests.interop.official_client import OfficialClient, OfficialClientError
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+REISSUE_TIMEOUT = 60.0
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client() -> AsyncIterator[OfficialClient]:
+    running = await OfficialClient.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningFedimint]:
+    running = await start_fedimint(tmp_path_factory.mktemp("fm"), FedimintParams(name="interop"))
+    yield running
+    await running.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fee_fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningFedimint]:
+    params = FedimintParams(name="interop-fees", fee_base_msat=100, fee_ppm=1000)
+    running = await start_fedimint(tmp_path_factory.mktemp("fm-fees"), params)
+    yield running
+    await running.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def plain(client: OfficialClient, fed: RunningFedimint) -> str:
+    """A client joined to the fee-less federation (its name)."""
+    await client.join("plain", fed.invite_code, timeout=30)
+    return "plain"
+
+
+async def notes_from(fed: RunningFedimint, session: aiohttp.ClientSession, amount: int) -> FaucetNotes:
+    return await faucet_notes(session, fed.admin_url, fed.federation.client_config, amount)
+
+
+async def balance(client: OfficialClient, name: str) -> int:
+    value = await client.rpc_one("", "get_balance", {}, client_name=name)
+    assert isinstance(value, int)
+    return value
+
+
+async def reissue(client: OfficialClient, name: str, oob: str) -> list[object]:
+    """reissue_external_notes, then its state updates until Done or Failed."""
+    op = await client.rpc_one(
+        "mint", "reissue_external_notes", {"oob_notes": oob, "extra_meta": None}, client_name=name
+    )
+    states = []
+    for state in await client.rpc(
+        "mint",
+        "subscribe_reissue_external_notes",
+        {"operation_id": op},
+        client_name=name,
+        timeout=REISSUE_TIMEOUT,
+    ):
+        states.append(state)
+        if state == "Done" or (isinstance(state, dict) and "Failed" in state):
+            break
+    return states
+
+
+def session_outputs(fed: RunningFedimint, session_index: int) -> list[int]:
+    """The mint output amounts of the transaction accepted in `session_index` (1-based)."""
+    conn = fed.federation.store._conn  # a read-only look at devfed's ledger
+    row = conn.execute("SELECT txid FROM transactions WHERE session=?", (session_index,)).fetchone()
+    rows = conn.execute("SELECT amount_msat FROM mint_outputs WHERE txid=?", row).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+async def test_previews_and_joins_with_the_right_federation_id(
+    client: OfficialClient, fed: RunningFedimint
+) -> None:
+    preview = await client.preview_federation(fed.invite_code)
+    assert preview["federation_id"] == fed.federation_id.hex
+    assert preview["config"]["global"]["meta"] == {"federation_name": "interop"}
+    await client.join("preview-then-join", fed.invite_code, timeout=30)
+    joined = await client.rpc_one("", "get_federation_id", {}, client_name="preview-then-join")
+    assert joined == fed.federation_id.hex
+    assert await balance(client, "preview-then-join") == 0
+    assert fed.federation.unserved == []
+
+
+async def test_reissues_notes_devfed_issued(
+    client: OfficialClient, fed: RunningFedimint, session: aiohttp.ClientSession, plain: str
+) -> None:
+    before = await balance(client, plain)
+    got = await notes_from(fed, session, 21_000)
+    oob = got.oob.encode()
+    assert await client.rpc("mint", "validate_notes", {"oob_notes": oob}, client_name=plain) == [21_000]
+    states = await reissue(client, plain, oob)
+    assert states[-1] == "Done", states
+    assert await balance(client, plain) == before + 21_000
+    for note in got.notes:
+        assert fed.federation.store.spent_by(note_nonce(note.note)) is not None
+    assert fed.federation.unserved == []
+
+
+def forged_oob(fed: RunningFedimint, amount: int) -> OOBNotes:
+    """A note of a real tier, signed with a key that is not the federation's."""
+    other = tbs.dealer_keys(dealer.random_coefficients(1), 1)
+    secret = fresh_secrets(amount)
+    share = tbs.sign_message(secret.blinded(), other.secret_key_shares[0])
+    signature = tbs.unblind_signature(tbs.BlindingKey(secret.blinding_key), tbs.BlindedSignature(share.point))
+    config = fed.federation.client_config
+    apis = tuple((p, u.url) for p, u in config.api_endpoints.items())
+    return OOBNotes.new(
+        fed.federation_id, {amount: (SpendableNote(signature.encode(), secret.spend_key),)}, apis
+    )
+
+
+async def test_refuses_a_note_signed_with_a_wrong_key(
+    client: OfficialClient, fed: RunningFedimint, plain: str
+) -> None:
+    before = await balance(client, plain)
+    sessions = fed.federation.store.session_count()
+    oob = forged_oob(fed, 1024).encode()
+    with pytest.raises(OfficialClientError):
+        await client.rpc("mint", "validate_notes", {"oob_notes": oob}, client_name=plain)
+    try:
+        states = await reissue(client, plain, oob)
+    except OfficialClientError:
+        states = ["refused before submission"]
+    assert states[-1] != "Done", states
+    assert await balance(client, plain) == before
+    assert fed.federation.store.session_count() == sessions
+
+
+async def test_reissue_with_fees_pays_the_federation_its_fees(
+    client: OfficialClient, fee_fed: RunningFedimint, session: aiohttp.ClientSession
+) -> None:
+    await client.join("fees", fee_fed.invite_code, timeout=30)
+    got = await notes_from(fee_fed, session, 50_000)
+    states = await reissue(client, "fees", got.oob.encode())
+    assert states[-1] == "Done", states
+    received = await balance(client, "fees")
+    # What the client holds is exactly what devfed issued in the reissue transaction ...
+    outputs = session_outputs(fee_fed, fee_fed.federation.store.session_count())
+    assert received == sum(outputs)
+    # ... and the rest paid every input's and output's fee (base 100 msat + 1000 ppm); what is
+    # left over (the client overpays, allowed from core consensus 2.1) is less than one 1-msat
+    # note would cost.
+    fee = fee_fed.federation.mint_config.fee_consensus
+    fees = sum(fee.fee(n.amount) for n in got.notes) + sum(fee.fee(a) for a in outputs)
+    assert 0 <= 50_000 - received - fees < 1 + fee.fee(1)
+    assert fee_fed.federation.unserved == []
