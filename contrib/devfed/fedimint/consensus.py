@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from contrib.devfed.fedimint.mint import CheckedInput, CheckedOutput, MintError, MintRefusal, MintVerifier
 from contrib.devfed.fedimint.store import FedimintStore, StoredOutput
@@ -28,6 +29,10 @@ from fedimint_gw.fedimint.transaction import (
 
 log = logging.getLogger("devfed.fedimint")
 OVERPAY_FROM = ConsensusVersion(2, 1)
+
+
+class NoConsensus(Exception):
+    """Fewer than a threshold of guardians are online: nothing can be ordered."""
 
 
 class Source:
@@ -47,8 +52,12 @@ class Sequencer:
         mint_instance_id: int,
         core_consensus: ConsensusVersion,
         faucet_limit_msat: int,
+        online: Callable[[], int],
+        threshold: int,
     ) -> None:
         self.store = store
+        self._online = online
+        self._threshold = threshold
         self.verifier = verifier
         self.mint_instance_id = mint_instance_id
         self.core_consensus = core_consensus
@@ -60,6 +69,11 @@ class Sequencer:
         """Check and apply a transaction (its consensus encoding); DecodeError if it is garbage."""
         tx = Transaction.from_bytes(tx_bytes)
         txid = tx.txid()
+        online = self._online()
+        if online < self._threshold:
+            raise NoConsensus(
+                f"only {online} guardians are online, {self._threshold} are needed for consensus"
+            )
         async with self._lock:
             if self.store.transaction(txid) is not None:
                 return TransactionSubmissionOutcome(Ok(txid))

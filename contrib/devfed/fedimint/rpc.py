@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from contrib.devfed.fedimint.consensus import NoConsensus
 from contrib.devfed.fedimint.mint import FaultMode
 from fedimint_gw.fedimint import json_fields as jf
 from fedimint_gw.fedimint.encoding import encode
@@ -35,6 +36,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 NOT_FOUND = 404
 TIMEOUT = 408
+NO_CONSENSUS = 503
 
 
 class RpcError(Exception):
@@ -132,6 +134,9 @@ class GuardianRpc:
         except RpcError as exc:
             log.info("guardian %d: %s: %s", self.peer_id, method, exc.message)
             return _error(request_id, exc.code, exc.message)
+        except NoConsensus as exc:
+            log.info("guardian %d: %s: %s", self.peer_id, method, exc)
+            return _error(request_id, NO_CONSENSUS, str(exc))
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     async def version(self, params: object) -> object:

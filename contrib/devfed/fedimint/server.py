@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
-from contrib.devfed.fedimint.consensus import Sequencer, Source
+from contrib.devfed.fedimint.consensus import NoConsensus, Sequencer, Source
 from contrib.devfed.fedimint.keys import (
     MINT_CONSENSUS_VERSION,
     MINT_INSTANCE_ID,
@@ -66,14 +66,16 @@ class FedimintFederation:
         self.mint_config = MintClientConfig.from_bytes(module.raw)
         self.federation_id: FederationId = config.federation_id()
         self.invite_code = str(InviteCode.new(config.api_endpoints[0].url, 0, self.federation_id))
+        self.guardians = [MintGuardian(p, store.key_shares(p)) for p in sorted(config.api_endpoints)]
         self.sequencer = Sequencer(
             store,
             MintVerifier(self.mint_config),
             MINT_INSTANCE_ID,
             config.consensus_version,
             faucet_limit_msat,
+            online=self.online_guardians,
+            threshold=config.threshold,
         )
-        self.guardians = [MintGuardian(p, store.key_shares(p)) for p in sorted(config.api_endpoints)]
         self.api_versions = SupportedApiVersionsSummary(
             SupportedCoreApiVersions(config.consensus_version, (CORE_API,)),
             {
@@ -87,6 +89,10 @@ class FedimintFederation:
         """Open client connections (closed first on stop, so shutdown does not wait for clients)."""
         self.unserved: list[str] = []
         """Methods clients asked for that devfed does not serve (also logged at WARNING)."""
+
+    def online_guardians(self) -> int:
+        """How many guardians take part in consensus (not fault-injected offline)."""
+        return sum(g.fault is not FaultMode.OFFLINE for g in self.guardians)
 
     @classmethod
     def open(cls, data_dir: Path, params: FedimintParams, urls: list[str]) -> FedimintFederation:
@@ -203,6 +209,8 @@ def admin_app(federation: FedimintFederation) -> web.Application:
         except (ValueError, DecodeError) as exc:
             log.info("faucet: bad request: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
+        except NoConsensus as exc:
+            return web.json_response({"error": str(exc)}, status=503)
         return web.json_response({"outcome": outcome.to_hex(), "accepted": outcome.accepted})
 
     async def fault(request: web.Request) -> web.Response:
