@@ -91,26 +91,27 @@ class NoteSecrets:
 
 
 def derive_note_secrets(
-    root_secret: bytes, federation_id: FederationId, index: int, amount: int
+    root_secret: bytes, federation_id: FederationId, operation_id: str, position: int, amount: int
 ) -> NoteSecrets:
-    """Deterministic note secrets (ours; upstream derives differently).
+    """Deterministic note secrets (our derivation; upstream uses its own `DerivableSecret` tree).
 
-    spend key = HMAC-SHA256(root, tag_spend || federation id (32) || index (u64 BE) || n (u8)),
-    the first n = 0, 1, ... that is a valid secp256k1 key; blinding key =
-    HMAC-SHA512(root, tag_blind || federation id || index) mod (r - 1) + 1. The amount is not
-    part of the derivation: one index, one note, whatever its tier.
+    With op = sha256(operation id, UTF-8) and pos = position as u32 big-endian:
+    spend key = HMAC-SHA256(root, tag_spend || federation id (32) || op || pos || n (u8)) for the
+    first n = 0, 1, ... that is a valid secp256k1 key; blinding key = HMAC-SHA512(root,
+    tag_blind || federation id || op || pos) mod (r - 1) + 1. One (operation, position), one
+    note: a replayed operation makes the very same outputs.
     """
     if len(root_secret) != 32:
         raise ValueError("the root secret is 32 bytes")
-    if not 0 <= index < 2**64:
-        raise ValueError("a note index is a u64")
-    base = federation_id.raw + index.to_bytes(8, "big")
+    if not 0 <= position < 2**32:
+        raise ValueError("an output position is a u32")
+    base = federation_id.raw + hashlib.sha256(operation_id.encode()).digest() + position.to_bytes(4, "big")
     for n in range(256):
         key = hmac.new(root_secret, _SPEND_TAG + base + bytes([n]), hashlib.sha256).digest()
         if 0 < int.from_bytes(key, "big") < SECP256K1_ORDER:
             break
     else:  # pragma: no cover - probability 2^-32768
-        raise ValueError("no valid spend key for this index")
+        raise ValueError("no valid spend key for this output")
     wide = hmac.new(root_secret, _BLIND_TAG + base, hashlib.sha512).digest()
     return NoteSecrets(amount, key, int.from_bytes(wide, "big") % (R - 1) + 1)
 

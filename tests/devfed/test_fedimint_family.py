@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from contrib.devfed.fedimint.faucet import collect_notes, faucet_notes, fresh_secrets
+from contrib.devfed.fedimint.faucet import faucet_notes, fresh_secrets
 from contrib.devfed.fedimint.keys import MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.crypto.bls import dealer, tbs
@@ -19,7 +19,7 @@ from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion
 from fedimint_gw.fedimint.encoding import Err, Ok, Reader, decode_whole
 from fedimint_gw.fedimint.endpoints import bootstrap_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
-from fedimint_gw.fedimint.mint_api import submit_transaction
+from fedimint_gw.fedimint.mint_api import collect_notes, submit_transaction
 from fedimint_gw.fedimint.mint_client import (
     FinishedNote,
     build_transaction,
@@ -79,7 +79,7 @@ async def reissue(
     tx = build_transaction(MINT_INSTANCE_ID, inputs, outputs, secrets.token_bytes(8))
     outcome = await submit_transaction(api, tx)
     assert outcome.result == Ok(tx.txid())
-    return tx, await collect_notes(api, config, MINT_INSTANCE_ID, tx.txid(), outputs)
+    return tx, await collect_notes(api, MINT_INSTANCE_ID, mint_of(config), tx.txid(), outputs)
 
 
 def refusal(result: Ok[bytes] | Err[TransactionError]) -> TransactionError:

@@ -15,25 +15,21 @@ import aiohttp
 
 from fedimint_gw.crypto.bls import tbs
 from fedimint_gw.fedimint.config import ClientConfig
-from fedimint_gw.fedimint.encoding import decode_whole
-from fedimint_gw.fedimint.mint_api import await_output_outcome
+from fedimint_gw.fedimint.mint_api import collect_notes
 from fedimint_gw.fedimint.mint_client import (
     FinishedNote,
     NoteSecrets,
     build_transaction,
-    finish_note,
     represent_amount,
 )
 from fedimint_gw.fedimint.mint_types import (
     MINT_KIND,
     MintClientConfig,
     SpendableNote,
-    read_mint_output_outcome,
 )
-from fedimint_gw.fedimint.mint_types import MintOutputOutcomeV0 as OutcomeV0
 from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.query import FederationApi
-from fedimint_gw.fedimint.transaction import OutPoint, TransactionSubmissionOutcome
+from fedimint_gw.fedimint.transaction import TransactionSubmissionOutcome
 
 
 class FaucetError(Exception):
@@ -62,31 +58,6 @@ def fresh_secrets(amount: int) -> NoteSecrets:
             continue
 
 
-async def collect_notes(
-    api: FederationApi,
-    config: ClientConfig,
-    mint_id: int,
-    txid: bytes,
-    outputs: list[NoteSecrets],
-    first_out_idx: int = 0,
-) -> list[FinishedNote]:
-    """Ask every guardian for its share of each output and combine them into notes."""
-    mint = MintClientConfig.from_bytes(config.modules[mint_id].raw)
-    notes = []
-    for j, out in enumerate(outputs):
-        shares: dict[int, bytes] = {}
-        for peer in api.peers:
-            try:
-                item = await await_output_outcome(api, peer, OutPoint(txid, first_out_idx + j))
-            except Exception:
-                continue
-            outcome = decode_whole(item.data, read_mint_output_outcome)
-            if item.module_instance_id == mint_id and isinstance(outcome, OutcomeV0):
-                shares[peer] = outcome.share
-        notes.append(finish_note(out, shares, mint, config.threshold))
-    return notes
-
-
 async def faucet_notes(
     session: aiohttp.ClientSession, admin_url: str, config: ClientConfig, amount_msat: int
 ) -> FaucetNotes:
@@ -104,7 +75,7 @@ async def faucet_notes(
         raise FaucetError(f"the faucet refused: {detail}")
     api = FederationApi.from_config(config, session)
     try:
-        notes = await collect_notes(api, config, module.instance_id, tx.txid(), outputs)
+        notes = await collect_notes(api, module.instance_id, mint, tx.txid(), outputs)
     finally:
         await api.close()
     by_tier: dict[int, list[SpendableNote]] = {}
