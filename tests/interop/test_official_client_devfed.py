@@ -7,19 +7,29 @@ are signed by each guardian with its own key shares and combined by our mint cli
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
 from contrib.devfed.fedimint.faucet import FaucetNotes, faucet_notes, fresh_secrets
-from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.keys import MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.clock import SystemClock
 from fedimint_gw.crypto.bls import dealer, tbs
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.federation.fedimint.mint import MintClient
+from fedimint_gw.federation.fedimint.notes import FedimintNotes
+from fedimint_gw.fedimint.encoding import decode_whole
 from fedimint_gw.fedimint.mint_client import note_nonce
-from fedimint_gw.fedimint.mint_types import SpendableNote
-from fedimint_gw.fedimint.oob import OOBNotes
+from fedimint_gw.fedimint.mint_types import MintInputV0, SpendableNote, read_mint_input
+from fedimint_gw.fedimint.oob import OOBNotes, parse_oob_notes
+from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.store.db import Database
 from tests.interop.official_client import OfficialClient, OfficialClientError
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -54,6 +64,13 @@ async def fee_fed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
     running = await start_fedimint(tmp_path_factory.mktemp("fm-fees"), params)
     yield running
     await running.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fees(client: OfficialClient, fee_fed: RunningFedimint) -> str:
+    """A client joined to the federation with fees (its name)."""
+    await client.join("fees", fee_fed.invite_code, timeout=30)
+    return "fees"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -159,13 +176,13 @@ async def test_refuses_a_note_signed_with_a_wrong_key(
 
 
 async def test_reissue_with_fees_pays_the_federation_its_fees(
-    client: OfficialClient, fee_fed: RunningFedimint, session: aiohttp.ClientSession
+    client: OfficialClient, fee_fed: RunningFedimint, session: aiohttp.ClientSession, fees: str
 ) -> None:
-    await client.join("fees", fee_fed.invite_code, timeout=30)
+    before = await balance(client, fees)
     got = await notes_from(fee_fed, session, 50_000)
-    states = await reissue(client, "fees", got.oob.encode())
+    states = await reissue(client, fees, got.oob.encode())
     assert states[-1] == "Done", states
-    received = await balance(client, "fees")
+    received = await balance(client, fees) - before
     # What the client holds is exactly what devfed issued in the reissue transaction ...
     outputs = session_outputs(fee_fed, fee_fed.federation.store.session_count())
     assert received == sum(outputs)
@@ -173,6 +190,114 @@ async def test_reissue_with_fees_pays_the_federation_its_fees(
     # left over (the client overpays, allowed from core consensus 2.1) is less than one 1-msat
     # note would cost.
     fee = fee_fed.federation.mint_config.fee_consensus
-    fees = sum(fee.fee(n.amount) for n in got.notes) + sum(fee.fee(a) for a in outputs)
-    assert 0 <= 50_000 - received - fees < 1 + fee.fee(1)
+    paid = sum(fee.fee(n.amount) for n in got.notes) + sum(fee.fee(a) for a in outputs)
+    assert 0 <= 50_000 - received - paid < 1 + fee.fee(1)
     assert fee_fed.federation.unserved == []
+
+
+@asynccontextmanager
+async def our_wallet(
+    fed: RunningFedimint, session: aiohttp.ClientSession, path: Path
+) -> AsyncIterator[MintClient]:
+    """The gateway's mint client (note store in its own database) for `fed`."""
+    db = await Database.open(str(path))
+    config = fed.federation.client_config
+    api = FederationApi.from_config(config, session)
+    notes = FedimintNotes(
+        db,
+        fed.federation_id,
+        MINT_INSTANCE_ID,
+        fed.federation.mint_config,
+        secrets.token_bytes(32),
+        SystemClock(),
+    )
+    try:
+        yield MintClient(notes, api, tuple((p, u.url) for p, u in sorted(config.api_endpoints.items())))
+    finally:
+        await api.close()
+        await db.close()
+
+
+async def fees_client(
+    client: OfficialClient, fee_fed: RunningFedimint, session: aiohttp.ClientSession, name: str
+) -> str:
+    """The client joined to the federation with fees, holding at least 20,000 msat."""
+    if await balance(client, name) < 20_000:
+        got = await notes_from(fee_fed, session, 50_000)
+        assert (await reissue(client, name, got.oob.encode()))[-1] == "Done"
+    return name
+
+
+async def test_our_client_receives_notes_the_official_client_spent(
+    client: OfficialClient,
+    fee_fed: RunningFedimint,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    fees: str,
+) -> None:
+    name = await fees_client(client, fee_fed, session, fees)
+    before = await balance(client, name)
+    ((_op, text),) = await client.rpc(
+        "mint",
+        "spend_notes",
+        {
+            "amount": 5_000,
+            "try_cancel_after": {"secs": 3600, "nanos": 0},
+            "include_invite": True,
+            "extra_meta": None,
+        },
+        client_name=name,
+    )
+    oob = parse_oob_notes(text)
+    assert oob.total_msat >= 5_000
+    assert before - await balance(client, name) == oob.total_msat
+    async with our_wallet(fee_fed, session, tmp_path / "gw.sqlite") as ours:
+        got = await ours.receive(oob)
+        fee = fee_fed.federation.mint_config.fee_consensus
+        op = await ours.notes.get(got.operation_id)
+        assert op is not None
+        outputs = [o.amount for o in op.outputs]
+        in_fees = sum(fee.fee(a) * len(n) for a, n in oob.notes.items())
+        assert got.received.value == sum(outputs) == (await ours.notes.balance()).value
+        assert got.received.value + in_fees + sum(fee.fee(a) for a in outputs) == oob.total_msat
+    for notes in oob.notes.values():
+        for note in notes:
+            assert fee_fed.federation.store.spent_by(note_nonce(note)) is not None
+
+
+async def test_the_official_client_reissues_notes_our_client_spent(
+    client: OfficialClient,
+    fee_fed: RunningFedimint,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    fees: str,
+) -> None:
+    name = await fees_client(client, fee_fed, session, fees)
+    async with our_wallet(fee_fed, session, tmp_path / "gw.sqlite") as ours:
+        await ours.receive((await notes_from(fee_fed, session, 40_000)).oob)
+        held = (await ours.notes.balance()).value
+        spent = await ours.spend("interop-spend", Msat(7_000))
+        op = await ours.notes.get("interop-spend")
+        assert op is not None
+        fee = fee_fed.federation.mint_config.fee_consensus
+        paid = held - (await ours.notes.balance()).value
+        assert paid == 7_000 + sum(fee.fee(o.amount) for o in op.outputs) + sum(
+            fee.fee(input_amount(i.data)) for i in op.tx.inputs
+        )
+    before = await balance(client, name)
+    assert await client.rpc("mint", "validate_notes", {"oob_notes": spent.oob}, client_name=name) == [7_000]
+    states = await reissue(client, name, spent.oob)
+    assert states[-1] == "Done", states
+    gained = await balance(client, name) - before
+    outputs = session_outputs(fee_fed, fee_fed.federation.store.session_count())
+    assert gained == sum(outputs)
+    in_fees = sum(fee.fee(a) * len(n) for a, n in parse_oob_notes(spent.oob).notes.items())
+    paid = in_fees + sum(fee.fee(a) for a in outputs)
+    assert 0 <= 7_000 - gained - paid < 1 + fee.fee(1)
+    assert fee_fed.federation.unserved == []
+
+
+def input_amount(data: bytes) -> int:
+    value = decode_whole(data, read_mint_input)
+    assert isinstance(value, MintInputV0)
+    return value.amount
