@@ -15,6 +15,7 @@ import pytest
 from tests.interop.official_client import OfficialClient, missing_requirements
 
 INTEROP_DIR = Path(__file__).resolve().parent
+_MISSING_KEY = pytest.StashKey[list[str]]()
 
 
 def _is_interop(item: pytest.Item) -> bool:
@@ -36,9 +37,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in interop_items:
         item.add_marker(pytest.mark.skip(reason=reason))
     config.stash[_MISSING_KEY] = missing
-
-
-_MISSING_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

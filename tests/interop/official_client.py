@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +101,7 @@ class OfficialClient:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _event_added: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, *, timeout: float = START_TIMEOUT) -> OfficialClient:
@@ -196,6 +196,20 @@ class OfficialClient:
             raise OfficialClientError("rpc", f"{module}.{method}: expected one item, got {items!r}")
         return items[0]
 
+    async def wait_for_event(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Json]:
+        """The first driver event named `name` (e.g. "uncaught"), waiting for it if need be."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event in self.events:
+                if event.get("event") == name:
+                    return event
+            self._event_added.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._event_added.wait(), max(remaining, 0))
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no {name!r} event after {timeout}s: {self.events}") from None
+
     def ws_frames(self, kind: str = "ws_send") -> list[Json]:
         """JSON frames the client sent (`ws_send`) or received (`ws_recv`), as traced by the driver."""
         frames = []
@@ -212,7 +226,10 @@ class OfficialClient:
     async def close(self, *, timeout: float = 5.0) -> None:
         """Stop the driver (politely, then by force) and fail what is still pending."""
         if self.process.returncode is None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
+            # "shutdown" exits at once; end of input alone would let running requests finish first.
+            with contextlib.suppress(OSError, ConnectionError):
+                self.process.stdin.write(json.dumps({"id": 0, "op": "shutdown"}).encode() + b"\n")
+                await self.process.stdin.drain()
                 self.process.stdin.close()
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
@@ -235,6 +252,7 @@ class OfficialClient:
                 continue
             if "id" not in message:
                 self.events.append(message)
+                self._event_added.set()
                 if message.get("event") == "ready":
                     self._ready.set()
                 continue
@@ -262,13 +280,3 @@ class OfficialClient:
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(OfficialClientError(pending.op, reason))
-
-
-@contextlib.asynccontextmanager
-async def running_official_client() -> AsyncIterator[OfficialClient]:
-    """Start a driver for the duration of a `with` block."""
-    client = await OfficialClient.start()
-    try:
-        yield client
-    finally:
-        await client.close()

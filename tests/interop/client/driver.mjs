@@ -21,9 +21,12 @@ const TRACE_LIMIT = Number(process.env.FM_DRIVER_TRACE_LIMIT ?? 4000);
 
 // stdout carries the protocol only: anything else that prints goes to stderr.
 const writeOut = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+// Long string fields are cut (the line stays valid JSON).
+const clip = (value) =>
+  typeof value === "string" && value.length > TRACE_LIMIT ? `${value.slice(0, TRACE_LIMIT)}…` : value;
 const trace = (kind, fields) => {
-  const line = JSON.stringify({ t: Date.now(), kind, ...fields });
-  process.stderr.write((line.length > TRACE_LIMIT ? line.slice(0, TRACE_LIMIT) + "…" : line) + "\n");
+  const clipped = Object.fromEntries(Object.entries(fields).map(([key, value]) => [key, clip(value)]));
+  process.stderr.write(JSON.stringify({ t: Date.now(), kind, ...clipped }) + "\n");
 };
 console.log = (...args) => trace("console", { args: args.map(String) });
 console.info = console.log;
@@ -71,12 +74,16 @@ let socketCounter = 0;
 // listener the client just removed; wasm-bindgen then aborts with "closure invoked recursively or
 // after being dropped". This subclass keeps its own listener lists, hears each native event once,
 // and delivers it on a later macrotask (in arrival order) to the listeners registered *then*.
+// Once the client itself has called close(), later events are not delivered: the client drops its
+// handler closures right after close() without clearing onclose/onmessage, and a browser's close
+// event would reach dropped closures just the same (traced as ws_dropped).
 class DeferredWebSocket extends NativeWebSocket {
   #listeners = new Map(EVENT_TYPES.map((type) => [type, []]));
   #handlers = new Map();
   #queue = [];
   #draining = false;
   #sid = ++socketCounter;
+  #closedByClient = false;
 
   constructor(url, protocols) {
     super(url, protocols);
@@ -98,6 +105,11 @@ class DeferredWebSocket extends NativeWebSocket {
 
   #drain() {
     const [type, event] = this.#queue.shift();
+    if (this.#closedByClient) {
+      trace("ws_dropped", { sid: this.#sid, type });
+      this.#next();
+      return;
+    }
     const targets = [];
     const handler = this.#handlers.get(type);
     if (handler) targets.push({ listener: handler, once: false, isHandler: true });
@@ -117,6 +129,10 @@ class DeferredWebSocket extends NativeWebSocket {
         writeOut({ event: "listener_error", type, error: errorText(e) });
       }
     }
+    this.#next();
+  }
+
+  #next() {
     if (this.#queue.length > 0) setTimeout(() => this.#drain(), 0);
     else this.#draining = false;
   }
@@ -146,6 +162,7 @@ class DeferredWebSocket extends NativeWebSocket {
 
   close(code, reason) {
     trace("ws_close", { sid: this.#sid, code });
+    this.#closedByClient = true;
     return super.close(code, reason);
   }
 
@@ -232,7 +249,7 @@ const runRpc = (client, req) =>
     };
     const callback = (raw) => {
       const message = parseJsonText(raw);
-      trace("rpc_cb", { id: req.id, module, method, message });
+      trace("rpc_cb", { id: req.id, module, method, message: String(raw) });
       if (settled) return;
       if (message !== null && typeof message === "object" && "error" in message) {
         finish(reject, new Error(errorText(message.error)));
