@@ -271,7 +271,7 @@ async def raw_call(
                 {"jsonrpc": "2.0", "id": 7, "method": method, "params": [{"auth": None, "params": params}]}
             )
         )
-        answer = json.loads((await ws.receive()).data)
+        answer = json.loads((await ws.receive(timeout=10)).data)
     assert isinstance(answer, dict)
     return answer
 
@@ -307,3 +307,20 @@ async def test_bad_submissions_get_a_typed_error_and_change_nothing(
     assert isinstance(error, dict) and error["code"] == -32602 and error["message"]
     assert fm.federation.store.session_count() == 0
     assert all(r.levelno < logging.WARNING for r in caplog.records)
+
+
+async def test_an_internal_failure_is_answered_not_left_hanging(
+    fm: RunningFedimint, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got = await faucet_notes(session, fm.admin_url, fm.federation.client_config, 1)
+    session_txid = fm.federation.store._conn.execute("SELECT txid FROM transactions").fetchone()[0]
+
+    def broken(amount: int, blind_nonce: bytes) -> bytes:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(fm.federation.guardians[0], "sign", broken)
+    answer = await raw_call(
+        session, fm.guardian_urls[0], "await_output_outcome", {"txid": session_txid, "out_idx": 0}
+    )
+    assert answer["error"] == {"code": -32603, "message": "internal error in await_output_outcome"}
+    assert got.total_msat == 1

@@ -37,6 +37,7 @@ INVALID_PARAMS = -32602
 NOT_FOUND = 404
 TIMEOUT = 408
 NO_CONSENSUS = 503
+INTERNAL_ERROR = -32603
 
 
 class RpcError(Exception):
@@ -137,6 +138,9 @@ class GuardianRpc:
         except NoConsensus as exc:
             log.info("guardian %d: %s: %s", self.peer_id, method, exc)
             return _error(request_id, NO_CONSENSUS, str(exc))
+        except Exception:  # a devfed bug: answer it, never leave the client waiting
+            log.exception("guardian %d: %s failed", self.peer_id, method)
+            return _error(request_id, INTERNAL_ERROR, f"internal error in {method}")
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     async def version(self, params: object) -> object:
