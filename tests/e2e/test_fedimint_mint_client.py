@@ -57,7 +57,7 @@ class Wallet:
             db, fm.federation_id, MINT_INSTANCE_ID, fm.federation.mint_config, root, SystemClock()
         )
         apis = tuple((p, u.url) for p, u in sorted(config.api_endpoints.items()))
-        self.client = MintClient(self.notes, api, apis)
+        self.client = MintClient(self.notes, api, apis, accept_check_timeout=1.0)
 
 
 @pytest.fixture
@@ -218,3 +218,31 @@ async def test_without_a_threshold_of_guardians_the_operation_waits_and_resumes(
             assert r.status == 200
     assert await wallet.client.resume() == [op.operation_id]
     assert (await wallet.notes.balance()).value > 0
+
+
+async def test_a_refused_replay_of_an_accepted_transaction_is_not_released(
+    fm: RunningFedimint, session: aiohttp.ClientSession, make_wallet: object
+) -> None:
+    root = secrets.token_bytes(32)
+    wallet: Wallet = await make_wallet("gw", root)  # type: ignore[operator]
+    await wallet.client.receive(
+        (await faucet_notes(session, fm.admin_url, fm.federation.client_config, 30_000)).oob
+    )
+    held = (await wallet.notes.balance()).value
+    op = await wallet.notes.prepare_spend("accepted-then-crash", Msat(3_000))
+    api = FederationApi.from_config(fm.federation.client_config, session)
+    try:
+        assert (await submit_transaction(api, op.tx)).accepted
+    finally:
+        await api.close()
+    # The federation now answers the replay with "input already spent" (by this very transaction).
+    fm.federation.sequencer.recheck_accepted = True
+    restarted: Wallet = await make_wallet("gw", root)  # type: ignore[operator]
+    assert await restarted.client.resume() == ["accepted-then-crash"]
+    done = await restarted.notes.get("accepted-then-crash")
+    assert done is not None and done.state is MintOpState.DONE
+    assert parse_oob_notes(done.result["oob"]).total_msat == 3_000
+    mint = fm.federation.mint_config
+    inputs = [input_amount(i.data) for i in op.tx.inputs]
+    paid = 3_000 + fees(mint, inputs) + fees(mint, [o.amount for o in op.outputs])
+    assert held - (await restarted.notes.balance()).value == paid

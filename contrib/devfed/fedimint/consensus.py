@@ -64,6 +64,10 @@ class Sequencer:
         self.faucet_limit_msat = faucet_limit_msat
         self._lock = asyncio.Lock()
         self._changed = asyncio.Condition()
+        self.recheck_accepted = False
+        """Fault injection: check a resubmitted, already accepted transaction again (its inputs
+        are spent by then, so it is refused), as a federation that does not remember
+        submissions might. Clients must then ask `await_transaction` before giving up."""
 
     async def submit(self, tx_bytes: bytes, source: str = Source.API) -> TransactionSubmissionOutcome:
         """Check and apply a transaction (its consensus encoding); DecodeError if it is garbage."""
@@ -75,7 +79,7 @@ class Sequencer:
                 f"only {online} guardians are online, {self._threshold} are needed for consensus"
             )
         async with self._lock:
-            if self.store.transaction(txid) is not None:
+            if self.store.transaction(txid) is not None and not self.recheck_accepted:
                 return TransactionSubmissionOutcome(Ok(txid))
             try:
                 inputs, outputs = self._check(tx, source)

@@ -19,8 +19,8 @@ from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationRejected, FederationUnreachable
 from fedimint_gw.federation.fedimint.notes import SPEND, FedimintNotes, MintOperation, MintOpState
 from fedimint_gw.fedimint.encoding import Err
-from fedimint_gw.fedimint.errors import FedimintProtocolError
-from fedimint_gw.fedimint.mint_api import collect_notes, submit_transaction
+from fedimint_gw.fedimint.errors import FedimintProtocolError, ThresholdNotReached
+from fedimint_gw.fedimint.mint_api import await_transaction, collect_notes, submit_transaction
 from fedimint_gw.fedimint.mint_types import SpendableNote
 from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.query import FederationApi
@@ -50,11 +50,17 @@ class MintClient:
     """Receives and spends notes of one federation through its guardians."""
 
     def __init__(
-        self, notes: FedimintNotes, api: FederationApi, peer_apis: tuple[tuple[int, str], ...]
+        self,
+        notes: FedimintNotes,
+        api: FederationApi,
+        peer_apis: tuple[tuple[int, str], ...],
+        *,
+        accept_check_timeout: float = 5.0,
     ) -> None:
         self.notes = notes
         self._api = api
         self._peer_apis = peer_apis
+        self._accept_check_timeout = accept_check_timeout
 
     async def receive(self, oob: OOBNotes) -> ReceiveResult:
         """Reissue out-of-band notes into ours; what we hold afterwards is the notes' value less
@@ -82,6 +88,20 @@ class MintClient:
                 log.info("mint operation %s not finished: %s", op.operation_id, exc)
         return finished
 
+    async def _accepted_anyway(self, op: MintOperation) -> bool:
+        """A refusal of a transaction we may have submitted before (a replay after a crash) can
+        mean its inputs are spent by that very transaction: ask whether a threshold of guardians
+        has it accepted before releasing anything. Unreachable guardians are a doubt, not a no."""
+        try:
+            await await_transaction(self._api, op.tx.txid(), timeout=self._accept_check_timeout)
+        except ThresholdNotReached:
+            return False
+        except FedimintProtocolError as exc:
+            raise FederationUnreachable(
+                f"cannot tell whether {op.operation_id} went through: {exc.message}"
+            ) from None
+        return True
+
     async def run(self, op: MintOperation) -> MintOperation:
         """Submit, await, collect shares, store: the replayable steps of one operation."""
         if op.state is MintOpState.DONE:
@@ -94,7 +114,7 @@ class MintClient:
             raise FederationUnreachable(
                 f"transaction of {op.operation_id} not confirmed: {exc.message}"
             ) from None
-        if isinstance(outcome.result, Err):
+        if isinstance(outcome.result, Err) and not await self._accepted_anyway(op):
             reason = outcome.result.error.describe()
             await self.notes.abort(op.operation_id, reason)
             raise FederationRejected(f"the federation refused the transaction: {reason}")
