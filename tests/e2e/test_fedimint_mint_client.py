@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,13 @@ from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.crypto.bls import dealer, tbs
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import FederationRejected, FederationUnreachable
+from fedimint_gw.errors import (
+    FederationRejected,
+    FederationUnreachable,
+    InsufficientFunds,
+    InvalidInput,
+    NotReady,
+)
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.fedimint.config import ConsensusVersion
@@ -246,3 +253,36 @@ async def test_a_refused_replay_of_an_accepted_transaction_is_not_released(
     inputs = [input_amount(i.data) for i in op.tx.inputs]
     paid = 3_000 + fees(mint, inputs) + fees(mint, [o.amount for o in op.outputs])
     assert held - (await restarted.notes.balance()).value == paid
+
+
+async def test_concurrent_calls_with_one_operation_id_make_one_operation(
+    fm: RunningFedimint, session: aiohttp.ClientSession, make_wallet: object
+) -> None:
+    wallet = await funded(make_wallet, fm, session, 30_000)
+    got = await faucet_notes(session, fm.admin_url, fm.federation.client_config, 3_000)
+    spends = await asyncio.gather(*(wallet.notes.prepare_spend("twice", Msat(1_000)) for _ in range(3)))
+    receives = await asyncio.gather(*(wallet.notes.prepare_receive("in-twice", got.oob) for _ in range(3)))
+    assert len({op.tx.txid() for op in spends}) == 1
+    assert len({op.tx.txid() for op in receives}) == 1
+    async with wallet.db.conn.execute(
+        "SELECT COUNT(*) FROM ecash_notes WHERE state = 'reserved' AND operation_id = 'twice'"
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == len(spends[0].tx.inputs)
+
+
+async def test_bad_spends_are_refused_before_anything_is_stored(
+    fm: RunningFedimint, session: aiohttp.ClientSession, make_wallet: object
+) -> None:
+    wallet = await funded(make_wallet, fm, session, 10_000)
+    held = (await wallet.notes.balance()).value
+    with pytest.raises(InvalidInput):
+        await wallet.client.spend("zero", Msat(0))
+    with pytest.raises(InsufficientFunds):
+        await wallet.client.spend("too-much", Msat(held))
+    assert await wallet.notes.get("zero") is None and await wallet.notes.get("too-much") is None
+    # While notes are reserved by an operation in flight, the answer is "not now", not "no".
+    await wallet.notes.prepare_spend("in-flight", Msat(1_000))
+    with pytest.raises(NotReady):
+        await wallet.client.spend("after", Msat(held - 2_000))
+    assert (await wallet.notes.balance()).value < held

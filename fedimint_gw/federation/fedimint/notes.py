@@ -26,7 +26,7 @@ from typing import Any
 from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotReady
 from fedimint_gw.fedimint.mint_client import (
     FinishedNote,
     NoteSecrets,
@@ -159,7 +159,8 @@ class FedimintNotes:
         outputs = self._outputs(operation_id, plan.outputs)
         tx = build_transaction(self.mint_instance_id, plan.inputs, outputs, secrets.token_bytes(8))
         async with self._db.transaction() as conn:
-            await self._insert_op(conn, operation_id, RECEIVE, tx, outputs, 0)
+            if not await self._exists(conn, operation_id):  # a concurrent call may have won
+                await self._insert_op(conn, operation_id, RECEIVE, tx, outputs, 0)
         return await self._must_get(operation_id)
 
     async def prepare_spend(self, operation_id: str, amount: Msat) -> MintOperation:
@@ -168,7 +169,11 @@ class FedimintNotes:
         existing = await self.get(operation_id)
         if existing is not None:
             return existing
+        if amount.value <= 0:
+            raise InvalidInput("a spend is of a positive amount")
         async with self._db.transaction() as conn:
+            if await self._exists(conn, operation_id):  # a concurrent call won
+                return await self._must_get(operation_id)
             async with conn.execute(
                 "SELECT secret, amount_msat, signature FROM ecash_notes "
                 "WHERE federation_id = ? AND state = 'unspent'",
@@ -182,7 +187,15 @@ class FedimintNotes:
                 )
                 for r in rows
             ]
-            plan = plan_split(notes, amount.value, self.config, overpay=self._overpay)
+            try:
+                plan = plan_split(notes, amount.value, self.config, overpay=self._overpay)
+            except InsufficientFunds:
+                if await self._reserved(conn) > 0:
+                    raise NotReady(
+                        "part of the gateway's notes is reserved by operations in flight; retry when "
+                        "they finish"
+                    ) from None
+                raise
             outputs = self._outputs(operation_id, [*plan.send, *plan.change])
             tx = build_transaction(self.mint_instance_id, plan.inputs, outputs, secrets.token_bytes(8))
             for _, note in plan.inputs:
@@ -268,6 +281,21 @@ class FedimintNotes:
                 now,
             ),
         )
+
+    async def _exists(self, conn: Any, operation_id: str) -> bool:
+        async with conn.execute(
+            "SELECT 1 FROM ecash_operations WHERE operation_id = ?", (operation_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def _reserved(self, conn: Any) -> int:
+        async with conn.execute(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes "
+            "WHERE federation_id = ? AND state = 'reserved'",
+            (self._fid,),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def _must_get(self, operation_id: str) -> MintOperation:
         op = await self.get(operation_id)
