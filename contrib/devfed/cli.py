@@ -84,16 +84,17 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace) -> int:
     families = [m.strip() for m in str(args.api).split(",") if m.strip()]
     majors = tuple(int(m) for m in families if m != FEDIMINT_FAMILY)
+    # Handlers first: a signal during startup stops cleanly once started.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     stoppers = []
     if FEDIMINT_FAMILY in families:
         fedimint = await _run_fedimint(args)
         stoppers.append(fedimint.stop)
     if majors:
         stoppers.append(await _run_devfed(args, majors))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     for stopper in stoppers:
         await stopper()
