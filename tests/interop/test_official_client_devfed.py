@@ -301,3 +301,27 @@ def input_amount(data: bytes) -> int:
     value = decode_whole(data, read_mint_input)
     assert isinstance(value, MintInputV0)
     return value.amount
+
+
+async def set_fault(session: aiohttp.ClientSession, fed: RunningFedimint, peer: int, mode: str) -> None:
+    async with session.post(f"{fed.admin_url}/admin/guardians/{peer}/fault", json={"mode": mode}) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+@pytest.mark.parametrize("mode", ["byzantine", "offline"])
+async def test_one_faulty_guardian_does_not_stop_a_reissue(
+    client: OfficialClient, fed: RunningFedimint, session: aiohttp.ClientSession, plain: str, mode: str
+) -> None:
+    """A guardian signing with a wrong key (well-formed shares) or gone: the official client checks
+    every share and combines the three good ones."""
+    got = await notes_from(fed, session, 3_000)
+    before = await balance(client, plain)
+    await set_fault(session, fed, 2, mode)
+    try:
+        if mode == "byzantine":  # the fault is real: our own client sees guardian 2's bad shares
+            assert {n.bad_peers for n in (await notes_from(fed, session, 1)).notes} == {(2,)}
+        states = await reissue(client, plain, got.oob.encode())
+    finally:
+        await set_fault(session, fed, 2, "honest")
+    assert states[-1] == "Done", states
+    assert await balance(client, plain) == before + 3_000
