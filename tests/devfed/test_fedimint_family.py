@@ -313,14 +313,15 @@ async def test_an_internal_failure_is_answered_not_left_hanging(
     fm: RunningFedimint, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     got = await faucet_notes(session, fm.admin_url, fm.federation.client_config, 1)
-    session_txid = fm.federation.store._conn.execute("SELECT txid FROM transactions").fetchone()[0]
+    txid = fm.federation.store.session_transaction(1)
+    assert txid is not None
 
     def broken(amount: int, blind_nonce: bytes) -> bytes:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(fm.federation.guardians[0], "sign", broken)
     answer = await raw_call(
-        session, fm.guardian_urls[0], "await_output_outcome", {"txid": session_txid, "out_idx": 0}
+        session, fm.guardian_urls[0], "await_output_outcome", {"txid": txid.hex(), "out_idx": 0}
     )
     assert answer["error"] == {"code": -32603, "message": "internal error in await_output_outcome"}
     assert got.total_msat == 1

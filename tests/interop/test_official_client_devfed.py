@@ -111,10 +111,9 @@ async def reissue(client: OfficialClient, name: str, oob: str) -> list[object]:
 
 def session_outputs(fed: RunningFedimint, session_index: int) -> list[int]:
     """The mint output amounts of the transaction accepted in `session_index` (1-based)."""
-    conn = fed.federation.store._conn  # a read-only look at devfed's ledger
-    row = conn.execute("SELECT txid FROM transactions WHERE session=?", (session_index,)).fetchone()
-    rows = conn.execute("SELECT amount_msat FROM mint_outputs WHERE txid=?", row).fetchall()
-    return [int(r[0]) for r in rows]
+    txid = fed.federation.store.session_transaction(session_index)
+    assert txid is not None
+    return fed.federation.store.output_amounts(txid)
 
 
 async def test_previews_and_joins_with_the_right_federation_id(

@@ -104,6 +104,18 @@ class FedimintStore:
         )
         return int(cur.lastrowid or 0)
 
+    def session_transaction(self, session: int) -> bytes | None:
+        """The txid accepted in `session` (1-based), if any."""
+        row = self._conn.execute("SELECT txid FROM transactions WHERE session=?", (session,)).fetchone()
+        return None if row is None else bytes.fromhex(row[0])
+
+    def output_amounts(self, txid: bytes) -> list[int]:
+        """The amounts of an accepted transaction's mint outputs, by output index."""
+        rows = self._conn.execute(
+            "SELECT amount_msat FROM mint_outputs WHERE txid=? ORDER BY out_idx", (txid.hex(),)
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def session_count(self) -> int:
         """Accepted transactions (devfed runs one transaction per session)."""
         return int(self._conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
