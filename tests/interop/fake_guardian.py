@@ -162,6 +162,10 @@ class FakeFederation:
         for guardian in self.guardians:
             await guardian.runner.cleanup()
 
+    async def take_offline(self, peer: int) -> None:
+        """Close guardian `peer`'s listener: connections to it are refused from now on."""
+        await self.guardians[peer].runner.cleanup()
+
     async def drop_connections(self, code: int = 1001) -> None:
         """Close every open client WebSocket (code 1001 "going away"), as a restarting guardian would."""
         sockets, self.sockets = list(self.sockets), set()

@@ -85,7 +85,7 @@ class FakeLn:
         self.fed.handlers[prefix + "list_gateways"] = lambda _peer, _params: self.gateways
         self.fed.handlers[prefix + "block_count"] = lambda _peer, _params: self.block_count
         self.fed.handlers[prefix + "account"] = self.account
-        self.fed.handlers[prefix + "await_account"] = self.account
+        self.fed.handlers[prefix + "await_account"] = self.await_account
         return self
 
     def contracts(self) -> dict[str, tuple[int, OutgoingContract]]:
@@ -97,6 +97,11 @@ class FakeLn:
                 if output is not None:
                     found[output[1].contract_id.hex()] = output
         return found
+
+    async def await_account(self, peer: int, params: Json) -> Json:
+        """Like `account`, but waits for the contract to be funded first."""
+        await self.mint.wait_until(lambda: str(params) in self.contracts())
+        return self.account(peer, params)
 
     def account(self, _peer: int, params: Json) -> Json:
         """ContractAccount JSON: {"amount": msat, "contract": {"Outgoing": {...}}}."""

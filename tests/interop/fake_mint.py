@@ -16,6 +16,9 @@ Wire shapes (as the official client speaks them, see docs/official-client.md):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,11 @@ class FakeMint:
 
     fed: FakeFederation
     transactions: dict[str, enc.Transaction] = field(default_factory=dict)
+    # Byzantine guardians: they answer a valid-looking share made with the next peer's key.
+    wrong_share_peers: frozenset[int] = frozenset()
+    # How long an await_* call waits for its transaction before answering an error.
+    await_timeout: float = 10.0
+    _submitted: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self) -> FakeMint:
         self.fed.handlers["submit_transaction"] = self.submit_transaction
@@ -62,17 +70,33 @@ class FakeMint:
         raw = from_serde_module_encoding(params)
         tx = enc.decode_transaction(raw)
         self.transactions[tx.txid.hex()] = tx
+        self._submitted.set()
         return serde_module_encoding(b"\x01" + tx.txid)  # Result::Ok(TransactionId)
 
-    def await_transaction(self, _peer: int, params: Json) -> Json:
-        if not isinstance(params, str) or params not in self.transactions:
+    async def wait_until(self, ready: Callable[[], bool]) -> bool:
+        """Wait (up to await_timeout) until `ready()` holds after some submission; its final value."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.await_timeout
+        while not ready() and loop.time() < deadline:
+            self._submitted.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._submitted.wait(), max(deadline - loop.time(), 0))
+        return ready()
+
+    async def transaction(self, txid: str) -> enc.Transaction | None:
+        """The transaction `txid`, waiting for its submission like a guardian's await_* endpoints."""
+        await self.wait_until(lambda: txid in self.transactions)
+        return self.transactions.get(txid)
+
+    async def await_transaction(self, _peer: int, params: Json) -> Json:
+        if not isinstance(params, str) or await self.transaction(params) is None:
             raise RpcFailure(f"unknown transaction {params!r}")
         return params
 
-    def await_output_outcome(self, peer: int, params: Json) -> Json:
+    async def await_output_outcome(self, peer: int, params: Json) -> Json:
         if not isinstance(params, dict):
             raise RpcFailure(f"expected an OutPoint, got {params!r}")
-        tx = self.transactions.get(str(params.get("txid")))
+        tx = await self.transaction(str(params.get("txid")))
         index = params.get("out_idx")
         if tx is None or not isinstance(index, int) or not 0 <= index < len(tx.outputs):
             raise RpcFailure(f"unknown output {params!r}")
@@ -82,6 +106,7 @@ class FakeMint:
             raise RpcFailure(f"not a mint output: {params!r}")
         _amount, pos = enc.read_varint(fields, 0)
         blind_nonce = bls_g1.decompress(fields[pos : pos + 48])
-        share = bls_g1.compress(bls_g1.multiply(blind_nonce, peer_secret(self.fed, peer)))
+        signer = (peer + 1) % self.fed.peers if peer in self.wrong_share_peers else peer
+        share = bls_g1.compress(bls_g1.multiply(blind_nonce, peer_secret(self.fed, signer)))
         outcome = enc.module_value(MINT_INSTANCE, enc.enum_variant(0, share))
         return serde_module_encoding(outcome)

@@ -87,3 +87,58 @@ async def test_spend_after_reissue_gives_notes_the_client_validates(
     assert decoded.part_order == (1, 0)
     assert decoded.federation_id_prefix == fed.federation_id[:4]
     assert sum(note.amount_msat for note in decoded.notes) == value
+
+
+async def test_reissue_completes_with_one_of_four_guardians_offline(official_client: OfficialClient) -> None:
+    fed = FakeFederation(peers=4)
+    await fed.start()
+    FakeMint(fed).install()
+    await fed.take_offline(3)
+    try:
+        await reissue(official_client, fed)
+        assert await official_client.rpc_one("", "get_balance") == TOTAL
+        assert {c.peer for c in fed.calls} == {0, 1, 2}
+    finally:
+        await fed.stop()
+
+
+async def test_reissue_survives_one_byzantine_guardian(official_client: OfficialClient) -> None:
+    fed = FakeFederation(peers=4)
+    await fed.start()
+    FakeMint(fed, wrong_share_peers=frozenset({3})).install()
+    try:
+        await reissue(official_client, fed)
+        assert await official_client.rpc_one("", "get_balance") == TOTAL
+    finally:
+        await fed.stop()
+
+
+async def test_reissue_never_completes_without_a_threshold_of_valid_shares(
+    official_client: OfficialClient,
+) -> None:
+    """Two wrong shares of four: the client verifies shares and issues nothing (it stays "Issuing")."""
+    fed = FakeFederation(peers=4)
+    await fed.start()
+    FakeMint(fed, wrong_share_peers=frozenset({2, 3})).install()
+    try:
+        await official_client.join("probe", fed.invite_code())
+        oob = enc.oob_notes(NOTES, fed.federation_id)
+        operation_id = await official_client.rpc_one(
+            "mint", "reissue_external_notes", {"oob_notes": oob, "extra_meta": {}}
+        )
+        subscription = {"operation_id": operation_id}
+        updates = await official_client.rpc(
+            "mint", "subscribe_reissue_external_notes", subscription, max_items=2
+        )
+        assert updates == ["Created", "Issuing"]
+        # Every guardian has answered the first output's outcome (two of them wrongly)...
+        while len({c.peer for c in fed.calls_to("await_output_outcome") if c.answered == "result"}) < 4:
+            await fed.wait_for_calls("await_output_outcome", len(fed.calls_to("await_output_outcome")) + 1)
+        # ...and still no "Done" (a bounded negative wait: a good run is done within a second).
+        with pytest.raises(TimeoutError):
+            await official_client.rpc(
+                "mint", "subscribe_reissue_external_notes", subscription, max_items=3, timeout=3
+            )
+        assert await official_client.rpc_one("", "get_balance") == 0
+    finally:
+        await fed.stop()

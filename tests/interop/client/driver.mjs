@@ -74,9 +74,9 @@ let socketCounter = 0;
 // listener the client just removed; wasm-bindgen then aborts with "closure invoked recursively or
 // after being dropped". This subclass keeps its own listener lists, hears each native event once,
 // and delivers it on a later macrotask (in arrival order) to the listeners registered *then*.
-// Once the client itself has called close(), later events are not delivered: the client drops its
-// handler closures right after close() without clearing onclose/onmessage, and a browser's close
-// event would reach dropped closures just the same (traced as ws_dropped).
+// Once the client itself has called close(), later events are not delivered (traced as ws_dropped):
+// the client drops its handler closures right after close() without clearing onclose/onmessage, so
+// the close event that Node fires afterwards would reach dropped closures.
 class DeferredWebSocket extends NativeWebSocket {
   #listeners = new Map(EVENT_TYPES.map((type) => [type, []]));
   #handlers = new Map();
