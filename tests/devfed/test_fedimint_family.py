@@ -26,6 +26,7 @@ from fedimint_gw.fedimint.mint_client import (
     check_note,
     exact_outputs,
     greedy_outputs,
+    note_nonce,
     plan_reissue,
     represent_amount,
 )
@@ -325,3 +326,16 @@ async def test_an_internal_failure_is_answered_not_left_hanging(
     )
     assert answer["error"] == {"code": -32603, "message": "internal error in await_output_outcome"}
     assert got.total_msat == 1
+
+
+async def test_mint_endpoints_tell_spent_nonces_and_used_blind_nonces(
+    fm: RunningFedimint, api: FederationApi, session: aiohttp.ClientSession
+) -> None:
+    got = await faucet_notes(session, fm.admin_url, fm.federation.client_config, 4)
+    nonce = note_nonce(got.notes[0].note).hex()
+    assert await api.request_peer(0, "module_1_note_spent", nonce) is False
+    tx, _fresh = await reissue(fm, api, inputs_of(got.notes))
+    assert await api.request_peer(3, "module_1_note_spent", nonce) is True
+    blind = tx.outputs[0].data[-48:].hex()
+    assert await api.request_peer(2, "module_1_blind_nonce_used", blind) is True
+    assert await api.request_peer(2, "module_1_blind_nonce_used", "00" * 48) is False

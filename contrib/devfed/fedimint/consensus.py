@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contrib.devfed.fedimint.mint import CheckedInput, CheckedOutput, MintError, MintRefusal, MintVerifier
 from contrib.devfed.fedimint.store import FedimintStore, StoredOutput
 from fedimint_gw.fedimint.config import ConsensusVersion
-from fedimint_gw.fedimint.encoding import Err, Ok, decode_whole, encode
+from fedimint_gw.fedimint.encoding import Err, Ok, encode
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.transaction import (
     Transaction,
@@ -164,15 +164,6 @@ class Sequencer:
                 TransactionError.unbalanced(total_in, total_out, fee),
                 f"unbalanced: inputs {total_in}, outputs {total_out}, fees {fee} msat",
             )
-
-    def outcome_known(self, txid: bytes) -> TransactionSubmissionOutcome | None:
-        """The outcome of a transaction seen before (accepted or refused), else None."""
-        if self.store.transaction(txid) is not None:
-            return TransactionSubmissionOutcome(Ok(txid))
-        raw = self.store.rejection(txid)
-        if raw is None:
-            return None
-        return TransactionSubmissionOutcome(Err(decode_whole(raw, TransactionError.read)))
 
     async def await_accepted(self, txid: bytes, timeout: float) -> int:
         """The session of an accepted transaction, waiting for it up to `timeout` seconds."""

@@ -29,7 +29,6 @@ from fedimint_gw.fedimint.mint_types import (
     MintOutputV0,
     read_mint_input,
     read_mint_output,
-    read_mint_output_outcome,
     write_mint_output_outcome,
 )
 
@@ -158,11 +157,3 @@ class MintGuardian:
         signed = tbs.sign_message(tbs.BlindedMessage.decode(blind_nonce), share)
         outcome = MintOutputOutcomeV0(signed.encode())
         return encode(lambda w: write_mint_output_outcome(w, outcome))
-
-
-def read_outcome_share(data: bytes) -> bytes:
-    """The G1 share inside an encoded `MintOutputOutcome::V0`."""
-    value = decode_whole(data, read_mint_output_outcome)
-    if isinstance(value, UnknownVariant):
-        raise DecodeError(f"unknown mint output outcome version {value.variant}")
-    return value.share
