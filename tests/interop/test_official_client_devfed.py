@@ -324,3 +324,19 @@ async def test_one_faulty_guardian_does_not_stop_a_reissue(
         await set_fault(session, fed, 2, "honest")
     assert states[-1] == "Done", states
     assert await balance(client, plain) == before + 3_000
+
+
+async def test_notes_reissued_twice_fail_the_second_time_with_a_readable_reason(
+    client: OfficialClient, fed: RunningFedimint, session: aiohttp.ClientSession, plain: str
+) -> None:
+    """The official client decodes devfed's refusal: TransactionError::Input (4) wrapping the
+    mint's SpentCoin (0)."""
+    await client.join("second", fed.invite_code, timeout=30)
+    got = await notes_from(fed, session, 1_000)
+    assert (await reissue(client, plain, got.oob.encode()))[-1] == "Done"
+    states = await reissue(client, "second", got.oob.encode())
+    failed = states[-1]
+    assert isinstance(failed, dict), states
+    assert "The transaction had an invalid input" in failed["Failed"]
+    assert "The note is already spent" in failed["Failed"]
+    assert await balance(client, "second") == 0
