@@ -2,6 +2,8 @@
 
 devfed run --name NAME --guardians 4 --threshold 3 --api 1,2 --data-dir DIR
            [--bitcoind-rpc URL] [--base-port P] [--admin-port P] [--tx-fee-msat F]
+devfed run --api fedimint --data-dir DIR [--fedimint-fee-base-msat B] [--fedimint-fee-ppm P]
+           (Fedimint's own protocol, its own guardians and invite; may be combined: --api 1,2,fedimint)
 devfed gateways add URL --admin ADMIN_URL      (also: remove, list)
 devfed admin fault PEER MODE [--delay-ms N] --admin ADMIN_URL
 devfed admin advance BLOCKS --admin ADMIN_URL
@@ -15,7 +17,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -24,8 +26,12 @@ from contrib.devfed import wallet_ln
 from contrib.devfed.client import http_json
 from contrib.devfed.errors import DevfedError
 from contrib.devfed.federation import FederationParams
+from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from contrib.devfed.server import start_federation
 from contrib.devfed.wallet import Wallet
+
+FEDIMINT_FAMILY = "fedimint"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,13 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", default="devfed")
     run.add_argument("--guardians", type=int, default=4)
     run.add_argument("--threshold", type=int, default=3)
-    run.add_argument("--api", default="1,2", help="comma-separated API majors to serve")
+    run.add_argument(
+        "--api",
+        default="1,2",
+        help="comma-separated API majors to serve, and/or 'fedimint' (Fedimint's protocol)",
+    )
     run.add_argument("--data-dir", type=Path, required=True)
     run.add_argument("--bitcoind-rpc", default=None, help="http://user:pass@host:port")
     run.add_argument("--base-port", type=int, default=0)
     run.add_argument("--admin-port", type=int, default=0)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--tx-fee-msat", type=int, default=0)
+    run.add_argument(
+        "--fedimint-fee-base-msat", type=int, default=0, help="mint fee per note (fedimint family)"
+    )
+    run.add_argument(
+        "--fedimint-fee-ppm", type=int, default=0, help="mint fee ppm per note (fedimint family)"
+    )
     gw = sub.add_parser("gateways", help="v2 gateway vetting (admin API)")
     gw.add_argument("action", choices=["add", "remove", "list"])
     gw.add_argument("url", nargs="?")
@@ -66,7 +82,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    majors = tuple(int(m) for m in str(args.api).split(",") if m.strip())
+    families = [m.strip() for m in str(args.api).split(",") if m.strip()]
+    majors = tuple(int(m) for m in families if m != FEDIMINT_FAMILY)
+    # Handlers first: a signal during startup stops cleanly once started.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stoppers = []
+    if FEDIMINT_FAMILY in families:
+        fedimint = await _run_fedimint(args)
+        stoppers.append(fedimint.stop)
+    if majors:
+        stoppers.append(await _run_devfed(args, majors))
+    await stop.wait()
+    for stopper in stoppers:
+        await stopper()
+    return 0
+
+
+async def _run_fedimint(args: argparse.Namespace) -> RunningFedimint:
+    """The Fedimint-family federation under ``<data-dir>/fedimint`` (its own guardians and invite)."""
+    params = FedimintParams(
+        name=args.name,
+        guardians=args.guardians,
+        fee_base_msat=args.fedimint_fee_base_msat,
+        fee_ppm=args.fedimint_fee_ppm,
+    )
+    running = await start_fedimint(args.data_dir / FEDIMINT_FAMILY, params, host=args.host)
+    print(running.invite_code, flush=True)
+    print(f"fedimint admin: {running.admin_url}", file=sys.stderr, flush=True)
+    return running
+
+
+async def _run_devfed(args: argparse.Namespace, majors: tuple[int, ...]) -> Callable[[], Awaitable[None]]:
     params = FederationParams(
         name=args.name,
         guardians=args.guardians,
@@ -80,13 +129,7 @@ async def _run(args: argparse.Namespace) -> int:
     )
     print(running.invite_code, flush=True)
     print(f"admin: {running.admin_url}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await running.stop()
-    return 0
+    return running.stop
 
 
 async def _admin(args: argparse.Namespace) -> object:
