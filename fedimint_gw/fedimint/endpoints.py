@@ -15,11 +15,9 @@ import aiohttp
 
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.fedimint.config import ClientConfig, parse_client_config
-from fedimint_gw.fedimint.encoding import decode_hex
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.invite import InviteCode
 from fedimint_gw.fedimint.query import FederationApi
-from fedimint_gw.fedimint.transaction import ModuleItem, OutPoint, Transaction, TransactionSubmissionOutcome
 from fedimint_gw.fedimint.transport import TransportSettings
 from fedimint_gw.fedimint.versions import (
     ApiVersionSet,
@@ -70,10 +68,15 @@ async def bootstrap_client_config(
 async def discover_api_versions(
     api: FederationApi,
     client: SupportedApiVersionsSummary,
-    rule: ConsensusMatch = ConsensusMatch.EXACT,
+    rule: ConsensusMatch = ConsensusMatch.SAME_MAJOR,
 ) -> ApiVersionSet:
     """Ask every guardian's `version` and negotiate (`versions.negotiate`); malformed answers
-    count as no answer."""
+    count as no answer.
+
+    The default rule is what the official client (v0.7-era WASM build) was seen to do: a guardian
+    whose consensus minor differs from the config's is still used (docs/official-client.md).
+    Transactions and outcomes are in `mint_api.py` (their wire form was checked against that client).
+    """
     answers = await api.each(VERSION)
     parsed: dict[int, SupportedApiVersionsSummary] = {}
     for peer, answer in answers.items():
@@ -83,22 +86,6 @@ async def discover_api_versions(
             except DecodeError:
                 continue
     return negotiate(client, parsed, len(api.peers), rule)
-
-
-async def submit_transaction(api: FederationApi, tx: Transaction) -> TransactionSubmissionOutcome:
-    """Submit to every guardian; the outcome a threshold agree on."""
-    result = await api.threshold_request(SUBMIT_TRANSACTION, tx.to_hex())
-    if not isinstance(result, str):
-        raise DecodeError("submit_transaction answer is not a hex string")
-    return TransactionSubmissionOutcome.from_hex(result)
-
-
-async def await_output_outcome(api: FederationApi, peer_id: int, out_point: OutPoint) -> ModuleItem:
-    """One guardian's outcome of an output (a module dyn value; the module decodes `data`)."""
-    result = await api.request_peer(peer_id, AWAIT_OUTPUT_OUTCOME, out_point.to_json())
-    if not isinstance(result, str):
-        raise DecodeError(f"guardian {peer_id}: await_output_outcome answer is not a hex string")
-    return decode_hex(result, ModuleItem.read)
 
 
 async def session_count(api: FederationApi) -> int:

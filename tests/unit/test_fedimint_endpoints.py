@@ -13,12 +13,10 @@ from aiohttp import web
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, ModuleConfig, PeerUrl
 from fedimint_gw.fedimint.encoding import Ok, decode_whole, encode
 from fedimint_gw.fedimint.endpoints import (
-    await_output_outcome,
     bootstrap_client_config,
     discover_api_versions,
     fetch_client_config,
     session_count,
-    submit_transaction,
 )
 from fedimint_gw.fedimint.errors import (
     ConfigMismatch,
@@ -27,6 +25,7 @@ from fedimint_gw.fedimint.errors import (
     ThresholdNotReached,
 )
 from fedimint_gw.fedimint.invite import InviteCode
+from fedimint_gw.fedimint.mint_api import await_output_outcome, submit_transaction
 from fedimint_gw.fedimint.mint_types import (
     FeeConsensus,
     MintClientConfig,
@@ -35,6 +34,7 @@ from fedimint_gw.fedimint.mint_types import (
     write_mint_output_outcome,
 )
 from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.fedimint.serde_value import from_serde, to_serde
 from fedimint_gw.fedimint.transaction import ModuleItem, OutPoint, Transaction, TransactionSubmissionOutcome
 from fedimint_gw.fedimint.transport import TransportSettings
 from fedimint_gw.fedimint.versions import (
@@ -77,15 +77,16 @@ class Federation:
             core = SupportedCoreApiVersions(V20, (ApiVersion(0, 9 if liar else 5),))
             module = SupportedModuleApiVersions(V20, V20, (ApiVersion(0, 1),))
             return SupportedApiVersionsSummary(core, {1: module}).to_json()
-        if method == "submit_transaction":
-            assert isinstance(params, str)
-            txid = b"\x00" * 32 if liar else Transaction.from_hex(params).txid()
-            return TransactionSubmissionOutcome(Ok(txid)).to_hex()
+        if method == "submit_transaction":  # consensus values travel as [hex(len || encoding)]
+            txid = b"\x00" * 32 if liar else Transaction.from_bytes(from_serde(params)).txid()
+            return to_serde(bytes.fromhex(TransactionSubmissionOutcome(Ok(txid)).to_hex()))
         if method == "await_output_outcome":
             share = MintOutputOutcomeV0(bytes([peer]) * 48)
-            return encode(
-                lambda w: ModuleItem(1, encode(lambda b: write_mint_output_outcome(b, share))).write(w)
-            ).hex()
+            return to_serde(
+                encode(
+                    lambda w: ModuleItem(1, encode(lambda b: write_mint_output_outcome(b, share))).write(w)
+                )
+            )
         if method == "session_count":
             return 99 if liar else 7
         raise AssertionError(method)
