@@ -145,6 +145,36 @@ def _register(gw: GatewayPlugin) -> None:
         free, and is also what a peer pays for `fedimint-migrate` through this gateway)."""
         gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm, to_federation))
 
+    @command("fedimint-setlimits")
+    def fedimint_setlimits(
+        request: Any,
+        federation_id: str,
+        max_ecash_msat: Any = None,
+        low_water_msat: Any = None,
+        receives: Any = None,
+        sends: Any = None,
+        swaps_in: Any = None,
+        swaps_out: Any = None,
+        drain: Any = None,
+    ) -> None:
+        """Set the controls of federation `federation_id` (persisted; shown in fedimint-info).
+        `max_ecash_msat`: cap on the gateway's ecash there (sends and swaps out of it that would
+        pass it are refused and the user refunded at once), or "off". `low_water_msat`: alert
+        level (metrics and a notification when the balance falls below it), or "off".
+        `receives`, `sends`, `swaps_in`, `swaps_out`: true or false. `drain`: true winds the
+        federation down (no new receives or swaps in; sends still allowed). Parameters left
+        out keep their value; one bad value refuses the whole call and changes nothing."""
+        changes = {
+            "max_ecash_msat": max_ecash_msat,
+            "low_water_msat": low_water_msat,
+            "receives": receives,
+            "sends": sends,
+            "swaps_in": swaps_in,
+            "swaps_out": swaps_out,
+            "drain": drain,
+        }
+        gw.bridge.answer(request, lambda: gw.require().set_limits(federation_id, changes))
+
     @command("fedimint-ecash-send")
     def fedimint_ecash_send(request: Any, federation_id: str, amount_msat: Any) -> None:
         """Take `amount_msat` of the gateway's ecash out of federation `federation_id` as a

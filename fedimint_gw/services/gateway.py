@@ -28,6 +28,7 @@ from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.federations.controls import FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
@@ -232,6 +233,10 @@ class Gateway:
         if target is None:
             return await self.federations.set_fees(fid, fees)
         return await self.federations.set_pair_fees(fid, target, fees)
+
+    async def set_limits(self, federation_id: object, changes: dict[str, object]) -> dict[str, Any]:
+        """`fedimint-setlimits`: validate and persist a federation's controls (all or nothing)."""
+        return await FederationControls(self.db, self.clock).set_limits(federation_id, changes)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""

@@ -23,8 +23,10 @@ from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.client import Feature, FederationClient
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.lightning.node import LightningNode
+from fedimint_gw.services.federations.controls import controls_json
 from fedimint_gw.services.federations.links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
+from fedimint_gw.store import controls as controls_repo
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
 
@@ -244,6 +246,7 @@ class FederationManager:
             "fees": {"base_msat": rec.fees.base_msat, "ppm": rec.fees.ppm},
             "status": live.status.value if live else ConnectionStatus.DISCONNECTED.value,
             "registration": reg.status.value if reg else "unknown",
+            "controls": controls_json(await controls_repo.get(self._db.conn, rec.federation_id.hex)),
             **({"error": live.error} if live and live.error else {}),
         }
 

@@ -32,6 +32,7 @@ class InvoiceService:
         self._feds = ctx.federations
         self._router = ctx.router
         self._clock = ctx.clock
+        self._controls = ctx.controls
 
     async def _federation(self, federation_id: object) -> fed_repo.FederationRecord:
         try:
@@ -75,6 +76,7 @@ class InvoiceService:
             raise InvalidInput(str(exc)) from None
         if amount.value <= 0:
             raise InvalidInput("amount_msat must be positive")
+        await self._controls.check_receive(fed.federation_id, amount)
         if not isinstance(description, str) or len(description) > 639:
             raise InvalidInput("description must be a string of at most 639 characters")
         if (
