@@ -223,6 +223,15 @@ def _register(gw: GatewayPlugin) -> None:
         for payments created between `start` and `end` (unix seconds; default: all time)."""
         gw.bridge.answer(request, lambda: gw.require().summary(start, end))
 
+    @command("fedimint-export")
+    def fedimint_export(request: Any, start: Any = None, end: Any = None, format: str = "json") -> None:
+        """Every payment created between `start` and `end` (unix seconds; default: all time),
+        oldest first, with kind, state, federation, amounts, fee (earned or paid), losses and
+        times, plus per-kind totals equal to fedimint-summary's. `format`: json (rows in
+        `payments`) or csv (the file's text in `csv`, e.g. `lightning-cli fedimint-export
+        format=csv | jq -r .csv > payments.csv`)."""
+        gw.bridge.answer(request, lambda: gw.require().export(start, end, format))
+
     @command("fedimint-peer-add")
     def fedimint_peer_add(request: Any, node_id: str, url: str, credit_limit_msat: Any = None) -> None:
         """Add (or update) peer gateway `node_id` at `url` (its public gateway API), granting it

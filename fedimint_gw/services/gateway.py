@@ -27,6 +27,7 @@ from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
+from fedimint_gw.services.accounting import Accounting
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.federations.controls import FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
@@ -202,6 +203,10 @@ class Gateway:
     async def summary(self, start: object, end: object) -> dict[str, Any]:
         """The `fedimint-summary` result."""
         return await Records(self.db).summary(start, end, self.clock.now())
+
+    async def export(self, start: object, end: object, fmt: object) -> dict[str, Any]:
+        """The `fedimint-export` result (same period rule and sums as `fedimint-summary`)."""
+        return await Accounting(self.db).export(start, end, fmt, self.clock.now())
 
     async def balances(self) -> dict[str, Any]:
         """The `fedimint-balances` result: Lightning liquidity and ecash per federation."""
