@@ -25,15 +25,18 @@ from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.ops import create_ops_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.accounting import Accounting
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.events import GatewayEvents, NoEvents
 from fedimint_gw.services.federations.controls import FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.services.liquidity.migration import MigrationService
+from fedimint_gw.services.ops.service import OpsService
 from fedimint_gw.services.payments.receive import IncomingService
 from fedimint_gw.services.payments.send import OutgoingService
 from fedimint_gw.services.payments.swap import SwapService
@@ -60,8 +63,12 @@ class Gateway:
         clock: Clock,
         log: Logger,
         adapters: Mapping[int, AdapterFactory] | None = None,
+        events: GatewayEvents | None = None,
     ) -> None:
         self.config = config
+        self.events: GatewayEvents = events if events is not None else NoEvents()
+        self._ops: OpsService | None = None
+        self._ops_http: HttpServer | None = None
         self.node = node
         self.clock = clock
         self.log = log
@@ -95,6 +102,18 @@ class Gateway:
         return self._federations
 
     @property
+    def ops(self) -> OpsService:
+        """Metrics, health and the status and limit watcher."""
+        if self._ops is None:
+            raise NotReady("the gateway is still starting")
+        return self._ops
+
+    @property
+    def ops_port(self) -> int | None:
+        """The port `/metrics` and `/health` listen on (None when off)."""
+        return self._ops_http.port if self._ops_http is not None else None
+
+    @property
     def public(self) -> PublicService:
         """The public API wallets call (served over HTTP; the bench calls it directly)."""
         if self._public is None:
@@ -115,7 +134,14 @@ class Gateway:
         )
         await self._federations.start()
         ctx = ServiceContext(
-            self.config, self._db, self.node, self._federations, self.router, self.clock, self.log
+            self.config,
+            self._db,
+            self.node,
+            self._federations,
+            self.router,
+            self.clock,
+            self.log,
+            self.events,
         )
         self._incoming = IncomingService(ctx)
         self._peers = PeerService(ctx, self._session)
@@ -136,6 +162,14 @@ class Gateway:
         await self._exchanges.resume()
         await self._migrations.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
+        self._ops = OpsService(
+            self._db, self.node, self._federations, self._peers.list_peers, self.clock, self.events, self.log
+        )
+        self._ops.start()
+        if self.config.metrics_bind is not None:
+            bind = self.config.metrics_bind
+            self._ops_http = HttpServer(create_ops_app(self._ops, self.log), bind.host, bind.port)
+            await self._ops_http.start()
         if self.config.api_bind is not None:
             self._http = HttpServer(
                 create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
@@ -155,6 +189,12 @@ class Gateway:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        if self._ops_http is not None:
+            await self._ops_http.stop()
+            self._ops_http = None
+        if self._ops is not None:
+            await self._ops.stop()
+            self._ops = None
         for service in (self._peers, self._forwards, self._settle, self._exchanges, self._migrations):
             if service is not None:
                 await service.stop()
