@@ -31,6 +31,7 @@ from fedimint_gw.domain.htlc import (
 from fedimint_gw.errors import NotFound, NotReady
 from fedimint_gw.lightning.cln import ClnNode
 from fedimint_gw.runtime import Bridge, Runtime
+from fedimint_gw.services.events import TOPICS
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.services.htlc_router import HtlcOwner
 
@@ -53,10 +54,23 @@ class GatewayPlugin:
         return self.gateway
 
 
+class PluginEvents:
+    """The gateway's events as CLN custom notifications (topics declared in `_register`)."""
+
+    def __init__(self, gw: GatewayPlugin) -> None:
+        self._gw = gw
+
+    def emit(self, topic: str, payload: dict[str, Any]) -> None:
+        try:
+            self._gw.plugin.notify(topic, payload)
+        except Exception as exc:  # an undeliverable event is dropped, never raised into a flow
+            self._gw.log(f"could not send notification {topic}: {exc!r}", "warn")
+
+
 def _init(gw: GatewayPlugin, options: dict[str, Any], configuration: dict[str, Any]) -> None:
     config = build_config(options, configuration)
     gw.runtime.start()
-    gateway = Gateway(config, ClnNode(config.rpc_path), SystemClock(), gw.log)
+    gateway = Gateway(config, ClnNode(config.rpc_path), SystemClock(), gw.log, events=PluginEvents(gw))
     gw.runtime.run(gateway.start(), timeout=60)
     gw.gateway = gateway
 
@@ -66,6 +80,8 @@ def _register(gw: GatewayPlugin) -> None:
 
     for spec in OPTIONS:
         plugin.add_option(spec.name, spec.default, spec.description, opt_type=spec.opt_type)
+    for topic in TOPICS:  # custom notifications: docs/operator-guide.md, "Monitoring and controls"
+        plugin.add_notification_topic(topic)
 
     @plugin.init()
     def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:

@@ -281,7 +281,9 @@ class Gateway:
 
     async def set_limits(self, federation_id: object, changes: dict[str, object]) -> dict[str, Any]:
         """`fedimint-setlimits`: validate and persist a federation's controls (all or nothing)."""
-        return await FederationControls(self.db, self.clock).set_limits(federation_id, changes)
+        answer = await FederationControls(self.db, self.clock).set_limits(federation_id, changes)
+        await self.ops.watcher.check()  # a limit crossed by the change itself is reported now
+        return answer
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
