@@ -25,6 +25,7 @@ from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.federation_status import add_federation_status_route
 from fedimint_gw.http.ops import create_ops_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
@@ -171,9 +172,9 @@ class Gateway:
             self._ops_http = HttpServer(create_ops_app(self._ops, self.log), bind.host, bind.port)
             await self._ops_http.start()
         if self.config.api_bind is not None:
-            self._http = HttpServer(
-                create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
-            )
+            app = create_app(self._public, self.log)
+            add_federation_status_route(app, self._ops.status)
+            self._http = HttpServer(app, self.config.api_bind.host, self.config.api_bind.port)
             await self._http.start()
         self.log(
             f"fedimint-gw {__version__} started: database {self.config.db_path} "

@@ -21,7 +21,7 @@ from fedimint_gw.domain.ids import FederationId, ShortChannelId
 from fedimint_gw.domain.invite import parse_invite
 from fedimint_gw.errors import FederationUnreachable, GatewayError, InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.federation.adapter import AdapterFactory
-from fedimint_gw.federation.client import Feature, FederationClient
+from fedimint_gw.federation.client import Feature, FederationClient, RegistrationResult
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import fetch_versions
 from fedimint_gw.lightning.node import LightningNode
@@ -278,6 +278,13 @@ class FederationManager:
             return GuardianProbe(0, 0, 1)
         answers = await fetch_versions(self._links.session, desc.guardian_urls, timeout)
         return GuardianProbe(len(desc.guardian_urls), len(answers), desc.threshold)
+
+    def live_view(self, fid: FederationId) -> tuple[frozenset[Feature], RegistrationResult | None] | None:
+        """The connected client's features and last registration, None while not connected."""
+        live = self._live.get(fid)
+        if live is None or live.client is None:
+            return None
+        return frozenset(live.client.features), live.registration
 
     def status(self, fid: FederationId) -> ConnectionStatus:
         """The federation's link status (disconnected when not joined)."""

@@ -10,6 +10,7 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.lightning.node import LightningNode
 from fedimint_gw.services.events import GatewayEvents
 from fedimint_gw.services.federations.manager import FederationManager
+from fedimint_gw.services.ops.federation_status import FederationStatusService
 from fedimint_gw.services.ops.health import Health
 from fedimint_gw.services.ops.metrics import Metrics
 from fedimint_gw.services.ops.snapshot import PeerLister, SnapshotReader
@@ -34,6 +35,7 @@ class OpsService:
         self._metrics = Metrics(self.reader)
         self._health = Health(db, node, self.reader)
         self.watcher = Watcher(self.reader, events, log)
+        self.status = FederationStatusService(db, federations, self.watcher, clock)
         self._task: asyncio.Task[None] | None = None
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedimint_gw.services.events import FEDERATION_STATUS, LIMIT_CROSSED, GatewayEvents
+from fedimint_gw.services.federations.manager import GuardianProbe
 from fedimint_gw.services.ops.snapshot import FederationView, SnapshotReader
 
 INTERVAL = 15.0
@@ -44,6 +45,11 @@ class Watcher:
         self._events = events
         self._log = log
         self._last: dict[str, _Seen] = {}
+        self._probes: dict[str, GuardianProbe] = {}
+
+    def last_probe(self, federation_id: str) -> GuardianProbe | None:
+        """The guardian probe of the last round (None before the first round)."""
+        return self._probes.get(federation_id)
 
     async def run(self) -> None:
         while True:
@@ -80,8 +86,10 @@ class Watcher:
             if now.above_max != was_above:
                 self._limit(f, "max_ecash", f.max_ecash_msat, "above" if now.above_max else "below")
             self._last[fid] = now
+            self._probes[fid] = f.probe
         for gone in set(self._last) - set(current):
             del self._last[gone]
+            self._probes.pop(gone, None)
 
     def _limit(self, f: FederationView, limit: str, level: int | None, side: str) -> None:
         self._events.emit(
