@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from typing import Any
@@ -10,12 +11,16 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from contrib.devfed import wallet_ln
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
+from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput
 from fedimint_gw.http.app import HttpServer
 from fedimint_gw.http.ops import create_ops_app
+from fedimint_gw.services import context as context_module
+from fedimint_gw.services import gateway as gateway_module
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import (
     FEDERATION_STATUS,
@@ -25,8 +30,9 @@ from fedimint_gw.services.events import (
 )
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, wait_until
 from tests.e2e.test_export import FEE_30K, _known_payments
+from tests.support.fake_node import forward_payload
 
 RECEIVE_FEE_50K = 2000 + 50_000 * 3000 // 1_000_000
 
@@ -200,3 +206,53 @@ async def test_each_gateway_has_its_own_registry(env: Env) -> None:
     assert env.gateway.ops.registry is not REGISTRY
     names = {m.name for m in REGISTRY.collect()}
     assert not any(n.startswith("fedimint_gw") for n in names)
+
+
+class _Crash(BaseException):
+    """The plugin process dying right after a state was written."""
+
+
+async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Funded, then the plugin dies and lightningd fails the HTLC: the receiver is paid, the
+    gateway is not. The loss reaches the notification, the metrics and the export."""
+
+    fed = await env.federation("lossy", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "u")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
+    height = env.node.block_height
+    real_advance = context_module.ServiceContext.advance
+
+    async def crash_when_funded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
+        new = await real_advance(self, rec, state, **changes)
+        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.FUNDED:
+            raise _Crash()
+        return new
+
+    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_when_funded)
+    with contextlib.suppress(_Crash):
+        await env.htlc(
+            *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
+        )
+    monkeypatch.undo()
+    monkeypatch.setattr(gateway_module, "RECONCILE_GRACE", 0.0)
+    env.node.held.clear()  # lightningd failed the HTLC when the plugin died; no replay
+    rec = await _with_events(env)
+
+    async def settled() -> bool:
+        recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
+        return bool(recs) and all(r.state.terminal for r in recs)
+
+    await wait_until(settled, timeout=60)
+    [loss] = rec.of(LOSS_REPORTED)
+    assert loss["lost_msat"] == 10_000 and loss["federation_id"] == fed.federation_id
+    _, text, _ = await _scrape(env)
+    m = _samples(text)
+    key = (("federation", fed.federation_id), ("kind", "receive"))
+    assert m[("fedimint_gw_lost_msat_total", key)] == 10_000
+    export = await env.gateway.export(None, None, "json")
+    assert export["totals"]["receive"]["lost_msat"] == 10_000
