@@ -157,3 +157,41 @@ async def test_send_under_the_cap_is_paid(env: Env) -> None:
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert await _gateway_ecash(env, fed.federation_id) == 30_000 + FEE_30K
+
+
+@pytest.mark.parametrize(
+    ("side", "control"),
+    [
+        ("src", {"swaps_out": False}),
+        ("dst", {"swaps_in": False}),
+        ("dst", {"drain": True}),
+        ("src", {"max_ecash_msat": 10_000}),
+        ("src", {"drain": True}),  # draining the source still lets its users pay out: allowed
+    ],
+)
+async def test_swap_controls_refund_the_sender_and_fund_nothing(
+    env: Env, side: str, control: dict[str, object]
+) -> None:
+    src = await env.federation("swsrc", (1,))
+    dst = await env.federation("swdst", (1,))
+    for fed in (src, dst):
+        await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(dst, 100_000)
+    await env.gateway.set_limits((src if side == "src" else dst).federation_id, control)
+    sender = await env.wallet(src, "sw-sender")
+    receiver = await env.wallet(dst, "sw-receiver")
+    await sender.faucet(100_000)
+    dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
+    src_client = env.gateway.federations.client(FederationId(src.federation_id))
+    receive = await wallet_ln.receive_v1(receiver, dst_client.gateway_pubkey, 30_000, "swap")
+    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, src_client.gateway_pubkey, FEE_30K)
+    await env.settled(str(result["contract_id"]))
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
+    assert rec is not None and env.node.pay_calls == []
+    if control == {"drain": True} and side == "src":
+        assert "preimage" in result and rec.state is PaymentState.SUCCEEDED
+        return
+    assert "preimage" not in result and rec.state is PaymentState.REFUNDED
+    assert sender.balance_msat() == 100_000
+    assert await _gateway_ecash(env, dst.federation_id) == 100_000  # nothing funded in the target
+    assert await _gateway_ecash(env, src.federation_id) == 0
