@@ -100,3 +100,29 @@ async def test_export_period_and_bad_input(env: Env) -> None:
     for start, end, fmt in ((None, None, "xml"), (10, 5, "json"), ("-1", None, "json"), (True, None, "csv")):
         with pytest.raises(InvalidInput):
             await env.gateway.export(start, end, fmt)
+
+
+async def test_export_csv_cells_cannot_run_as_formulas(env: Env) -> None:
+    """Error texts can quote a federation or a peer: a cell a spreadsheet would evaluate
+    (=, +, -, @) is written as text."""
+    import time
+
+    from fedimint_gw.domain.payment import PaymentKind, PaymentState
+    from fedimint_gw.store import payments as pay_repo
+
+    now = int(time.time())
+    rec = pay_repo.PaymentRecord(
+        payment_id="send:evil",
+        kind=PaymentKind.SEND,
+        state=PaymentState.REFUNDED,
+        payment_hash="00" * 32,
+        amount_msat=1,
+        created_at=now,
+        updated_at=now,
+        error='=HYPERLINK("http://evil","x")',
+    )
+    async with env.gateway.db.transaction() as conn:
+        await pay_repo.save(conn, rec)
+    rows = list(csv.DictReader(io.StringIO((await env.gateway.export(None, None, "csv"))["csv"])))
+    assert rows[0]["error"] == "'" + str(rec.error)
+    assert (await env.gateway.export(None, None, "json"))["payments"][0]["error"] == rec.error

@@ -46,6 +46,7 @@ class Watcher:
         self._log = log
         self._last: dict[str, _Seen] = {}
         self._probes: dict[str, GuardianProbe] = {}
+        self._round = asyncio.Lock()  # the loop's round and a command's round never interleave
 
     def last_probe(self, federation_id: str) -> GuardianProbe | None:
         """The guardian probe of the last round (None before the first round)."""
@@ -61,6 +62,10 @@ class Watcher:
 
     async def check(self) -> None:
         """One round: probe, compare with the last round, emit what changed."""
+        async with self._round:
+            await self._check()
+
+    async def _check(self) -> None:
         current = {f.federation_id: f for f in await self._reader.federations()}
         for fid, f in current.items():
             now, before = _seen(f), self._last.get(fid)
