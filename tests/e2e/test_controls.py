@@ -195,3 +195,18 @@ async def test_swap_controls_refund_the_sender_and_fund_nothing(
     assert sender.balance_msat() == 100_000
     assert await _gateway_ecash(env, dst.federation_id) == 100_000  # nothing funded in the target
     assert await _gateway_ecash(env, src.federation_id) == 0
+
+
+async def test_setlimits_stands_when_the_limit_check_after_it_fails(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fed, _ = await _joined(env, "ctlwatch", (1,))
+
+    async def broken() -> None:
+        raise RuntimeError("probe exploded")
+
+    monkeypatch.setattr(env.gateway.ops.watcher, "check", broken)
+    answer = await env.gateway.set_limits(fed.federation_id, {"drain": True})
+    assert answer["controls"]["mode"] == "drain"
+    assert (await env.gateway.info())["federations"][0]["controls"]["mode"] == "drain"
+    assert any(lvl == "warn" and "probe exploded" in m for lvl, m in env.logs)
