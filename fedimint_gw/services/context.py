@@ -18,7 +18,7 @@ from fedimint_gw.services.events import (
     lost_msat,
     payment_event,
 )
-from fedimint_gw.services.federations.controls import FederationControls
+from fedimint_gw.services.federations.controls import CapReservations, FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import payments as repo
@@ -37,11 +37,12 @@ class ServiceContext:
     clock: Clock
     log: Any  # Callable[[str, str], None]
     events: GatewayEvents = field(default_factory=NoEvents)
+    reservations: CapReservations = field(default_factory=CapReservations)
 
     @property
     def controls(self) -> FederationControls:
         """The operator's per-federation controls (read from the database at each check)."""
-        return FederationControls(self.db, self.clock)
+        return FederationControls(self.db, self.clock, self.reservations)
 
     async def advance(
         self, rec: repo.PaymentRecord, state: PaymentState, **changes: Any

@@ -93,3 +93,14 @@ async def pending_gain_msat(conn: aiosqlite.Connection, federation_id: str) -> i
     ) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def recorded_ids(conn: aiosqlite.Connection, payment_ids: list[str]) -> set[str]:
+    """Which of `payment_ids` are in the payments log."""
+    if not payment_ids:
+        return set()
+    marks = ", ".join("?" for _ in payment_ids)
+    async with conn.execute(
+        f"SELECT payment_id FROM payments WHERE payment_id IN ({marks})", payment_ids
+    ) as cur:
+        return {str(r[0]) for r in await cur.fetchall()}

@@ -210,3 +210,43 @@ async def test_setlimits_stands_when_the_limit_check_after_it_fails(
     assert answer["controls"]["mode"] == "drain"
     assert (await env.gateway.info())["federations"][0]["controls"]["mode"] == "drain"
     assert any(lvl == "warn" and "probe exploded" in m for lvl, m in env.logs)
+
+
+async def test_sends_checked_at_the_same_moment_cannot_pass_the_cap_together(env: Env) -> None:
+    """The cap reserves what it grants until the payment is in the log, so two checks made
+    before either payment is recorded see each other."""
+    import time
+
+    from fedimint_gw.domain.amount import Msat
+    from fedimint_gw.domain.payment import PaymentKind
+    from fedimint_gw.errors import PaymentRefused
+    from fedimint_gw.services.federations.controls import CapReservations, FederationControls
+
+    fed, _ = await _joined(env, "ctlrace", (1,))
+    fid = FederationId(fed.federation_id)
+    await env.gateway.set_limits(fed.federation_id, {"max_ecash_msat": 50_000})
+    controls = FederationControls(env.gateway.db, env.gateway.clock, CapReservations())
+    await controls.check_send(fid, Msat(30_000), "send:a")
+    with pytest.raises(PaymentRefused, match="cap"):
+        await controls.check_send(fid, Msat(30_000), "send:b")
+    await controls.check_send(fid, Msat(30_000), "send:a")  # a repeated check does not count twice
+    now = int(time.time())
+    paying = pay_repo.PaymentRecord(
+        payment_id="send:a",
+        kind=PaymentKind.SEND,
+        state=PaymentState.PAYING,
+        payment_hash="11" * 32,
+        amount_msat=28_000,
+        fee_msat=2_000,
+        federation_id=fed.federation_id,
+        created_at=now,
+        updated_at=now,
+        data={"contract_id": "a"},
+    )
+    async with env.gateway.db.transaction() as conn:
+        await pay_repo.save(conn, paying)
+    with pytest.raises(PaymentRefused):  # recorded: the log counts it now
+        await controls.check_send(fid, Msat(30_000), "send:b")
+    async with env.gateway.db.transaction() as conn:
+        await pay_repo.save(conn, paying.advance(PaymentState.REFUNDED, now))
+    await controls.check_send(fid, Msat(30_000), "send:b")  # refunded: nothing was gained

@@ -15,7 +15,8 @@ unfinished flows will claim. Receives spend the gateway's ecash, so they never r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import asyncio
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fedimint_gw.clock import Clock
@@ -34,13 +35,23 @@ _OFF = ("false", "off", "disabled", "disable", "no", "0")
 _UNSET = ("off", "none", "unset")
 
 
-@dataclass(frozen=True)
-class LimitState:
-    """Where a federation's ecash stands against its limits."""
+RESERVATION_TTL = 600  # seconds a cap reservation waits for its payment to be recorded
 
-    balance_msat: int
-    below_low_water: bool
-    above_max: bool
+
+@dataclass
+class CapReservations:
+    """Ecash the cap has granted to flows that are not recorded yet, per federation.
+
+    One per gateway (in `ServiceContext`): checks made at the same moment see each other, so
+    concurrent sends cannot pass the cap together. A reservation ends once its payment is in
+    the payments log (from then on the log counts it) or after `RESERVATION_TTL`.
+    """
+
+    granted: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # fid -> id -> (msat, at)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, federation_id: str) -> asyncio.Lock:
+        return self.locks.setdefault(federation_id, asyncio.Lock())
 
 
 def controls_json(c: Controls) -> dict[str, Any]:
@@ -59,9 +70,10 @@ def controls_json(c: Controls) -> dict[str, Any]:
 class FederationControls:
     """Reads, changes and enforces the controls; stateless apart from the database."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, reservations: CapReservations | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._reserved = reservations if reservations is not None else CapReservations()
 
     async def get(self, fid: FederationId) -> Controls:
         return await repo.get(self._db.conn, fid.hex)
@@ -75,15 +87,18 @@ class FederationControls:
         if c.receives is Switch.DISABLED:
             raise PaymentRefused(f"receives into federation {fid.short()} are disabled by the operator")
 
-    async def check_send(self, fid: FederationId, gain: Msat) -> None:
+    async def check_send(self, fid: FederationId, gain: Msat, payment_id: str) -> None:
         """Refuse a send out of `fid` that its controls forbid; `gain` is the contract the
-        gateway claims if it succeeds (checked against the ecash cap)."""
+        gateway claims if it succeeds (checked against the ecash cap, and reserved for
+        `payment_id` until that payment is recorded)."""
         c = await self.get(fid)
         if c.sends is Switch.DISABLED:
             raise PaymentRefused(f"sends from federation {fid.short()} are disabled by the operator")
-        await self._check_cap(c, fid, gain)
+        await self._check_cap(c, fid, gain, payment_id)
 
-    async def check_swap(self, source: FederationId, target: FederationId, gain: Msat) -> None:
+    async def check_swap(
+        self, source: FederationId, target: FederationId, gain: Msat, payment_id: str
+    ) -> None:
         """Refuse a swap from `source` into `target` that either side's controls forbid."""
         src, dst = await self.get(source), await self.get(target)
         if src.swaps_out is Switch.DISABLED:
@@ -92,29 +107,29 @@ class FederationControls:
             raise PaymentRefused(f"federation {target.short()} is draining: it takes no swaps in")
         if dst.swaps_in is Switch.DISABLED:
             raise PaymentRefused(f"swaps into federation {target.short()} are disabled by the operator")
-        await self._check_cap(src, source, gain)
+        await self._check_cap(src, source, gain, payment_id)
 
-    async def _check_cap(self, c: Controls, fid: FederationId, gain: Msat) -> None:
+    async def _check_cap(self, c: Controls, fid: FederationId, gain: Msat, payment_id: str) -> None:
         if c.max_ecash_msat is None:
             return
-        held = (await NoteWallet(self._db, fid.hex, self._clock).balance()).value
-        pending = await repo.pending_gain_msat(self._db.conn, fid.hex)
-        if held + pending + gain.value > c.max_ecash_msat:
-            raise PaymentRefused(
-                f"federation {fid.short()} is at its ecash cap: the gateway holds {held} msat and "
-                f"{pending} msat are on their way, {gain.value} msat more would exceed the cap of "
-                f"{c.max_ecash_msat} msat"
-            )
-
-    async def limit_state(self, fid: FederationId) -> LimitState:
-        """The federation's balance against its low-water level and cap."""
-        c = await self.get(fid)
-        held = (await NoteWallet(self._db, fid.hex, self._clock).balance()).value
-        return LimitState(
-            balance_msat=held,
-            below_low_water=c.low_water_msat is not None and held < c.low_water_msat,
-            above_max=c.max_ecash_msat is not None and held > c.max_ecash_msat,
-        )
+        async with self._reserved.lock(fid.hex):
+            now = self._clock.now()
+            granted = self._reserved.granted.setdefault(fid.hex, {})
+            if granted:
+                recorded = await repo.recorded_ids(self._db.conn, list(granted))
+                for pid, (_, at) in list(granted.items()):
+                    if pid in recorded or now - at > RESERVATION_TTL:
+                        del granted[pid]
+            held = (await NoteWallet(self._db, fid.hex, self._clock).balance()).value
+            pending = await repo.pending_gain_msat(self._db.conn, fid.hex)
+            pending += sum(msat for pid, (msat, _) in granted.items() if pid != payment_id)
+            if held + pending + gain.value > c.max_ecash_msat:
+                raise PaymentRefused(
+                    f"federation {fid.short()} is at its ecash cap: the gateway holds {held} msat and "
+                    f"{pending} msat are on their way, {gain.value} msat more would exceed the cap of "
+                    f"{c.max_ecash_msat} msat"
+                )
+            granted[payment_id] = (gain.value, now)
 
     # ----- fedimint-setlimits ----------------------------------------------------------
     async def set_limits(self, federation_id: object, changes: dict[str, object]) -> dict[str, Any]:
