@@ -256,3 +256,26 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     assert m[("fedimint_gw_lost_msat_total", key)] == 10_000
     export = await env.gateway.export(None, None, "json")
     assert export["totals"]["receive"]["lost_msat"] == 10_000
+
+
+async def test_peer_ledger_metrics_after_a_forward(env: Env, env_b: Env) -> None:
+    """A forwards one payment to B: both gateways' metrics show the ledger and credit in use."""
+    from tests.e2e.helpers import claim_receive
+    from tests.e2e.test_peers import _balance, _fee, _pay, _receive, _setup
+
+    src, dst, sender, receiver = await _setup(env, env_b, 1, 1, b_grants=5_000_000)
+    receive = await _receive(env_b, dst, receiver, 50_000)
+    await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    await claim_receive(receiver, receive)
+    forwarded = 50_000 + _fee(50_000)
+    assert await _balance(env, env_b) == -forwarded
+    a, b = env.node.node_id, env_b.node.node_id
+    m_a = _samples((await _scrape(env))[1])
+    assert m_a[("fedimint_gw_peer_balance_msat", (("peer", b),))] == -forwarded
+    assert m_a[("fedimint_gw_peer_credit_limit_msat", (("direction", "granted"), ("peer", b)))] == 10_000_000
+    assert m_a[("fedimint_gw_peer_credit_limit_msat", (("direction", "received"), ("peer", b)))] == 5_000_000
+    assert m_a[("fedimint_gw_peer_credit_used_msat", (("direction", "received"), ("peer", b)))] == forwarded
+    assert m_a[("fedimint_gw_peer_credit_used_msat", (("direction", "granted"), ("peer", b)))] == 0
+    m_b = _samples((await _scrape(env_b))[1])
+    assert m_b[("fedimint_gw_peer_balance_msat", (("peer", a),))] == forwarded
+    assert m_b[("fedimint_gw_peer_credit_used_msat", (("direction", "granted"), ("peer", a)))] == forwarded
