@@ -279,3 +279,30 @@ async def test_peer_ledger_metrics_after_a_forward(env: Env, env_b: Env) -> None
     m_b = _samples((await _scrape(env_b))[1])
     assert m_b[("fedimint_gw_peer_balance_msat", (("peer", a),))] == forwarded
     assert m_b[("fedimint_gw_peer_credit_used_msat", (("direction", "granted"), ("peer", a)))] == forwarded
+
+
+async def test_held_htlcs_and_in_flight_payments_are_gauges(env: Env) -> None:
+    now = int(time.time())
+    fid = "cd" * 32
+    for i, state in enumerate((PaymentState.HTLC_HELD, PaymentState.FUNDED, PaymentState.REGISTERED)):
+        rec = pay_repo.PaymentRecord(
+            payment_id=f"recv:9x9x9:{i}",
+            kind=PaymentKind.RECEIVE,
+            state=state,
+            payment_hash=f"{i:064x}",
+            amount_msat=1_000,
+            federation_id=fid,
+            htlc_scid=None if state is PaymentState.REGISTERED else "9x9x9",
+            htlc_id=None if state is PaymentState.REGISTERED else i,
+            created_at=now,
+            updated_at=now,
+        )
+        async with env.gateway.db.transaction() as conn:
+            await pay_repo.save(conn, rec)
+    m = _samples((await _scrape(env))[1])
+    assert m[("fedimint_gw_htlcs_held", ())] == 2
+    labels = (("federation", fid), ("kind", "receive"))
+    assert m[("fedimint_gw_payments_in_flight", (*labels[:1], labels[1], ("state", "htlc_held")))] == 1
+    assert m[("fedimint_gw_payments_in_flight", (*labels[:1], labels[1], ("state", "funded")))] == 1
+    assert not any(k[0] == "fedimint_gw_payments_total" for k in m)  # nothing finished
+    assert not any(dict(k[1]).get("state") == "registered" for k in m)  # unpaid invoices are not payments
