@@ -133,6 +133,17 @@ def test_metrics_export_notifications_and_health(
     for kind, t in export["totals"].items():
         assert t["volume_msat"] == summary[kind]["volume_msat"]
         assert t["fees_earned_msat"] == summary[kind]["fees_earned_msat"]
+    # The rows line up with CLN's bookkeeper on the payment hash (docs: "Accounting export").
+    events = l2.rpc.call("bkpr-listaccountevents")["events"]
+    lightning = {e["payment_id"]: e for e in events if e.get("tag") == "invoice" and e.get("payment_id")}
+    for row in export["payments"]:
+        event = lightning.get(row["payment_hash"])
+        if row["state"] != "succeeded":
+            assert event is None
+        elif row["kind"] == "receive":
+            assert event is not None and event["credit_msat"] == row["amount_msat"] + row["fee_msat"]
+        else:  # a send over a direct channel: no routing fee
+            assert event is not None and event["debit_msat"] == row["amount_msat"]
     csv_text = l2.rpc.call("fedimint-export", {"format": "csv"})["csv"]
     assert len(csv_text.strip().splitlines()) == 1 + len(listed)
 
