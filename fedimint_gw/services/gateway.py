@@ -167,10 +167,15 @@ class Gateway:
             self._db, self.node, self._federations, self._peers.list_peers, self.clock, self.events, self.log
         )
         self._ops.start()
-        if self.config.metrics_bind is not None:
+        if self.config.metrics_bind is not None:  # monitoring must never keep payments from running
             bind = self.config.metrics_bind
-            self._ops_http = HttpServer(create_ops_app(self._ops, self.log), bind.host, bind.port)
-            await self._ops_http.start()
+            ops_http = HttpServer(create_ops_app(self._ops, self.log), bind.host, bind.port)
+            try:
+                await ops_http.start()
+                self._ops_http = ops_http
+            except OSError as exc:
+                await ops_http.stop()
+                self.log(f"no /metrics and /health: cannot listen on {bind.host}:{bind.port}: {exc}", "warn")
         if self.config.api_bind is not None:
             app = create_app(self._public, self.log)
             add_federation_status_route(app, self._ops.status)

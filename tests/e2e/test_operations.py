@@ -306,3 +306,59 @@ async def test_held_htlcs_and_in_flight_payments_are_gauges(env: Env) -> None:
     assert m[("fedimint_gw_payments_in_flight", (*labels[:1], labels[1], ("state", "funded")))] == 1
     assert not any(k[0] == "fedimint_gw_payments_total" for k in m)  # nothing finished
     assert not any(dict(k[1]).get("state") == "registered" for k in m)  # unpaid invoices are not payments
+
+
+async def test_a_busy_metrics_port_does_not_stop_the_gateway(tmp_path: Any) -> None:
+    import socket
+
+    from tests.support.fake_node import FakeNode
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    logs: list[tuple[str, str]] = []
+    config = build_config(
+        {
+            "fedimint-gw-db": str(tmp_path / "gw.sqlite3"),
+            "fedimint-gw-api-bind": "off",
+            "fedimint-gw-metrics-bind": f"127.0.0.1:{port}",
+        },
+        {"lightning-dir": str(tmp_path)},
+    )
+    gateway = Gateway(config, FakeNode(), SystemClock(), lambda m, lvl: logs.append((lvl, m)))
+    try:
+        await gateway.start()
+        assert gateway.ops_port is None
+        assert any(lvl == "warn" and "cannot listen" in m for lvl, m in logs)
+        assert (await gateway.info())["federations"] == []  # the gateway itself runs
+    finally:
+        await gateway.stop()
+        busy.close()
+
+
+async def test_the_metrics_listener_serves_on_its_port(tmp_path: Any) -> None:
+    from ephemeral_port_reserve import reserve
+
+    from tests.support.fake_node import FakeNode
+
+    port = reserve()
+    config = build_config(
+        {
+            "fedimint-gw-db": str(tmp_path / "gw.sqlite3"),
+            "fedimint-gw-api-bind": "off",
+            "fedimint-gw-metrics-bind": f"127.0.0.1:{port}",
+        },
+        {"lightning-dir": str(tmp_path)},
+    )
+    gateway = Gateway(config, FakeNode(), SystemClock(), lambda m, lvl: None)
+    try:
+        await gateway.start()
+        assert gateway.ops_port == port
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{port}/health/live") as r:
+                assert r.status == 200 and (await r.json()) == {"live": True}
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                assert r.status == 200 and "fedimint_gw_htlcs_held 0.0" in await r.text()
+    finally:
+        await gateway.stop()
