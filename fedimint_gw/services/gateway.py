@@ -29,10 +29,8 @@ from fedimint_gw.http.federation_status import add_federation_status_route
 from fedimint_gw.http.ops import create_ops_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
-from fedimint_gw.services.accounting import Accounting
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import GatewayEvents, NoEvents
-from fedimint_gw.services.federations.controls import FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
@@ -252,7 +250,7 @@ class Gateway:
 
     async def export(self, start: object, end: object, fmt: object) -> dict[str, Any]:
         """The `fedimint-export` result (same period rule and sums as `fedimint-summary`)."""
-        return await Accounting(self.db).export(start, end, fmt, self.clock.now())
+        return await self.ops.export(start, end, fmt)
 
     async def balances(self) -> dict[str, Any]:
         """The `fedimint-balances` result: Lightning liquidity and ecash per federation."""
@@ -287,12 +285,7 @@ class Gateway:
 
     async def set_limits(self, federation_id: object, changes: dict[str, object]) -> dict[str, Any]:
         """`fedimint-setlimits`: validate and persist a federation's controls (all or nothing)."""
-        answer = await FederationControls(self.db, self.clock).set_limits(federation_id, changes)
-        try:  # a limit crossed by the change itself is reported now; the change stands regardless
-            await self.ops.watcher.check()
-        except Exception as exc:
-            self.log(f"limit check after fedimint-setlimits failed: {exc!r}", "warn")
-        return answer
+        return await self.ops.set_limits(federation_id, changes)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""

@@ -47,11 +47,13 @@ async def test_setlimits_refuses_bad_values_and_changes_nothing(env: Env, change
     info = await env.gateway.info()
     assert info["federations"][0]["controls"] == before["controls"]
     assert not [m for lvl, m in env.logs if lvl == "error"]
+    assert any(lvl == "info" and "fedimint-setlimits refused" in m for lvl, m in env.logs)
 
 
 async def test_setlimits_unknown_federation_is_not_found(env: Env) -> None:
     with pytest.raises(NotFound):
         await env.gateway.set_limits("ab" * 32, {"drain": True})
+    assert any(lvl == "info" and "not a member" in m for lvl, m in env.logs)
     with pytest.raises(InvalidInput):
         await env.gateway.set_limits("not-a-federation", {"drain": True})
 

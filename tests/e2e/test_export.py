@@ -100,6 +100,8 @@ async def test_export_period_and_bad_input(env: Env) -> None:
     for start, end, fmt in ((None, None, "xml"), (10, 5, "json"), ("-1", None, "json"), (True, None, "csv")):
         with pytest.raises(InvalidInput):
             await env.gateway.export(start, end, fmt)
+    assert sum(1 for lvl, m in env.logs if lvl == "info" and "fedimint-export refused" in m) == 4
+    assert not [m for lvl, m in env.logs if lvl == "error"]
 
 
 async def test_export_csv_cells_cannot_run_as_formulas(env: Env) -> None:
