@@ -52,6 +52,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "Empty (default): http://HOST:PORT of fedimint-gw-api-bind.",
     ),
     OptionSpec(
+        "fedimint-gw-metrics-bind",
+        "off",
+        "string",
+        "HOST:PORT of the operator's listener: Prometheus /metrics and /health. 'off' (default) "
+        "runs without it; keep it on loopback or a monitoring network (it is not authenticated). "
+        "Port 9750 is what CLN's prometheus plugin uses: pick another, e.g. 127.0.0.1:9751.",
+    ),
+    OptionSpec(
         "fedimint-gw-fee-base-msat",
         2000,
         "int",
@@ -115,6 +123,7 @@ class GatewayConfig:
     request_timeout: float
     api_rate_limit: int = 10  # requests per second per client address; 0: no limit
     api_burst: int = 50
+    metrics_bind: ApiBind | None = None
 
     @property
     def rpc_path(self) -> str:
@@ -122,14 +131,14 @@ class GatewayConfig:
         return os.path.join(self.lightning_dir, self.rpc_file)
 
 
-def parse_bind(raw: str) -> ApiBind | None:
+def parse_bind(raw: str, option: str = "fedimint-gw-api-bind") -> ApiBind | None:
     """Parse 'HOST:PORT' (or 'off'); raise InvalidInput otherwise."""
     text = raw.strip()
     if text.lower() in ("off", "none", ""):
         return None
     host, sep, port = text.rpartition(":")
     if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) or not 0 <= int(port) <= 65535:
-        raise InvalidInput(f"fedimint-gw-api-bind must be HOST:PORT or 'off', got {raw!r}")
+        raise InvalidInput(f"{option} must be HOST:PORT or 'off', got {raw!r}")
     return ApiBind(host.strip("[]"), int(port))
 
 
@@ -172,4 +181,5 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         request_timeout=float(int_opt("fedimint-gw-request-timeout", 1, 3600)),
         api_rate_limit=int_opt("fedimint-gw-api-rate-limit", 0, 100_000),
         api_burst=int_opt("fedimint-gw-api-burst", 1, 100_000),
+        metrics_bind=parse_bind(str(opt("fedimint-gw-metrics-bind")), "fedimint-gw-metrics-bind"),
     )

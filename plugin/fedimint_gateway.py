@@ -31,6 +31,7 @@ from fedimint_gw.domain.htlc import (
 from fedimint_gw.errors import NotFound, NotReady
 from fedimint_gw.lightning.cln import ClnNode
 from fedimint_gw.runtime import Bridge, Runtime
+from fedimint_gw.services.events import TOPICS
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.services.htlc_router import HtlcOwner
 
@@ -53,10 +54,23 @@ class GatewayPlugin:
         return self.gateway
 
 
+class PluginEvents:
+    """The gateway's events as CLN custom notifications (topics declared in `_register`)."""
+
+    def __init__(self, gw: GatewayPlugin) -> None:
+        self._gw = gw
+
+    def emit(self, topic: str, payload: dict[str, Any]) -> None:
+        try:
+            self._gw.plugin.notify(topic, payload)
+        except Exception as exc:  # an undeliverable event is dropped, never raised into a flow
+            self._gw.log(f"could not send notification {topic}: {exc!r}", "warn")
+
+
 def _init(gw: GatewayPlugin, options: dict[str, Any], configuration: dict[str, Any]) -> None:
     config = build_config(options, configuration)
     gw.runtime.start()
-    gateway = Gateway(config, ClnNode(config.rpc_path), SystemClock(), gw.log)
+    gateway = Gateway(config, ClnNode(config.rpc_path), SystemClock(), gw.log, events=PluginEvents(gw))
     gw.runtime.run(gateway.start(), timeout=60)
     gw.gateway = gateway
 
@@ -66,6 +80,8 @@ def _register(gw: GatewayPlugin) -> None:
 
     for spec in OPTIONS:
         plugin.add_option(spec.name, spec.default, spec.description, opt_type=spec.opt_type)
+    for topic in TOPICS:  # custom notifications: docs/operator-guide.md, "Monitoring and controls"
+        plugin.add_notification_topic(topic)
 
     @plugin.init()
     def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Plugin, **kwargs: Any) -> Any:
@@ -147,6 +163,36 @@ def _register(gw: GatewayPlugin) -> None:
         free, and is also what a peer pays for `fedimint-migrate` through this gateway)."""
         gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm, to_federation))
 
+    @command("fedimint-setlimits")
+    def fedimint_setlimits(
+        request: Any,
+        federation_id: str,
+        max_ecash_msat: Any = None,
+        low_water_msat: Any = None,
+        receives: Any = None,
+        sends: Any = None,
+        swaps_in: Any = None,
+        swaps_out: Any = None,
+        drain: Any = None,
+    ) -> None:
+        """Set the controls of federation `federation_id` (persisted; shown in fedimint-info).
+        `max_ecash_msat`: cap on the gateway's ecash there (sends and swaps out of it that would
+        pass it are refused and the user refunded at once), or "off". `low_water_msat`: alert
+        level (metrics and a notification when the balance falls below it), or "off".
+        `receives`, `sends`, `swaps_in`, `swaps_out`: true or false. `drain`: true winds the
+        federation down (no new receives or swaps in; sends still allowed). Parameters left
+        out keep their value; one bad value refuses the whole call and changes nothing."""
+        changes = {
+            "max_ecash_msat": max_ecash_msat,
+            "low_water_msat": low_water_msat,
+            "receives": receives,
+            "sends": sends,
+            "swaps_in": swaps_in,
+            "swaps_out": swaps_out,
+            "drain": drain,
+        }
+        gw.bridge.answer(request, lambda: gw.require().set_limits(federation_id, changes))
+
     @command("fedimint-ecash-send")
     def fedimint_ecash_send(request: Any, federation_id: str, amount_msat: Any) -> None:
         """Take `amount_msat` of the gateway's ecash out of federation `federation_id` as a
@@ -195,6 +241,15 @@ def _register(gw: GatewayPlugin) -> None:
         """Counts, success rate, volume, fees earned and latency p50/p90 per payment kind,
         for payments created between `start` and `end` (unix seconds; default: all time)."""
         gw.bridge.answer(request, lambda: gw.require().summary(start, end))
+
+    @command("fedimint-export")
+    def fedimint_export(request: Any, start: Any = None, end: Any = None, format: str = "json") -> None:
+        """Every payment created between `start` and `end` (unix seconds; default: all time),
+        oldest first, with kind, state, federation, amounts, fee (earned or paid), losses and
+        times, plus per-kind totals equal to fedimint-summary's. `format`: json (rows in
+        `payments`) or csv (the file's text in `csv`, e.g. `lightning-cli fedimint-export
+        format=csv | jq -r .csv > payments.csv`)."""
+        gw.bridge.answer(request, lambda: gw.require().export(start, end, format))
 
     @command("fedimint-peer-add")
     def fedimint_peer_add(request: Any, node_id: str, url: str, credit_limit_msat: Any = None) -> None:

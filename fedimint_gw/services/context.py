@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.lightning.node import LightningNode
+from fedimint_gw.services.events import (
+    LOSS_REPORTED,
+    PAYMENT_FINISHED,
+    GatewayEvents,
+    NoEvents,
+    lost_msat,
+    payment_event,
+)
+from fedimint_gw.services.federations.controls import CapReservations, FederationControls
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import payments as repo
@@ -27,6 +36,13 @@ class ServiceContext:
     router: HtlcRouter
     clock: Clock
     log: Any  # Callable[[str, str], None]
+    events: GatewayEvents = field(default_factory=NoEvents)
+    reservations: CapReservations = field(default_factory=CapReservations)
+
+    @property
+    def controls(self) -> FederationControls:
+        """The operator's per-federation controls (read from the database at each check)."""
+        return FederationControls(self.db, self.clock, self.reservations)
 
     async def advance(
         self, rec: repo.PaymentRecord, state: PaymentState, **changes: Any
@@ -39,4 +55,8 @@ class ServiceContext:
         new = rec.advance(state, self.clock.now(), data=data, **changes)
         async with self.db.transaction() as conn:
             await repo.save(conn, new)
+        if new.state.terminal and not rec.state.terminal:
+            self.events.emit(PAYMENT_FINISHED, payment_event(new))
+            if lost_msat(new):
+                self.events.emit(LOSS_REPORTED, {**payment_event(new), "lost_msat": lost_msat(new)})
         return new

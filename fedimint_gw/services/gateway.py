@@ -26,14 +26,18 @@ from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.federation_status import add_federation_status_route
 from fedimint_gw.http.limits import HttpLimits
+from fedimint_gw.http.ops import create_ops_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.events import GatewayEvents, NoEvents
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.services.liquidity.migration import MigrationService
+from fedimint_gw.services.ops.service import OpsService
 from fedimint_gw.services.payments.invoices import prune_expired
 from fedimint_gw.services.payments.receive import IncomingService
 from fedimint_gw.services.payments.send import OutgoingService
@@ -62,8 +66,12 @@ class Gateway:
         clock: Clock,
         log: Logger,
         adapters: Mapping[int, AdapterFactory] | None = None,
+        events: GatewayEvents | None = None,
     ) -> None:
         self.config = config
+        self.events: GatewayEvents = events if events is not None else NoEvents()
+        self._ops: OpsService | None = None
+        self._ops_http: HttpServer | None = None
         self.node = node
         self.clock = clock
         self.log = log
@@ -98,6 +106,18 @@ class Gateway:
         return self._federations
 
     @property
+    def ops(self) -> OpsService:
+        """Metrics, health and the status and limit watcher."""
+        if self._ops is None:
+            raise NotReady("the gateway is still starting")
+        return self._ops
+
+    @property
+    def ops_port(self) -> int | None:
+        """The port `/metrics` and `/health` listen on (None when off)."""
+        return self._ops_http.port if self._ops_http is not None else None
+
+    @property
     def public(self) -> PublicService:
         """The public API wallets call (served over HTTP; the bench calls it directly)."""
         if self._public is None:
@@ -118,7 +138,14 @@ class Gateway:
         )
         await self._federations.start()
         ctx = ServiceContext(
-            self.config, self._db, self.node, self._federations, self.router, self.clock, self.log
+            self.config,
+            self._db,
+            self.node,
+            self._federations,
+            self.router,
+            self.clock,
+            self.log,
+            self.events,
         )
         self._incoming = IncomingService(ctx)
         self._peers = PeerService(ctx, self._session)
@@ -143,12 +170,23 @@ class Gateway:
         await self._migrations.resume()
         self._reconcile = asyncio.create_task(self._incoming.reconcile(RECONCILE_GRACE))
         self._pruner = asyncio.create_task(self._prune_forever(ctx))
+        self._ops = OpsService(
+            self._db, self.node, self._federations, self._peers.list_peers, self.clock, self.events, self.log
+        )
+        self._ops.start()
+        if self.config.metrics_bind is not None:  # monitoring must never keep payments from running
+            bind = self.config.metrics_bind
+            ops_http = HttpServer(create_ops_app(self._ops, self.log), bind.host, bind.port)
+            try:
+                await ops_http.start()
+                self._ops_http = ops_http
+            except OSError as exc:
+                await ops_http.stop()
+                self.log(f"no /metrics and /health: cannot listen on {bind.host}:{bind.port}: {exc}", "warn")
         if self.config.api_bind is not None:
-            self._http = HttpServer(
-                create_app(self._public, self.log, self._http_limits()),
-                self.config.api_bind.host,
-                self.config.api_bind.port,
-            )
+            app = create_app(self._public, self.log, self._http_limits())
+            add_federation_status_route(app, self._ops.status)
+            self._http = HttpServer(app, self.config.api_bind.host, self.config.api_bind.port)
             await self._http.start()
         self.log(
             f"fedimint-gw {__version__} started: database {self.config.db_path} "
@@ -165,6 +203,12 @@ class Gateway:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        if self._ops_http is not None:
+            await self._ops_http.stop()
+            self._ops_http = None
+        if self._ops is not None:
+            await self._ops.stop()
+            self._ops = None
         for service in (self._peers, self._forwards, self._settle, self._exchanges, self._migrations):
             if service is not None:
                 await service.stop()
@@ -230,6 +274,10 @@ class Gateway:
         """The `fedimint-summary` result."""
         return await Records(self.db).summary(start, end, self.clock.now())
 
+    async def export(self, start: object, end: object, fmt: object) -> dict[str, Any]:
+        """The `fedimint-export` result (same period rule and sums as `fedimint-summary`)."""
+        return await self.ops.export(start, end, fmt)
+
     async def balances(self) -> dict[str, Any]:
         """The `fedimint-balances` result: Lightning liquidity and ecash per federation."""
         liq = await self.node.liquidity()
@@ -257,6 +305,10 @@ class Gateway:
         if target is None:
             return await self.federations.set_fees(fid, fees)
         return await self.federations.set_pair_fees(fid, target, fees)
+
+    async def set_limits(self, federation_id: object, changes: dict[str, object]) -> dict[str, Any]:
+        """`fedimint-setlimits`: validate and persist a federation's controls (all or nothing)."""
+        return await self.ops.set_limits(federation_id, changes)
 
     async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
         """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,13 +21,30 @@ from fedimint_gw.domain.ids import FederationId, ShortChannelId
 from fedimint_gw.domain.invite import parse_invite
 from fedimint_gw.errors import FederationUnreachable, GatewayError, InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.federation.adapter import AdapterFactory
-from fedimint_gw.federation.client import Feature, FederationClient
+from fedimint_gw.federation.client import Feature, FederationClient, RegistrationResult
 from fedimint_gw.federation.notes import NoteWallet
+from fedimint_gw.federation.registry import fetch_versions
 from fedimint_gw.lightning.node import LightningNode
+from fedimint_gw.services.federations.controls import controls_json
 from fedimint_gw.services.federations.links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
+from fedimint_gw.store import controls as controls_repo
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
+
+
+@dataclass(frozen=True)
+class GuardianProbe:
+    """One round of asking a federation's guardians whether they answer."""
+
+    guardians: int
+    answering: int
+    threshold: int
+
+    @property
+    def reachable(self) -> bool:
+        """A threshold of guardians answered (the federation can decide)."""
+        return self.answering >= self.threshold
 
 
 class FederationManager:
@@ -263,8 +281,34 @@ class FederationManager:
             "fees": {"base_msat": rec.fees.base_msat, "ppm": rec.fees.ppm},
             "status": live.status.value if live else ConnectionStatus.DISCONNECTED.value,
             "registration": reg.status.value if reg else "unknown",
+            "controls": controls_json(await controls_repo.get(self._db.conn, rec.federation_id.hex)),
             **({"error": live.error} if live and live.error else {}),
         }
+
+    async def guardian_probe(self, rec: repo.FederationRecord, timeout: float) -> GuardianProbe:
+        """Ask every guardian of `rec` for its versions now (as connecting does): how many answer,
+        and whether a threshold does. Never raises: an unreadable config counts as none answering."""
+        factory = self._adapters.get(rec.api_major)
+        try:
+            if factory is None:
+                raise ValueError("no adapter")
+            desc = factory.describe(rec.config)
+        except (ValueError, KeyError, TypeError):
+            return GuardianProbe(0, 0, 1)
+        answers = await fetch_versions(self._links.session, desc.guardian_urls, timeout)
+        return GuardianProbe(len(desc.guardian_urls), len(answers), desc.threshold)
+
+    def live_view(self, fid: FederationId) -> tuple[frozenset[Feature], RegistrationResult | None] | None:
+        """The connected client's features and last registration, None while not connected."""
+        live = self._live.get(fid)
+        if live is None or live.client is None:
+            return None
+        return frozenset(live.client.features), live.registration
+
+    def status(self, fid: FederationId) -> ConnectionStatus:
+        """The federation's link status (disconnected when not joined)."""
+        live = self._live.get(fid)
+        return live.status if live else ConnectionStatus.DISCONNECTED
 
     async def describe_all(self) -> list[dict[str, Any]]:
         return [

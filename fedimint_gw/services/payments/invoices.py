@@ -43,6 +43,7 @@ class InvoiceService:
         self._router = ctx.router
         self._clock = ctx.clock
         self._registering = asyncio.Lock()  # one check-sign-save at a time: one invoice per hash
+        self._controls = ctx.controls
 
     async def _federation(self, federation_id: object) -> fed_repo.FederationRecord:
         try:
@@ -86,6 +87,7 @@ class InvoiceService:
             raise InvalidInput(str(exc)) from None
         if amount.value <= 0:
             raise InvalidInput("amount_msat must be positive")
+        await self._controls.check_receive(fed.federation_id, amount)
         if not isinstance(description, str) or len(_utf8(description)) > MAX_DESCRIPTION_BYTES:
             raise InvalidInput(f"description must be text of at most {MAX_DESCRIPTION_BYTES} bytes in UTF-8")
         if (

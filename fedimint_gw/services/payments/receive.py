@@ -26,7 +26,7 @@ from fedimint_gw.domain.htlc import (
 )
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import GatewayError, NotReady
+from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
@@ -107,6 +107,10 @@ class IncomingService:
         fed = await fed_repo.get(self._db.conn, fid)
         if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
             raise _Refuse("federation no longer served", unknown)
+        try:
+            await self._ctx.controls.check_receive(fid, Msat(event.amount_msat))
+        except PaymentRefused as exc:
+            raise _Refuse(exc.message, unknown) from None
         if event.cltv_expiry - height < self._config.cltv_margin:
             raise _Refuse(
                 f"CLTV expiry {event.cltv_expiry} too close to height {height} "
@@ -273,7 +277,9 @@ class IncomingService:
             if outcome.state is IncomingState.PREIMAGE:
                 loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"
                 self._log(f"receive {rec.payment_id}: {loss}", "error")
-                await self._ctx.advance(rec, PaymentState.FAILED, error=loss)
+                await self._ctx.advance(
+                    rec, PaymentState.FAILED, error=loss, data={"lost_msat": rec.amount_msat}
+                )
                 return
 
     async def _record_refusal(

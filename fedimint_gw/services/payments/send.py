@@ -175,6 +175,9 @@ class OutgoingService:
             raise PaymentRefused("this payment hash is already being paid or was paid by the gateway")
         target = await self._swaps.find_target(inv)
         if target is not None:
+            await self._ctx.controls.check_swap(
+                fed.federation_id, target.federation_id, contract_amount, rec.payment_id
+            )
             fee = await self._swaps.fee(fed.federation_id, target.federation_id, amount)
             _check_covers(contract_amount, amount, fee)
             await self._swaps.check_liquidity(target)
@@ -187,6 +190,7 @@ class OutgoingService:
                 target_federation_id=target.federation_id.hex,
                 data={**rec.data, **swap_data(target)},
             )
+        await self._ctx.controls.check_send(fed.federation_id, contract_amount, rec.payment_id)
         fee = fed.fees.fee(amount)
         _check_covers(contract_amount, amount, fee)
         height = await client.block_height()

@@ -1,0 +1,1 @@
+"""Operating the gateway: metrics, health, limit alerts and the notifications they raise."""
