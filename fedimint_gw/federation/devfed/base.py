@@ -31,7 +31,8 @@ from fedimint_gw.federation.devfed.guardians import (
     describe_config,
     to_gateway_error,
 )
-from fedimint_gw.federation.devfed.ledger import Ledger, parse_hash
+from fedimint_gw.federation.devfed.ledger import Ledger
+from fedimint_gw.federation.devfed.notes_format import parse_hash
 
 
 class DevfedFactory:
