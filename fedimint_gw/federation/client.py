@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
@@ -233,4 +233,15 @@ class FederationClient(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class OperationLog(Protocol):
+    """An adapter whose ecash operations are logged before they are submitted, so a crash can
+    be settled at the next start (every built-in adapter; third-party ones may opt in)."""
+
+    async def resume_operations(self) -> int:
+        """Finish, or settle the abandon of, every operation a crash left unfinished; returns
+        how many were settled. Raises the first failure after trying all of them."""
         ...

@@ -233,8 +233,11 @@ class Gateway:
             return await self.federations.set_fees(fid, fees)
         return await self.federations.set_pair_fees(fid, target, fees)
 
-    async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
-        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
+    async def ecash_send(
+        self, federation_id: str, amount_msat: object, request_id: object = None
+    ) -> dict[str, Any]:
+        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`). The same
+        `request_id` again returns the same notes and spends nothing more."""
         try:
             fid = FederationId.parse(federation_id)
             amount = Msat.parse(amount_msat)
@@ -242,8 +245,11 @@ class Gateway:
             raise InvalidInput(str(exc)) from None
         if amount.value <= 0:
             raise InvalidInput("amount_msat must be positive")
+        op = (
+            f"cli-{secrets.token_hex(8)}" if request_id in (None, "") else f"cli-id-{_request_id(request_id)}"
+        )
         client = self.federations.client(fid)
-        notes = await client.spend_ecash(amount, f"cli-{secrets.token_hex(8)}")
+        notes = await client.spend_ecash(amount, op)
         return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
@@ -337,3 +343,14 @@ def _as_bool(raw: object, name: str) -> bool:
     if raw is None:
         return False
     raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _request_id(value: object) -> str:
+    """An operator's idempotency key: 1 to 64 ASCII letters, digits, '-' or '_'."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 64
+        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    ):
+        raise InvalidInput("request_id must be 1 to 64 ASCII letters, digits, '-' or '_'")
+    return value
