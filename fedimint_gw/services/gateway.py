@@ -22,6 +22,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
+from fedimint_gw.federation.client import VOLATILE_PREFIX
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
@@ -245,9 +246,10 @@ class Gateway:
             raise InvalidInput(str(exc)) from None
         if amount.value <= 0:
             raise InvalidInput("amount_msat must be positive")
-        op = (
-            f"cli-{secrets.token_hex(8)}" if request_id in (None, "") else f"cli-id-{_request_id(request_id)}"
-        )
+        if request_id in (None, ""):  # nobody can retry it: cut short by a crash, the notes come back
+            op = f"{VOLATILE_PREFIX}cli-{secrets.token_hex(8)}"
+        else:
+            op = f"cli-id-{_request_id(request_id)}"
         client = self.federations.client(fid)
         notes = await client.spend_ecash(amount, op)
         return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}

@@ -61,3 +61,41 @@ async def test_a_crashed_ecash_send_is_settled_at_start_and_its_retry_spends_onc
     with pytest.raises(InvalidInput, match="request_id"):
         await env.gateway.ecash_send(fid.hex, 1_000, "no spaces allowed")
     assert await _balance(env, fid) == Msat(99_000)
+
+
+@pytest.mark.parametrize("crash_at", ["prepare", "complete"])
+async def test_a_crashed_ecash_send_without_request_id_gives_its_notes_back(
+    env: Env, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    fed = await env.federation("volatile", (1, 2), fee=10)
+    await env.gateway.federations.connect(fed.invite_code)
+    fid = FederationId(fed.federation_id)
+    funder = await env.wallet(fed, "funder")
+    await funder.faucet(200_000)
+    await env.gateway.ecash_receive(fid.hex, await funder.send_ecash(100_000))
+    funded = await _balance(env, fid)  # 100 000 - one reissue fee
+    real = getattr(NoteWallet, crash_at)
+
+    async def crash(self: NoteWallet, *args: Any, **kwargs: Any) -> Any:
+        if crash_at == "prepare":
+            await real(self, *args, **kwargs)
+        raise Crash(f"died at {crash_at}")  # the notes string never reached the operator
+
+    monkeypatch.setattr(NoteWallet, crash_at, crash)
+    with contextlib.suppress(Crash):
+        await env.gateway.ecash_send(fid.hex, 5_000)
+    monkeypatch.undo()
+    await env.restart_gateway()
+    # Nobody can retry a send without request_id: its notes come back, minus what the
+    # federation charged (prepare: one conflicting reissue; complete: the send, then a reissue).
+    fees = 10 if crash_at == "prepare" else 20
+
+    async def given_back() -> bool:
+        return await _balance(env, fid) == funded - Msat(fees)
+
+    await wait_until(given_back, timeout=15.0)
+    client = env.gateway.federations.client(fid)
+    assert await client.resume_operations() == 0  # type: ignore[attr-defined]
+    user: Wallet = await env.wallet(fed, "payee")
+    notes = await env.gateway.ecash_send(fid.hex, (funded - Msat(fees)).value - 10, "all")
+    assert await user.receive_ecash(str(notes["notes"])) == (funded - Msat(fees)).value - 20  # all real

@@ -31,8 +31,7 @@ from fedimint_gw.errors import (
     NotFound,
 )
 from fedimint_gw.federation.client import (
-    EcashNotes,
-    NotesSummary,
+    VOLATILE_PREFIX,
     OutgoingContract,
     OutgoingState,
 )
@@ -47,10 +46,8 @@ from fedimint_gw.federation.devfed.guardians import (
     txid_of,
 )
 from fedimint_gw.federation.devfed.notes_format import (
-    decode_notes,
     derived_outputs,
     double_spent,
-    encode_notes,
     reissue_inputs,
 )
 from fedimint_gw.federation.devfed.reads import Reads
@@ -161,7 +158,7 @@ class Ledger:
                 f"{kind}: the federation refused this operation: {op.result.get('error')}"
             )
         if op.result.get("superseded_by"):  # being abandoned: never resubmitted
-            if await self._abandon(op):
+            if await self._abandon(op, given):
                 raise FederationRejected(f"{kind}: abandoned: a conflicting transaction spent its inputs")
             done = await self.wallet.get(operation_id)
             return (done or op), (done or op).result
@@ -241,10 +238,13 @@ class Ledger:
                 return False
             return await self._abandon(op)
 
-    async def _abandon(self, op: Operation) -> bool:
+    async def _abandon(
+        self, op: Operation, given: Sequence[PendingOutput] = (), reclaim: bool = False
+    ) -> bool:
         """Make `op` impossible: reissue the notes it reserved to the gateway in a conflicting
         transaction. Accepted by a threshold: `op` can never land (True). Refused as a
-        double spend: `op` landed first; it is finished (False). Caller holds op's lock."""
+        double spend: `op` landed first; it is finished (False), and with `reclaim` the notes
+        it gave out are stored for reissuing back first. Caller holds op's lock."""
         conflict_id = f"unfund:{op.operation_id}"
         conflict = await self.wallet.prepare_conflict(
             conflict_id, op.operation_id, "abandon_funding", self.keys.tx_fee, self.builder([], [])
@@ -260,12 +260,41 @@ class Ledger:
                 ) from None
             fund_txid = txid_of(op.tx)
             answer = await self.reads.transaction(fund_txid)
-            await self._finished(op, answer)
+            if reclaim and given:
+                await self._reclaim_landed(op, answer, given)
+            else:
+                await self._finished(op, answer, given)
             await self.wallet.abort(conflict_id, "the operation it conflicts with was accepted first")
             return False
         notes = await self.finish(txid, conflict.tx, conflict.outputs) if conflict.outputs else []
         await self.wallet.complete_conflict(conflict_id, op.operation_id, notes, {"txid": txid})
         return True
+
+    async def _reclaim(self, operation_id: str, given: Sequence[PendingOutput]) -> None:
+        """A volatile spend a crash cut short: nobody can ever hold its notes, so they come back
+        to the gateway (the spend is made impossible, or its notes are reissued back)."""
+        lock = self._locks.setdefault(operation_id, asyncio.Lock())
+        async with lock:
+            op = await self.wallet.get(operation_id)
+            if op is None or op.state is not OperationState.PREPARED or await self._abandon(op, given, True):
+                return
+        done = await self.wallet.get(operation_id)
+        reissue_id = str(done.result.get("reclaimed") or "") if done is not None else ""
+        if reissue_id:
+            await self.run(reissue_id, "receive_ecash", self.builder([], []))
+
+    async def _reclaim_landed(self, op: Operation, answer: Json, given: Sequence[PendingOutput]) -> None:
+        """Finish a landed volatile spend, storing the reissue of its notes before the spend is
+        marked done (so a crash in between still brings them back)."""
+        txid = txid_of(op.tx)
+        notes = await self.finish(txid, op.tx, [*given, *op.outputs])
+        result: dict[str, Any] = {"txid": txid, "height": answer.get("height")}
+        result["given"] = [n.to_input() for n in notes[: len(given)]]
+        reissue_id, build, total = self.reissue_plan(notes[: len(given)])
+        if total > self.keys.tx_fee:  # dust below one fee stays where it is
+            await self.wallet.prepare(reissue_id, "receive_ecash", _ZERO, self.keys.tx_fee, total, build)
+            result["reclaimed"] = reissue_id
+        await self.wallet.complete(op.operation_id, notes[len(given) :], result)
 
     async def spend_contract(self, kind: str, contract_input: Json, amount: Msat, operation_id: str) -> Msat:
         """Spend a contract (claim or refund) into gateway notes; returns the msat gained."""
@@ -304,32 +333,9 @@ class Ledger:
         refund = {"kind": "incoming_refund", "contract_id": contract_id}
         await self.spend_contract("refund_incoming", refund, amount, operation_id)
 
-    async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
-        """Reissue exactly `amount` into fresh notes and hand them out serialised."""
-        if amount.value <= 0:
-            raise InvalidInput("the amount of ecash to spend must be positive")
-        oid = f"spend:{operation_id}"
-        given = derived_outputs(self.secret, oid, amount.value)
-        fixed = [o.to_output() for o in given]
-        build = self.builder([], fixed)
-        _, result = await self.run(oid, "spend_ecash", build, spend=amount, fixed_outputs=fixed, given=given)
-        notes = [Note(int(n["amount_msat"]), str(n["secret"]), str(n["C"])) for n in result["given"]]
-        if sum(n.amount_msat for n in notes) != amount.value:
-            raise InvalidInput(f"operation id {operation_id!r} was already used for another amount")
-        return EcashNotes(amount, encode_notes(self.federation_id, notes))
-
-    async def receive_ecash(self, text: str) -> Msat:
-        """Reissue out-of-band notes into gateway notes; returns the msat received."""
-        federation_id, notes = decode_notes(text)
-        if federation_id != self.federation_id:
-            raise InvalidInput(
-                f"these notes belong to federation {federation_id[:8]}, not {self.federation_id[:8]}"
-            )
-        total = Msat(sum(n.amount_msat for n in notes))
-        if total <= self.keys.tx_fee:
-            raise InvalidInput(f"notes worth {total} cannot pay the {self.keys.tx_fee} transaction fee")
+    def reissue_plan(self, notes: Sequence[Note]) -> tuple[str, TxBuilder, Msat]:
+        """The operation id, transaction builder and total of reissuing `notes` to the gateway."""
         inputs = reissue_inputs(notes)
-        oid = "reissue:" + object_id(inputs)
         build = self.builder([], [])
 
         def with_notes(chosen: Sequence[Note], change: Sequence[PendingOutput]) -> dict[str, Any]:
@@ -338,15 +344,7 @@ class Ledger:
             tx["signatures"] = [None] * len(tx["inputs"])
             return tx
 
-        op, _ = await self.run(oid, "receive_ecash", with_notes, receive=total)
-        return _kept(op)
-
-    async def inspect_ecash(self, text: str) -> NotesSummary:
-        """Decode notes; `received` when a reissue of exactly these notes exists in our wallet."""
-        federation_id, notes = decode_notes(text)
-        oid = "reissue:" + object_id(reissue_inputs(notes))
-        received = federation_id == self.federation_id and await self.wallet.get(oid) is not None
-        return NotesSummary(federation_id, Msat(sum(n.amount_msat for n in notes)), oid, received)
+        return "reissue:" + object_id(inputs), with_notes, Msat(sum(n.amount_msat for n in notes))
 
     async def resume(self) -> int:
         """Finish (or settle the abandon of) every operation a crash left prepared; returns how
@@ -370,7 +368,10 @@ class Ledger:
                 kept = sum(o.amount_msat for o in op.outputs)
                 given = derived_outputs(self.secret, op.operation_id, spent - kept - self.keys.tx_fee.value)
             try:
-                await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
+                if op.kind == "spend_ecash" and op.operation_id.startswith("spend:" + VOLATILE_PREFIX):
+                    await self._reclaim(op.operation_id, given)
+                else:
+                    await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
             except FederationRejected:
                 pass  # refused by a threshold or abandoned: settled, its notes released
             except GatewayError as exc:
