@@ -20,11 +20,14 @@ from contrib.devfed.contracts import ContractState, contract_view
 from contrib.devfed.errors import DevfedError, ErrorCode
 from contrib.devfed.server import RunningFederation
 from contrib.devfed.wallet import Wallet
+from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationRejected, FederationUnreachable, NotFound
 from fedimint_gw.federation.client import IncomingState
+from fedimint_gw.federation.notes import NoteWallet
+from fedimint_gw.store.db import Database
 from tests.contract.conftest import Gateway, admin, fund_gateway, set_fault
-from tests.contract.test_adapters import new_receive, outgoing
+from tests.contract.test_adapters import Crash, CrashingWallet, new_receive, outgoing
 
 
 async def fault(session: aiohttp.ClientSession, fed: RunningFederation, peer: int, **body: Any) -> Any:
@@ -94,6 +97,24 @@ async def test_abandon_finishes_a_funding_that_landed(
     outcome = await client.await_preimage(receive.request.contract_id, 10.0)
     assert outcome.state is IncomingState.PREIMAGE and outcome.preimage == receive.preimage
     await assert_ecash_is_good(gateway, user, 75_000)
+
+
+async def test_resume_leaves_a_crashed_funding_to_its_flow(
+    gateway: Gateway, user: Wallet, db: Database, fed: RunningFederation
+) -> None:
+    """A funding cut short by a crash is never resubmitted behind its flow's back: the receive's
+    HTLC may be gone, and then the flow abandons it rather than pay the receiver for nothing."""
+    await fund_gateway(user, gateway.client, 100_000)
+    receive = await new_receive(gateway, user, 25_000)
+    with pytest.raises(Crash):
+        await gateway.rebuilt(CrashingWallet(db, fed.federation_id, "prepare")).fund_incoming(
+            receive.request, "orphan"
+        )
+    restarted = gateway.rebuilt(NoteWallet(db, fed.federation_id, SystemClock()))
+    assert await restarted.resume_operations() == 0  # type: ignore[attr-defined]
+    assert not contract_exists(fed, receive.request.contract_id)
+    assert await restarted.abandon_funding("orphan") is True
+    assert await restarted.balance() == Msat(100_000)
 
 
 # ---- finding 3: a threshold of agreeing guardians decides -------------------------------------

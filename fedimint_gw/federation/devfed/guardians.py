@@ -307,7 +307,9 @@ class Guardians:
     async def first(self, fn: Callable[[GuardianKey], Awaitable[T]], what: str) -> T:
         """Ask guardians one at a time (the last good one first) until one answers.
 
-        A refusal is final (all guardians share one state); unreachable ones are skipped.
+        A refusal is final (all guardians share one state); unreachable ones are skipped. Only
+        for reads that move no money (registration, vetting): money decisions go through
+        `quorum.Quorum`, which needs a threshold of agreeing guardians.
         """
         n = len(self.keys.guardians)
         problems: list[str] = []

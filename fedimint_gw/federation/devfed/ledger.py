@@ -348,14 +348,18 @@ class Ledger:
 
     async def resume(self) -> int:
         """Finish (or settle the abandon of) every operation a crash left prepared; returns how
-        many were settled. Operations running in this process are left to their caller. Raises
-        the first failure (FederationUnreachable, ...) after trying all of them."""
+        many were settled. Operations running in this process are left to their caller, and
+        fundings to their payment flows (resubmitting the funding of a receive whose HTLC is
+        gone would pay its receiver for nothing). Raises the first failure (FederationUnreachable,
+        ...) after trying all of them."""
         settled = 0
         failure: GatewayError | None = None
         for op in await self.wallet.unfinished():
             lock = self._locks.get(op.operation_id)
             if lock is not None and lock.locked():
                 continue  # in flight in this process: its caller finishes it
+            if op.kind == "fund_incoming":
+                continue  # its payment flow resumes and decides: fund, or abandon (HTLC gone)
             target_id = op.result.get("conflicts_with")
             if target_id:  # settles with its target; left over only if the target landed first
                 target = await self.wallet.get(str(target_id))

@@ -189,11 +189,14 @@ class FederationLinks:
                 if not connected:
                     await self._reconnect(current, live)
                     connected, delay = True, 1.0
-                elif (
-                    live.registration is not None
-                    and live.registration.status is RegistrationStatus.REGISTERED
-                ):
-                    await self.register(current, live)
+                else:
+                    if (
+                        live.registration is not None
+                        and live.registration.status is RegistrationStatus.REGISTERED
+                    ):
+                        await self.register(current, live)
+                    if live.client is not None:
+                        await self.settle_operations(fid, live.client)
                 wait = REGISTRATION_TTL * 0.85
             except asyncio.CancelledError:
                 raise
