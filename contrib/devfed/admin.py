@@ -66,7 +66,7 @@ class AdminRoutes:
     async def set_fault(self, request: web.Request) -> web.Response:
         """POST /admin/guardians/{peer_id}/fault ``{"mode", ...}``: one of honest, offline, slow
         (``delay_ms``), byzantine, lying (``contracts``: {id: view}, ``height_offset``,
-        ``refuse_submissions``), withholding, dropping (``defer``). Leaving a deferring
+        ``refuse_submissions``), withholding, dropping (``defer`` or ``discard``). Leaving a deferring
         ``dropping`` applies the submissions it held back (answered under ``flushed``)."""
         try:
             peer_id = int(request.match_info["peer_id"])
@@ -128,7 +128,10 @@ def _parse_fault(body: Mapping[str, object]) -> Fault:
     if mode is FaultMode.SLOW:
         return Fault(mode, delay_ms=get_int(body, "delay_ms", "request"))
     if mode is FaultMode.DROPPING:
-        return Fault(mode, defer=_flag(body, "defer"))
+        defer, discard = _flag(body, "defer"), _flag(body, "discard")
+        if defer and discard:
+            raise bad("a dropping guardian either defers or discards submissions, not both")
+        return Fault(mode, defer=defer, discard=discard)
     if mode is not FaultMode.LYING:
         return Fault(mode)
     raw = as_object(body.get("contracts", {}), "contracts")

@@ -8,7 +8,8 @@ misbehaves the same way in v1 and v2 (:class:`contrib.devfed.guardian.Fault` say
 - ``withholding``: no preimage, ever: v1 incoming contracts still "decrypting", v2 views
   without the preimage, no decryption share;
 - ``dropping``: it processes a submission and gives no answer (the submitter sees the
-  guardian offline); with ``defer`` it holds the submission back until the fault is lifted.
+  guardian offline); with ``defer`` it holds the submission back until the fault is lifted,
+  with ``discard`` it loses it unprocessed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def submit(fed: Federation, peer_id: int, raw: object, *, faucet: bool = F
     if fault.mode is FaultMode.DROPPING and not faucet:
         if fault.defer:
             fed.guardian(peer_id).deferred.append(raw)
-        else:
+        elif not fault.discard:
             with contextlib.suppress(DevfedError):  # processed either way; the answer is lost
                 await fed.sequencer.submit(raw)
         raise _dropped(peer_id)

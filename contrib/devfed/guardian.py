@@ -40,8 +40,8 @@ class Fault:
       the block height it reports, ``refuse_submissions`` (it processes a submission, then
       answers a ``double_spend`` refusal);
     - ``dropping``: ``defer`` keeps the submissions it got (unknown to every guardian) until
-      the fault is lifted, as a transaction still in consensus would be; else they are applied
-      at once. Either way the submitter gets no answer.
+      the fault is lifted, as a transaction still in consensus would be; ``discard`` loses them
+      (as if they never arrived); else they are applied at once. The submitter gets no answer.
     """
 
     mode: FaultMode = FaultMode.HONEST
@@ -50,6 +50,7 @@ class Fault:
     height_offset: int = 0
     refuse_submissions: bool = False
     defer: bool = False
+    discard: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """JSON form for the admin API."""
@@ -60,6 +61,7 @@ class Fault:
             "height_offset": self.height_offset,
             "refuse_submissions": self.refuse_submissions,
             "defer": self.defer,
+            "discard": self.discard,
         }
 
 

@@ -37,6 +37,7 @@ async def test_bad_fault_requests_are_refused_and_change_nothing(
         {"mode": "lying", "contracts": []},
         {"mode": "lying", "refuse_submissions": "yes"},
         {"mode": "dropping", "defer": 1},
+        {"mode": "dropping", "defer": True, "discard": True},
     ):
         status, answer = await _fault(session, fed, 1, body)
         assert status == 400 and answer["error"]["name"] == "invalid_request", body
@@ -76,3 +77,14 @@ async def test_a_withholding_guardian_gives_no_decryption_share(
     await _fault(session, fed, 3, {"mode": "withholding"})
     share = await _v2(session, fed.guardian_urls[3], _rpc("decryption_share", {"contract_id": "ab" * 32}))
     assert share["error"]["data"]["name"] == "not_funded"
+
+
+async def test_a_discarding_guardian_loses_submissions(
+    fed: RunningFederation, session: aiohttp.ClientSession
+) -> None:
+    await _fault(session, fed, 2, {"mode": "dropping", "discard": True})
+    tx = json.dumps({"inputs": [], "outputs": [NOTE_OUT]})
+    status, answer = await _v1(session, "POST", f"{fed.guardian_urls[2]}/v1/transactions", tx)
+    assert status == 503 and answer["error"]["name"] == "guardian_offline"
+    status, lifted = await _fault(session, fed, 2, {"mode": "honest"})
+    assert status == 200 and lifted["flushed"] == [] and fed.federation.store.count_transactions() == 0
