@@ -24,6 +24,7 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationRejected, FederationUnreachable, NotFound
 from fedimint_gw.federation.client import IncomingState
+from fedimint_gw.federation.devfed.notes_format import decode_notes
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.store.db import Database
 from tests.contract.conftest import Gateway, admin, fund_gateway, set_fault
@@ -97,6 +98,32 @@ async def test_abandon_finishes_a_funding_that_landed(
     outcome = await client.await_preimage(receive.request.contract_id, 10.0)
     assert outcome.state is IncomingState.PREIMAGE and outcome.preimage == receive.preimage
     await assert_ecash_is_good(gateway, user, 75_000)
+
+
+async def test_abandon_of_a_funding_holding_a_note_spent_elsewhere(
+    gateway: Gateway, user: Wallet, fed: RunningFederation, session: aiohttp.ClientSession
+) -> None:
+    """A funding that spends a note someone else already spent can never land: the conflicting
+    reissue's double-spend refusal names another spender, and that settles it."""
+    client = gateway.client
+    await fund_gateway(user, client, 1_000)
+    ecash = await user.send_ecash(3_072)  # 2048 + 1024 msat
+    _, dead = decode_notes(ecash)
+    await gateway.wallet.add_notes(dead)  # the gateway holds them...
+    await user.receive_ecash(ecash)  # ...but they were spent elsewhere first
+    receive = await new_receive(gateway, user, 4_000)  # needs the dead notes too
+    for peer in range(4):
+        await fault(session, fed, peer, mode="dropping", discard=True)
+    with pytest.raises(FederationUnreachable):
+        await client.fund_incoming(receive.request, "dead-note")
+    for peer in range(4):
+        await set_fault(session, fed, peer, "honest")
+    assert await client.abandon_funding("dead-note") is True
+    assert not contract_exists(fed, receive.request.contract_id)
+    balance = (await client.balance()).value
+    assert 1_000 <= balance < 4_072  # the note named spent is retired, the others released
+    with pytest.raises(FederationRejected):
+        await client.fund_incoming(receive.request, "dead-note")  # never resubmitted
 
 
 async def test_resume_leaves_a_crashed_funding_to_its_flow(

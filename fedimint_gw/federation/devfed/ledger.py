@@ -49,6 +49,7 @@ from fedimint_gw.federation.devfed.notes_format import (
     derived_outputs,
     double_spent,
     reissue_inputs,
+    spent_elsewhere,
 )
 from fedimint_gw.federation.devfed.reads import Reads
 from fedimint_gw.federation.ecash import Note, PendingOutput, finish_outputs
@@ -259,6 +260,11 @@ class Ledger:
                     "stays unknown"
                 ) from None
             fund_txid = txid_of(op.tx)
+            if spent_elsewhere(exc.message, {fund_txid, txid}):
+                # One of its notes was spent by another accepted transaction: `op` can never land.
+                await self.wallet.abort(op.operation_id, exc.message, double_spent(conflict.tx, exc.message))
+                await self.wallet.abort(conflict_id, "not needed: the operation can never be accepted")
+                return True
             answer = await self.reads.transaction(fund_txid)
             if reclaim and given:
                 await self._reclaim_landed(op, answer, given)

@@ -98,3 +98,10 @@ def double_spent(tx: Mapping[str, Any], message: str) -> list[str]:
         if idx < len(inputs) and inputs[idx].get("kind") == "note":
             found.append(str(inputs[idx]["secret"]))
     return found
+
+
+def spent_elsewhere(message: str, ours: set[str]) -> bool:
+    """Whether a `double_spend` refusal names a spending transaction that is not one of `ours`
+    (devfed says `inputs[i] note was already spent in <txid>`)."""
+    spenders = set(re.findall(r"already spent in ([0-9a-f]{64})", message))
+    return bool(spenders - ours)

@@ -2,7 +2,7 @@
 
 One guardian's word decides nothing that moves money. `Quorum.agree` asks every guardian at
 once (each with its own deadline), and returns as soon as `threshold` of them gave the same
-answer; identical refusals count as an answer too (`threshold` guardians saying
+answer; identical refusals (name and message) count as an answer too (`threshold` guardians saying
 `unknown_contract` make a `NotFound`). A guardian that stalls, withholds or answers garbage
 is simply not counted. Facts that prove themselves (a preimage whose hash matches) may be
 taken from the first guardian that shows one (`verified`).
@@ -70,7 +70,7 @@ class Quorum:
                     except RemoteError as exc:
                         problems.append(f"guardian {g.peer_id}: {exc}")
                         if not exc.unreachable:
-                            refusals.setdefault(exc.name, []).append(exc)
+                            refusals.setdefault(f"{exc.name}: {exc.message}", []).append(exc)
                         continue
                     if verified is not None and verified(answer):
                         return answer
