@@ -265,7 +265,13 @@ class Ledger:
                 await self.wallet.abort(op.operation_id, exc.message, double_spent(conflict.tx, exc.message))
                 await self.wallet.abort(conflict_id, "not needed: the operation can never be accepted")
                 return True
-            answer = await self.reads.transaction(fund_txid)
+            try:
+                answer = await self.reads.transaction(fund_txid)
+            except NotFound:  # its notes are spent, by it or not: unknown until a threshold knows
+                raise FederationUnreachable(
+                    f"the notes of operation {op.operation_id} are spent, but no threshold of guardians "
+                    "knows its transaction yet"
+                ) from None
             if reclaim and given:
                 await self._reclaim_landed(op, answer, given)
             else:
