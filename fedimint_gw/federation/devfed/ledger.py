@@ -6,7 +6,8 @@ stored transaction to every guardian, then collect every guardian's signature sh
 `complete` (or `abort` once a threshold of guardians refused it). Reads that decide money
 (contracts, block height, transaction status) need a threshold of agreeing guardians
 (`quorum.py`); an unknown outcome is never taken as a refusal: `abandon_funding` makes a
-funding impossible with a conflicting transaction before anyone is refunded. Operation ids are deterministic
+funding impossible with a conflicting transaction (`unfund:<op>`) before anyone is refunded.
+Operation ids are deterministic
 (`fund:<op>`, `claim:<contract>`, `refund:<contract>`, `spend:<op>`, `reissue:<hash>`), so a
 retry after a crash or timeout resubmits the identical transaction; devfed answers an
 accepted transaction's replay identically, and the outputs are finished then.
