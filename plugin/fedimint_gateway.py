@@ -194,10 +194,14 @@ def _register(gw: GatewayPlugin) -> None:
         gw.bridge.answer(request, lambda: gw.require().set_limits(federation_id, changes))
 
     @command("fedimint-ecash-send")
-    def fedimint_ecash_send(request: Any, federation_id: str, amount_msat: Any) -> None:
+    def fedimint_ecash_send(
+        request: Any, federation_id: str, amount_msat: Any, request_id: Any = None
+    ) -> None:
         """Take `amount_msat` of the gateway's ecash out of federation `federation_id` as a
-        notes string (for rebalancing by hand). Whoever holds the string holds the money."""
-        gw.bridge.answer(request, lambda: gw.require().ecash_send(federation_id, amount_msat))
+        notes string (for rebalancing by hand). Whoever holds the string holds the money.
+        Give a `request_id` (letters, digits, - or _) to make a retry safe: the same id again
+        returns the same notes and spends nothing more."""
+        gw.bridge.answer(request, lambda: gw.require().ecash_send(federation_id, amount_msat, request_id))
 
     @command("fedimint-ecash-receive")
     def fedimint_ecash_receive(request: Any, federation_id: str, notes: str) -> None:

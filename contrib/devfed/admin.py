@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from contrib.devfed import faults
 from contrib.devfed.api_v1 import error_response
 from contrib.devfed.chain import CounterHeight
-from contrib.devfed.codec import as_object, bad, get_int, get_str, parse_json
+from contrib.devfed.codec import as_object, bad, get_hex, get_int, get_str, parse_json
 from contrib.devfed.errors import DevfedError, ErrorCode
 from contrib.devfed.federation import Federation
 from contrib.devfed.guardian import Fault, FaultMode
@@ -63,20 +64,23 @@ class AdminRoutes:
         )
 
     async def set_fault(self, request: web.Request) -> web.Response:
-        """POST /admin/guardians/{peer_id}/fault ``{"mode": honest|offline|slow|byzantine, "delay_ms"}``."""
+        """POST /admin/guardians/{peer_id}/fault ``{"mode", ...}``: one of honest, offline, slow
+        (``delay_ms``), byzantine, lying (``contracts``: {id: view}, ``height_offset``,
+        ``refuse_submissions``), withholding, dropping (``defer`` or ``discard``). Leaving a deferring
+        ``dropping`` applies the submissions it held back (answered under ``flushed``)."""
         try:
             peer_id = int(request.match_info["peer_id"])
         except ValueError:
             raise bad("peer_id must be an integer") from None
         guardian = self.fed.guardian(peer_id)
         body = as_object(parse_json(await request.read()), "request")
-        try:
-            mode = FaultMode(get_str(body, "mode", "request"))
-        except ValueError:
-            raise bad(f"mode must be one of {[m.value for m in FaultMode]}") from None
-        delay = get_int(body, "delay_ms", "request") if mode is FaultMode.SLOW else 0
-        guardian.fault = Fault(mode, delay)
-        return web.json_response({"peer_id": peer_id, "fault": guardian.fault.to_dict()})
+        fault = _parse_fault(body)
+        was = guardian.fault
+        guardian.fault = fault
+        flushed: list[dict[str, object]] = []
+        if was.mode is FaultMode.DROPPING and (fault.mode is not FaultMode.DROPPING or not fault.defer):
+            flushed = await faults.flush(self.fed, peer_id)
+        return web.json_response({"peer_id": peer_id, "fault": fault.to_dict(), "flushed": flushed})
 
     async def advance(self, request: web.Request) -> web.Response:
         """POST /admin/block_height ``{"advance": n}`` (counter mode only)."""
@@ -106,3 +110,38 @@ class AdminRoutes:
         with self.fed.store.atomic():
             self.fed.store.vet_gateway(url, vetted)
         return web.json_response({"gateways": self.fed.store.vetted_gateways()})
+
+
+def _flag(body: Mapping[str, object], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise bad(f"{key} must be true or false")
+    return value
+
+
+def _parse_fault(body: Mapping[str, object]) -> Fault:
+    """A fault from the admin request; bad input is refused whole (nothing changes)."""
+    try:
+        mode = FaultMode(get_str(body, "mode", "request"))
+    except ValueError:
+        raise bad(f"mode must be one of {[m.value for m in FaultMode]}") from None
+    if mode is FaultMode.SLOW:
+        return Fault(mode, delay_ms=get_int(body, "delay_ms", "request"))
+    if mode is FaultMode.DROPPING:
+        defer, discard = _flag(body, "defer"), _flag(body, "discard")
+        if defer and discard:
+            raise bad("a dropping guardian either defers or discards submissions, not both")
+        return Fault(mode, defer=defer, discard=discard)
+    if mode is not FaultMode.LYING:
+        return Fault(mode)
+    raw = as_object(body.get("contracts", {}), "contracts")
+    contracts = {
+        get_hex({"id": k}, "id", "contracts", 32): dict(as_object(v, f"contracts.{k}"))
+        for k, v in raw.items()
+    }
+    offset = body.get("height_offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 1_000_000:
+        raise bad("height_offset must be an integer of at most 1000000 blocks")
+    return Fault(
+        mode, contracts=contracts, height_offset=offset, refuse_submissions=_flag(body, "refuse_submissions")
+    )

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from contrib.devfed import faults
 from contrib.devfed.codec import as_object, get_hex, parse_json
 from contrib.devfed.errors import DevfedError, ErrorCode
 from contrib.devfed.federation import Federation
@@ -87,7 +88,7 @@ class V1Routes:
 
     async def submit(self, request: web.Request) -> web.Response:
         """POST /v1/transactions: body is the transaction."""
-        return web.json_response(await self.fed.sequencer.submit(await _body(request)))
+        return web.json_response(await faults.submit(self.fed, self.peer_id, await _body(request)))
 
     async def faucet(self, request: web.Request) -> web.Response:
         """POST /v1/faucet: ``{"outputs": [note outputs]}``."""
@@ -124,7 +125,7 @@ class V1Routes:
 
     async def contract(self, request: web.Request) -> web.Response:
         """GET /v1/contracts/{contract_id}."""
-        return web.json_response(self.fed.sequencer.contract(_hex_param(request, "contract_id")))
+        return web.json_response(faults.contract(self.fed, self.peer_id, _hex_param(request, "contract_id")))
 
     async def cancel(self, request: web.Request) -> web.Response:
         """POST /v1/contracts/{contract_id}/cancel: ``{"signature": hex}`` by the gateway key."""
@@ -142,7 +143,7 @@ class V1Routes:
 
     async def block_height(self, request: web.Request) -> web.Response:
         """GET /v1/block_height."""
-        return web.json_response({"height": await self.fed.chain.height()})
+        return web.json_response({"height": await faults.block_height(self.fed, self.peer_id)})
 
     def _need_v1(self) -> None:
         if 1 not in self.fed.config.majors:

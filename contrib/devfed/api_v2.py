@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import WSMsgType, web
 
+from contrib.devfed import faults
 from contrib.devfed.api_v1 import version_body
 from contrib.devfed.codec import as_object, get_hex, parse_json
 from contrib.devfed.errors import DevfedError, ErrorCode
@@ -115,7 +116,7 @@ class V2Rpc:
 
     async def submit_transaction(self, params: Params) -> object:
         """``submit_transaction {transaction}`` → ``{"txid", "accepted": true, "height"}``."""
-        result = await self.fed.sequencer.submit(params.get("transaction"))
+        result = await faults.submit(self.fed, self.peer_id, params.get("transaction"))
         return {"txid": result["txid"], "accepted": True, "height": result["height"]}
 
     async def transaction_status(self, params: Params) -> object:
@@ -136,11 +137,11 @@ class V2Rpc:
 
     async def contract(self, params: Params) -> object:
         """``contract {contract_id}`` → the contract view."""
-        return self.fed.sequencer.contract(get_hex(params, "contract_id", "params", 32))
+        return faults.contract(self.fed, self.peer_id, get_hex(params, "contract_id", "params", 32))
 
     async def decryption_share(self, params: Params) -> object:
         """``decryption_share {contract_id}`` → ``{"peer": p, "share": {index, D, dleq}}``."""
-        share = self.fed.decryption_share(self.peer_id, get_hex(params, "contract_id", "params", 32))
+        share = faults.decryption_share(self.fed, self.peer_id, get_hex(params, "contract_id", "params", 32))
         return {"peer": self.peer_id, "share": share.to_dict()}
 
     async def gateways(self, params: Params) -> object:
@@ -149,4 +150,4 @@ class V2Rpc:
 
     async def block_height(self, params: Params) -> object:
         """``block_height`` → an integer."""
-        return await self.fed.chain.height()
+        return await faults.block_height(self.fed, self.peer_id)

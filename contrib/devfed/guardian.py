@@ -2,11 +2,14 @@
 
 A guardian never sees another guardian's shares. A byzantine guardian returns shares that
 are well-formed but wrong (its point is shifted by ``G``), so only proof checks catch them.
+The other faults (lying, withholding preimages, dropping submission answers) are applied to
+a guardian's answers in :mod:`contrib.devfed.faults`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 from contrib.devfed.config import GuardianSecrets
@@ -23,18 +26,43 @@ class FaultMode(Enum):
     OFFLINE = "offline"
     SLOW = "slow"
     BYZANTINE = "byzantine"
+    LYING = "lying"  # answers the contract views, height and submission refusals it is told to
+    WITHHOLDING = "withholding"  # never reveals a preimage (views nor decryption shares)
+    DROPPING = "dropping"  # processes a submission, then drops its answer
 
 
 @dataclass(frozen=True)
 class Fault:
-    """A guardian's current fault: the mode and, for ``slow``, the delay in ms."""
+    """A guardian's current fault: the mode and its parameters.
+
+    - ``slow``: ``delay_ms`` before every answer;
+    - ``lying``: ``contracts`` (contract id -> the view it claims), ``height_offset`` added to
+      the block height it reports, ``refuse_submissions`` (it processes a submission, then
+      answers a ``double_spend`` refusal);
+    - ``dropping``: ``defer`` keeps the submissions it got (unknown to every guardian) until
+      the fault is lifted, as a transaction still in consensus would be; ``discard`` loses them
+      (as if they never arrived); else they are applied at once. The submitter gets no answer.
+    """
 
     mode: FaultMode = FaultMode.HONEST
     delay_ms: int = 0
+    contracts: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    height_offset: int = 0
+    refuse_submissions: bool = False
+    defer: bool = False
+    discard: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """JSON form for the admin API."""
-        return {"mode": self.mode.value, "delay_ms": self.delay_ms}
+        return {
+            "mode": self.mode.value,
+            "delay_ms": self.delay_ms,
+            "contracts": sorted(self.contracts),
+            "height_offset": self.height_offset,
+            "refuse_submissions": self.refuse_submissions,
+            "defer": self.defer,
+            "discard": self.discard,
+        }
 
 
 @dataclass(frozen=True)
@@ -53,6 +81,7 @@ class Guardian:
         self._secrets = secrets
         self._ln_pubkey = ln_pubkey
         self.fault = Fault()
+        self.deferred: list[object] = []  # submissions a deferring guardian holds back
 
     @property
     def peer_id(self) -> int:

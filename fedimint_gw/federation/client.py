@@ -11,7 +11,8 @@ Contract of every method:
   deterministic id derived from the arguments).
 - **Errors**: only `fedimint_gw.errors` types: `FederationUnreachable` (not enough guardians
   answered in time: safe to retry), `FederationRejected` (the federation refused: do not
-  retry unchanged), `FederationMisbehaved` (a guardian's answer failed verification: the
+  retry unchanged; a threshold of guardians refused: what was submitted was definitely not
+  applied), `FederationMisbehaved` (a guardian's answer failed verification: the
   adapter already ignored it where a threshold of good answers remained),
   `InsufficientFunds`, `NotFound`, `InvalidInput`.
 - **Amounts** are `Msat`; ids are lowercase hex strings.
@@ -21,10 +22,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
+
+# `spend_ecash` operation ids starting with this name requests nobody can retry (an operator's
+# send without an idempotency key): after a crash their notes come back to the gateway.
+VOLATILE_PREFIX = "volatile-"
 
 
 class Feature(enum.Enum):
@@ -192,8 +197,9 @@ class FederationClient(Protocol):
 
     async def abandon_funding(self, operation_id: str) -> bool:
         """Give up a `fund_incoming` whose outcome is unknown (the federation did not answer).
-        True: it certainly never happened and never will; False: the federation accepted it.
-        Raises FederationUnreachable when the federation cannot tell yet."""
+        True: it certainly never happened and never will (a threshold accepted a conflicting
+        transaction spending its inputs); False: the federation accepted it. Raises
+        FederationUnreachable while neither is certain (never decided on one guardian's word)."""
         ...
 
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
@@ -218,7 +224,10 @@ class FederationClient(Protocol):
         ...
 
     async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
-        """Take `amount` of the gateway's ecash out as notes (exact amount, reissued if needed)."""
+        """Take `amount` of the gateway's ecash out as notes (exact amount, reissued if needed).
+        The same operation id again returns the same notes. An id starting with
+        `VOLATILE_PREFIX` names a request nobody retries: cut short by a crash, its notes are
+        taken back (by `OperationLog.resume_operations`) instead of kept for a retry."""
         ...
 
     async def receive_ecash(self, notes: str) -> Msat:
@@ -233,4 +242,15 @@ class FederationClient(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class OperationLog(Protocol):
+    """An adapter whose ecash operations are logged before they are submitted, so a crash can
+    be settled at the next start (every built-in adapter; third-party ones may opt in)."""
+
+    async def resume_operations(self) -> int:
+        """Finish, or settle the abandon of, every operation a crash left unfinished; returns
+        how many were settled. Raises the first failure after trying all of them."""
         ...

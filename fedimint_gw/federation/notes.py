@@ -8,6 +8,10 @@ An adapter moving ecash does it in three persisted steps:
    same transaction as the same transaction) and collects signature shares.
 3. `complete(...)` marks the inputs spent and stores the new notes, or `abort(...)` (only
    when the federation definitively refused) returns the inputs to the spendable pool.
+
+An operation whose outcome stays unknown is never aborted on a guess: `prepare_conflict`
+stores a second transaction spending the same reserved notes (a reissue to the gateway);
+once the federation accepted that one, `complete_conflict` retires the first for good.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import InsufficientFunds, NotReady
+from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotReady
 from fedimint_gw.federation.ecash import Note, PendingOutput, new_outputs, select_notes
 from fedimint_gw.store.db import Database
 
@@ -129,30 +133,108 @@ class NoteWallet:
                     ) from None
             change = sum(n.amount_msat for n in chosen) + receive.value - need
             outputs = new_outputs(change)
-            tx = build(chosen, outputs)
-            now = self._clock.now()
             for note in chosen:
                 await conn.execute(
                     "UPDATE ecash_notes SET state = 'reserved', operation_id = ? WHERE secret = ?",
                     (operation_id, note.secret),
                 )
+            await self._insert_operation(conn, operation_id, kind, build(chosen, outputs), outputs, {})
+        return await self._stored(operation_id)
+
+    async def prepare_conflict(
+        self, operation_id: str, target_id: str, kind: str, fee: Msat, build: TxBuilder
+    ) -> Operation:
+        """Store a transaction spending exactly the notes `target_id` reserved, back to the
+        gateway (their total minus `fee`), and mark the target as superseded by it, so no
+        one resubmits the target. The notes stay reserved by the target until one of the two
+        is accepted. Calling it again returns the stored operation unchanged."""
+        existing = await self.get(operation_id)
+        if existing is not None:
+            return existing
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT state FROM ecash_operations WHERE operation_id = ?", (target_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row["state"] != OperationState.PREPARED.value:
+                raise InvalidInput(f"operation {target_id!r} is not waiting for an outcome")
+            async with conn.execute(
+                "SELECT secret, amount_msat, signature FROM ecash_notes "
+                "WHERE operation_id = ? AND state = 'reserved'",
+                (target_id,),
+            ) as cur:
+                notes = [Note(r["amount_msat"], r["secret"], r["signature"]) for r in await cur.fetchall()]
+            total = sum(n.amount_msat for n in notes)
+            if not notes or total < fee.value:
+                raise InsufficientFunds(
+                    f"operation {target_id!r} reserved {total} msat, too little to pay the {fee} fee "
+                    "of a conflicting transaction"
+                )
+            outputs = new_outputs(total - fee.value)
+            result = {"conflicts_with": target_id}
+            await self._insert_operation(conn, operation_id, kind, build(notes, outputs), outputs, result)
             await conn.execute(
-                "INSERT INTO ecash_operations (operation_id, federation_id, kind, state, tx_json, "
-                "outputs_json, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
-                (
-                    operation_id,
-                    self.federation_id,
-                    kind,
-                    json.dumps(tx, sort_keys=True),
-                    json.dumps([o.to_dict() for o in outputs]),
-                    now,
-                    now,
-                ),
+                "UPDATE ecash_operations SET result_json = ?, updated_at = ? WHERE operation_id = ?",
+                (json.dumps({"superseded_by": operation_id}), self._clock.now(), target_id),
             )
+        return await self._stored(operation_id)
+
+    async def complete_conflict(
+        self, operation_id: str, target_id: str, notes: Sequence[Note], result: dict[str, Any]
+    ) -> None:
+        """The federation accepted the conflicting transaction: the target's notes are spent,
+        the target failed for good, the new notes stored (idempotent)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'spent' WHERE operation_id = ? AND state = 'reserved'",
+                (target_id,),
+            )
+            reason = {
+                "error": "abandoned: a conflicting transaction spent its inputs",
+                "superseded_by": operation_id,
+            }
+            await conn.execute(
+                "UPDATE ecash_operations SET state = 'failed', result_json = ?, updated_at = ? "
+                "WHERE operation_id = ? AND state = 'prepared'",
+                (json.dumps(reason, sort_keys=True), self._clock.now(), target_id),
+            )
+            await self._insert_notes(conn, notes)
+            await conn.execute(
+                "UPDATE ecash_operations SET state = 'done', result_json = ?, updated_at = ? "
+                "WHERE operation_id = ?",
+                (json.dumps(result, sort_keys=True), self._clock.now(), operation_id),
+            )
+
+    async def _stored(self, operation_id: str) -> Operation:
         op = await self.get(operation_id)
         if op is None:
             raise RuntimeError("operation vanished after insert")
         return op
+
+    async def _insert_operation(
+        self,
+        conn: Any,
+        operation_id: str,
+        kind: str,
+        tx: dict[str, Any],
+        outputs: Sequence[PendingOutput],
+        result: dict[str, Any],
+    ) -> None:
+        now = self._clock.now()
+        await conn.execute(
+            "INSERT INTO ecash_operations (operation_id, federation_id, kind, state, tx_json, "
+            "outputs_json, result_json, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?, ?)",
+            (
+                operation_id,
+                self.federation_id,
+                kind,
+                json.dumps(tx, sort_keys=True),
+                json.dumps([o.to_dict() for o in outputs]),
+                json.dumps(result, sort_keys=True),
+                now,
+                now,
+            ),
+        )
 
     async def complete(self, operation_id: str, notes: Sequence[Note], result: dict[str, Any]) -> None:
         """The federation accepted: inputs spent, new notes stored (idempotent)."""

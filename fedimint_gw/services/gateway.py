@@ -23,6 +23,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
+from fedimint_gw.federation.client import VOLATILE_PREFIX
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
@@ -310,12 +311,19 @@ class Gateway:
         """`fedimint-setlimits`: validate and persist a federation's controls (all or nothing)."""
         return await self.ops.set_limits(federation_id, changes)
 
-    async def ecash_send(self, federation_id: str, amount_msat: object) -> dict[str, Any]:
-        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`)."""
+    async def ecash_send(
+        self, federation_id: str, amount_msat: object, request_id: object = None
+    ) -> dict[str, Any]:
+        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`). The same
+        `request_id` again returns the same notes and spends nothing more."""
         fid = parse.federation_id(federation_id)
         amount = parse.msat(amount_msat, "amount_msat", low=1)
+        if request_id in (None, ""):  # nobody can retry it: cut short by a crash, the notes come back
+            op = f"{VOLATILE_PREFIX}cli-{secrets.token_hex(8)}"
+        else:
+            op = f"cli-id-{_request_id(request_id)}"
         client = self.federations.client(fid)
-        notes = await client.spend_ecash(amount, f"cli-{secrets.token_hex(8)}")
+        notes = await client.spend_ecash(amount, op)
         return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
@@ -395,3 +403,14 @@ class Gateway:
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
         return await self._incoming.handle(event, decision)
+
+
+def _request_id(value: object) -> str:
+    """An operator's idempotency key: 1 to 64 ASCII letters, digits, '-' or '_'."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 64
+        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    ):
+        raise InvalidInput("request_id must be 1 to 64 ASCII letters, digits, '-' or '_'")
+    return value

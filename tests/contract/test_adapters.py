@@ -272,7 +272,7 @@ async def test_a_note_spent_elsewhere_is_retired_not_recycled(gateway: Gateway, 
     """Notes the gateway holds but the federation already saw spent: the refusal names one, the
     gateway marks it spent, and keeps the others spendable."""
     client = gateway.client
-    from fedimint_gw.federation.devfed.ledger import decode_notes as gateway_notes
+    from fedimint_gw.federation.devfed.notes_format import decode_notes as gateway_notes
 
     ecash = await user.send_ecash(3_072)  # notes of 2048 + 1024 msat
     _, notes = gateway_notes(ecash)

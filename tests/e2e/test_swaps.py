@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
@@ -123,11 +124,29 @@ async def test_target_below_threshold_refunds_the_sender(env: Env) -> None:
         ) as r:
             r.raise_for_status()
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+    paying = asyncio.create_task(
+        wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+    )
+
+    async def abandoning() -> bool:  # B's funding is being made impossible: a conflicting reissue
+        async with env.gateway.db.conn.execute(
+            "SELECT COUNT(*) FROM ecash_operations WHERE kind = 'abandon_funding'"
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    await wait_until(abandoning)
+    assert not paying.done()  # no refund while B cannot confirm that its funding never lands
+    for peer in (0, 1):
+        async with env.session.post(
+            f"{dst.admin_url}/admin/guardians/{peer}/fault", json={"mode": "honest"}
+        ) as r:
+            r.raise_for_status()
+    result = await paying
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
-    assert (await dst_client.balance()).value == 100_000  # the abandoned funding released its notes
+    assert (await dst_client.balance()).value == 100_000  # the conflicting reissue gave the notes back
 
 
 async def test_invalid_preimage_at_the_target_refunds_both_sides(env: Env) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import InsufficientFunds
+from fedimint_gw.errors import InsufficientFunds, InvalidInput
 from fedimint_gw.federation.ecash import Note, PendingOutput
 from fedimint_gw.federation.notes import NoteWallet, OperationState
 from fedimint_gw.store.db import Database
@@ -74,3 +74,35 @@ async def test_abort_releases_reserved_notes(wallet: NoteWallet) -> None:
 async def test_receive_only_operation_needs_no_notes(wallet: NoteWallet) -> None:
     op = await wallet.prepare("op5", "claim", Msat(0), Msat(2), Msat(50), build)
     assert op.tx["inputs"] == [] and sum(o.amount_msat for o in op.outputs) == 48
+
+
+async def test_a_conflict_spends_exactly_the_target_notes_and_retires_the_target(wallet: NoteWallet) -> None:
+    target = await wallet.prepare("fund:x", "fund", Msat(70), Msat(0), Msat(0), build)
+    reserved = sorted(i["secret"] for i in target.tx["inputs"])
+    conflict = await wallet.prepare_conflict("unfund:x", "fund:x", "abandon", Msat(2), build)
+    assert sorted(i["secret"] for i in conflict.tx["inputs"]) == reserved
+    assert (
+        sum(o.amount_msat for o in conflict.outputs)
+        == sum(int(i["amount_msat"]) for i in target.tx["inputs"]) - 2
+    )
+    assert await wallet.prepare_conflict("unfund:x", "fund:x", "abandon", Msat(2), build) == conflict
+    superseded = await wallet.get("fund:x")
+    assert superseded is not None and superseded.result == {"superseded_by": "unfund:x"}
+    assert superseded.state is OperationState.PREPARED  # it may still land until the conflict is accepted
+    assert await wallet.balance() == Msat(77 - 72)  # still reserved
+    notes = [Note(o.amount_msat, o.secret, "03" + "22" * 32) for o in conflict.outputs]
+    await wallet.complete_conflict("unfund:x", "fund:x", notes, {"txid": "c"})
+    await wallet.complete_conflict("unfund:x", "fund:x", notes, {"txid": "c"})  # replay is harmless
+    assert await wallet.balance() == Msat(77 - 2)
+    retired = await wallet.get("fund:x")
+    assert retired is not None and retired.state is OperationState.FAILED
+    assert await wallet.unfinished() == []
+
+
+async def test_a_conflict_needs_a_pending_target_that_can_pay_the_fee(wallet: NoteWallet) -> None:
+    with pytest.raises(InvalidInput):
+        await wallet.prepare_conflict("unfund:none", "fund:none", "abandon", Msat(0), build)
+    await wallet.prepare("fund:small", "fund", Msat(1), Msat(0), Msat(0), build)
+    with pytest.raises(InsufficientFunds):
+        await wallet.prepare_conflict("unfund:small", "fund:small", "abandon", Msat(5), build)
+    assert await wallet.get("unfund:small") is None and await wallet.balance() == Msat(76)

@@ -13,7 +13,7 @@ import aiohttp
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import FederationMisbehaved
+from fedimint_gw.errors import FederationMisbehaved, InvalidInput
 from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
 from fedimint_gw.federation.client import (
     EcashNotes,
@@ -29,9 +29,18 @@ from fedimint_gw.federation.devfed.guardians import (
     RemoteError,
     checked_keys,
     describe_config,
+    object_id,
     to_gateway_error,
 )
-from fedimint_gw.federation.devfed.ledger import Ledger, parse_hash
+from fedimint_gw.federation.devfed.ledger import Ledger
+from fedimint_gw.federation.devfed.notes_format import (
+    decode_notes,
+    derived_outputs,
+    encode_notes,
+    parse_hash,
+    reissue_inputs,
+)
+from fedimint_gw.federation.ecash import Note
 
 
 class DevfedFactory:
@@ -106,16 +115,40 @@ class LedgerClient:
         return await self._ledger.claim_outgoing(parse_hash(contract_id, "contract id"), preimage)
 
     async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
-        """Exactly `amount` in fresh notes (always reissued). Idempotent per operation id."""
-        return await self._ledger.spend_ecash(amount, operation_id)
+        """Reissue exactly `amount` into fresh notes and hand them out serialised."""
+        if amount.value <= 0:
+            raise InvalidInput("the amount of ecash to spend must be positive")
+        ledger, oid = self._ledger, f"spend:{operation_id}"
+        given = derived_outputs(ledger.secret, oid, amount.value)
+        fixed = [o.to_output() for o in given]
+        build = ledger.builder([], fixed)
+        _, result = await ledger.run(
+            oid, "spend_ecash", build, spend=amount, fixed_outputs=fixed, given=given
+        )
+        notes = [Note(int(n["amount_msat"]), str(n["secret"]), str(n["C"])) for n in result["given"]]
+        if sum(n.amount_msat for n in notes) != amount.value:
+            raise InvalidInput(f"operation id {operation_id!r} was already used for another amount")
+        return EcashNotes(amount, encode_notes(ledger.federation_id, notes))
 
     async def receive_ecash(self, notes: str) -> Msat:
-        """Reissue out-of-band notes into gateway notes (amount - fee). Idempotent per notes."""
-        return await self._ledger.receive_ecash(notes)
+        """Reissue out-of-band notes into gateway notes; returns the msat received."""
+        ledger, (federation_id, parsed) = self._ledger, decode_notes(notes)
+        if federation_id != ledger.federation_id:
+            raise InvalidInput(
+                f"these notes belong to federation {federation_id[:8]}, not {ledger.federation_id[:8]}"
+            )
+        reissue_id, build, total = ledger.reissue_plan(parsed)
+        if total <= ledger.keys.tx_fee:
+            raise InvalidInput(f"notes worth {total} cannot pay the {ledger.keys.tx_fee} transaction fee")
+        op, _ = await ledger.run(reissue_id, "receive_ecash", build, receive=total)
+        return Msat(sum(o.amount_msat for o in op.outputs))
 
     async def inspect_ecash(self, notes: str) -> NotesSummary:
-        """Federation, total, fingerprint of notes, and whether we already received them."""
-        return await self._ledger.inspect_ecash(notes)
+        """Decode notes; `received` when a reissue of exactly these notes exists in our wallet."""
+        ledger, (federation_id, parsed) = self._ledger, decode_notes(notes)
+        oid = "reissue:" + object_id(reissue_inputs(parsed))
+        received = federation_id == ledger.federation_id and await ledger.wallet.get(oid) is not None
+        return NotesSummary(federation_id, Msat(sum(n.amount_msat for n in parsed)), oid, received)
 
     async def resume_operations(self) -> int:
         """Finish operations a crash left between prepare and complete (call after start)."""

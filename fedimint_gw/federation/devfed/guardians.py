@@ -297,7 +297,8 @@ class Guardians:
         self.timeout = timeout
         self._preferred = 0
 
-    async def _timed(self, fn: Callable[[GuardianKey], Awaitable[T]], g: GuardianKey) -> T:
+    async def timed(self, fn: Callable[[GuardianKey], Awaitable[T]], g: GuardianKey) -> T:
+        """`fn(g)` within the per-guardian deadline (a stall becomes `guardian_offline`)."""
         try:
             return await asyncio.wait_for(fn(g), self.timeout)
         except asyncio.TimeoutError:
@@ -306,7 +307,9 @@ class Guardians:
     async def first(self, fn: Callable[[GuardianKey], Awaitable[T]], what: str) -> T:
         """Ask guardians one at a time (the last good one first) until one answers.
 
-        A refusal is final (all guardians share one state); unreachable ones are skipped.
+        A refusal is final (all guardians share one state); unreachable ones are skipped. Only
+        for reads that move no money (registration, vetting): money decisions go through
+        `quorum.Quorum`, which needs a threshold of agreeing guardians.
         """
         n = len(self.keys.guardians)
         problems: list[str] = []
@@ -314,7 +317,7 @@ class Guardians:
             pos = (self._preferred + k) % n
             g = self.keys.guardians[pos]
             try:
-                result = await self._timed(fn, g)
+                result = await self.timed(fn, g)
             except RemoteError as exc:
                 if not exc.unreachable:
                     self._preferred = pos
@@ -333,7 +336,7 @@ class Guardians:
     ) -> R:
         """Ask every guardian at once; return `enough(answers by Shamir index)` as soon as it
         succeeds (it raises FederationUnreachable while a threshold of good answers is missing)."""
-        tasks = {asyncio.ensure_future(self._timed(fn, g)): g for g in self.keys.guardians}
+        tasks = {asyncio.ensure_future(self.timed(fn, g)): g for g in self.keys.guardians}
         answers: dict[int, T] = {}
         refusals: list[RemoteError] = []
         problems: list[str] = []

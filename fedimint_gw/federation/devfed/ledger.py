@@ -2,8 +2,12 @@
 
 Every transaction goes through `NoteWallet` in three persisted steps: `prepare` (reserve
 inputs, store change outputs with blinding factors and the signed transaction), submit the
-stored transaction to one reachable guardian, then collect every guardian's signature shares
-and `complete` (or `abort` on a definitive refusal). Operation ids are deterministic
+stored transaction to every guardian, then collect every guardian's signature shares and
+`complete` (or `abort` once a threshold of guardians refused it). Reads that decide money
+(contracts, block height, transaction status) need a threshold of agreeing guardians
+(`quorum.py`); an unknown outcome is never taken as a refusal: `abandon_funding` makes a
+funding impossible with a conflicting transaction (`unfund:<op>`) before anyone is refunded.
+Operation ids are deterministic
 (`fund:<op>`, `claim:<contract>`, `refund:<contract>`, `spend:<op>`, `reissue:<hash>`), so a
 retry after a crash or timeout resubmits the identical transaction; devfed answers an
 accepted transaction's replay identically, and the outputs are finished then.
@@ -12,31 +16,23 @@ accepted transaction's replay identically, and the outputs are finished then.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
-import json
-import re
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fedimint_gw.crypto.errors import CryptoError
-from fedimint_gw.crypto.scalar import N, scalar_to_hex
 from fedimint_gw.crypto.threshold_bdhke import BlindSignatureShare, verify_share
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import (
-    FederationMisbehaved,
     FederationRejected,
     FederationUnreachable,
+    GatewayError,
     InvalidInput,
     NotFound,
 )
 from fedimint_gw.federation.client import (
-    EcashNotes,
-    IncomingOutcome,
-    IncomingState,
-    NotesSummary,
+    VOLATILE_PREFIX,
     OutgoingContract,
     OutgoingState,
 )
@@ -50,108 +46,22 @@ from fedimint_gw.federation.devfed.guardians import (
     sign,
     txid_of,
 )
-from fedimint_gw.federation.ecash import Note, PendingOutput, denominations_for, finish_outputs
+from fedimint_gw.federation.devfed.notes_format import (
+    derived_outputs,
+    double_spent,
+    reissue_inputs,
+    spent_elsewhere,
+)
+from fedimint_gw.federation.devfed.reads import Reads
+from fedimint_gw.federation.ecash import Note, PendingOutput, finish_outputs
 from fedimint_gw.federation.notes import NoteWallet, Operation, OperationState, TxBuilder
 
-NOTES_PREFIX = "devfednotes1"
 _ZERO = Msat(0)
-MAX_DENOMINATION = 1 << 40
-_OUTGOING_STATES = {
-    "funded": OutgoingState.FUNDED,
-    "claimed": OutgoingState.CLAIMED,
-    "cancelled": OutgoingState.CANCELLED,
-    "refunded": OutgoingState.REFUNDED,
-}
 
 
 def _kept(op: Operation) -> Msat:
     """What an operation that spends no gateway notes (claim, refund, reissue) gained."""
     return Msat(sum(o.amount_msat for o in op.outputs))
-
-
-def encode_notes(federation_id: str, notes: Sequence[Note]) -> str:
-    """The devfed wallet's out-of-band format: `devfednotes1` + unpadded base64url(JSON)."""
-    body = {"federation_id": federation_id, "notes": [n.to_input() for n in notes]}
-    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-    return NOTES_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _hex(value: object, size: int) -> str:
-    text = str(value).lower()
-    if len(text) != 2 * size or any(c not in "0123456789abcdef" for c in text):
-        raise ValueError(f"expected {size} bytes of hex")
-    return text
-
-
-def decode_notes(text: str) -> tuple[str, list[Note]]:
-    """Parse `encode_notes` output (and the devfed wallet's); raises InvalidInput."""
-    text = text.strip()
-    if not text.startswith(NOTES_PREFIX):
-        raise InvalidInput(f"ecash notes must start with {NOTES_PREFIX!r}")
-    raw = text[len(NOTES_PREFIX) :]
-    try:
-        body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        notes = []
-        for n in body["notes"]:
-            amount = n["amount_msat"]
-            if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1 or amount & (amount - 1):
-                raise ValueError(f"{amount!r} is not a power-of-two amount")
-            if amount > MAX_DENOMINATION:
-                raise ValueError(f"{amount} is above the largest denomination")
-            notes.append(Note(amount, _hex(n["secret"], 32), _hex(n["C"], 33)))
-        federation_id = _hex(body["federation_id"], 32)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise InvalidInput(f"malformed ecash notes: {exc}") from None
-    if not notes or len({n.secret for n in notes}) != len(notes):
-        raise InvalidInput("ecash notes must hold at least one note and no note twice")
-    return federation_id, notes
-
-
-def derived_outputs(secret: bytes, operation_id: str, amount_msat: int) -> list[PendingOutput]:
-    """Note outputs derived from the gateway key and the operation id.
-
-    Used for notes the gateway gives away (`spend_ecash`): the stored transaction names their
-    blinded messages, and a retry re-derives the secrets and blinding factors, so nothing but
-    the operation itself needs persisting before submission.
-    """
-    outputs = []
-    for i, denom in enumerate(denominations_for(amount_msat)):
-        seed = hashlib.sha256(b"fedimint-gw/spend-ecash\x00" + secret + operation_id.encode() + b"\x00%d" % i)
-        note_secret = hashlib.sha256(seed.digest() + b"secret").hexdigest()
-        r = int.from_bytes(hashlib.sha256(seed.digest() + b"blind").digest(), "big") % (N - 1) + 1
-        outputs.append(PendingOutput(denom, note_secret, scalar_to_hex(r)))
-    return outputs
-
-
-async def poll(attempt: Callable[[], Awaitable[IncomingOutcome | None]], timeout: float) -> IncomingOutcome:
-    """Call `attempt` until it decides or `timeout` passes (then PENDING, or the last
-    FederationUnreachable if the federation never answered during the last attempt)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(timeout, 0.0)
-    delay = 0.02
-    while True:
-        failure: FederationUnreachable | None = None
-        try:
-            outcome = await attempt()
-        except FederationUnreachable as exc:
-            failure, outcome = exc, None
-        if outcome is not None:
-            return outcome
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            if failure is not None:
-                raise failure
-            return IncomingOutcome(IncomingState.PENDING)
-        await asyncio.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.5)
-
-
-def parse_hash(value: str, what: str = "payment hash") -> str:
-    """A 32-byte hex id, lowercased; InvalidInput otherwise."""
-    try:
-        return _hex(value, 32)
-    except ValueError:
-        raise InvalidInput(f"{what} must be 32 bytes of hex, got {value!r}") from None
 
 
 class Ledger:
@@ -173,43 +83,24 @@ class Ledger:
         self.wallet = wallet
         self.secret = secret
         self.gateway_pubkey = pubkey_of(secret)
-        self.misbehaving: set[int] = set()  # peer ids whose shares failed verification
+        self.misbehaving: set[int] = set()  # peer ids whose answers failed verification
+        self.reads = Reads(guardians, api, self.misbehaving)
         # One lock per operation in flight (entries vanish when no caller holds them).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    # ---- reads ---------------------------------------------------------------------------
-    async def contract(self, contract_id: str) -> Json:
-        """The contract view from one guardian, checked against its id."""
-        view = await self.guardians.first(
-            lambda g: self.api.contract(g.url, contract_id), f"contract {contract_id[:16]}"
-        )
-        body = view.get("contract")
-        if not isinstance(body, dict) or object_id(body) != contract_id or "state" not in view:
-            raise FederationMisbehaved(f"a guardian sent a contract view that is not contract {contract_id}")
-        return view
+    # ---- reads: on a threshold of agreeing guardians (reads.py) --------------------------
+    async def contract(self, contract_id: str, preimage_ok: bool = False) -> Json:
+        """The contract view a threshold of guardians agree on (see `Reads.contract`)."""
+        return await self.reads.contract(contract_id, preimage_ok)
 
     async def block_height(self) -> int:
-        """The federation's block height."""
-        return await self.guardians.first(lambda g: self.api.block_height(g.url), "block height")
+        """The block height a threshold of guardians agree on."""
+        return await self.reads.block_height()
 
     async def verify_outgoing(self, contract_id: str) -> OutgoingContract:
-        """An outgoing contract as the gateway sees it."""
-        body = (view := await self.contract(contract_id))["contract"]
-        if body.get("kind") != "outgoing_contract":
-            raise InvalidInput(f"contract {contract_id} is a {body.get('kind')}, not an outgoing contract")
-        try:
-            return OutgoingContract(
-                contract_id=contract_id,
-                payment_hash=str(body["payment_hash"]),
-                amount=Msat(int(body["amount_msat"])),
-                timelock_height=int(body["timelock_height"]),
-                state=_OUTGOING_STATES[str(view["state"])],
-                gateway_key_matches=body.get("gateway_pubkey") == self.gateway_pubkey,
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise FederationMisbehaved(f"malformed outgoing contract view: {exc!r}") from None
+        """An outgoing contract as a threshold of guardians show it."""
+        return await self.reads.verify_outgoing(contract_id, self.gateway_pubkey)
 
-    # ---- operations ------------------------------------------------------------------------
     def builder(self, contract_inputs: Sequence[Json], fixed_outputs: Sequence[Json]) -> TxBuilder:
         """A transaction builder: contract inputs (signed with the gateway key) + the chosen
         notes as inputs; fixed outputs + the change outputs."""
@@ -268,20 +159,31 @@ class Ledger:
             raise FederationRejected(
                 f"{kind}: the federation refused this operation: {op.result.get('error')}"
             )
+        if op.result.get("superseded_by"):  # being abandoned: never resubmitted
+            if await self._abandon(op, given):
+                raise FederationRejected(f"{kind}: abandoned: a conflicting transaction spent its inputs")
+            done = await self.wallet.get(operation_id)
+            return (done or op), (done or op).result
         txid = txid_of(op.tx)
-        what = f"{kind} transaction {txid[:16]}"
         try:
-            answer = await self.guardians.first(lambda g: self.api.submit(g.url, op.tx), what)
+            answer = await self.reads.submit(op.tx, f"{kind} transaction {txid[:16]}")
         except (FederationRejected, NotFound) as exc:
-            await self.wallet.abort(operation_id, exc.message, _double_spent(op.tx, exc.message))
+            await self.wallet.abort(operation_id, exc.message, double_spent(op.tx, exc.message))
             raise
+        return op, await self._finished(op, answer, given)
+
+    async def _finished(
+        self, op: Operation, answer: Json, given: Sequence[PendingOutput] = ()
+    ) -> dict[str, Any]:
+        """Finish an accepted operation's notes and store them (idempotent)."""
+        txid = txid_of(op.tx)
         outputs = [*given, *op.outputs]
         notes = await self.finish(txid, op.tx, outputs) if outputs else []
         result: dict[str, Any] = {"txid": txid, "height": answer.get("height")}
         if given:
             result["given"] = [n.to_input() for n in notes[: len(given)]]
-        await self.wallet.complete(operation_id, notes[len(given) :], result)
-        return op, result
+        await self.wallet.complete(op.operation_id, notes[len(given) :], result)
+        return result
 
     async def finish(self, txid: str, tx: Mapping[str, Any], outputs: Sequence[PendingOutput]) -> list[Note]:
         """Collect every guardian's signature shares for `outputs`, verify, combine t, unblind."""
@@ -325,8 +227,9 @@ class Ledger:
         return object_id(output)
 
     async def abandon_funding(self, operation_id: str) -> bool:
-        """Give up a funding whose outcome is unknown: True if it certainly never happened (it is
-        then aborted and never resubmitted), False if the federation accepted it."""
+        """Give up a funding whose outcome is unknown: True once it certainly never happens (a
+        conflicting transaction spending its notes was accepted), False if the federation
+        accepted it. Raises FederationUnreachable while neither is settled."""
         op_id = f"fund:{operation_id}"
         lock = self._locks.setdefault(op_id, asyncio.Lock())
         async with lock:
@@ -335,15 +238,76 @@ class Ledger:
                 return True
             if op.state is OperationState.DONE:
                 return False
-            txid = txid_of(op.tx)
-            try:
-                await self.guardians.first(
-                    lambda g: self.api.transaction(g.url, txid), f"status of {txid[:16]}"
-                )
-            except NotFound:
-                await self.wallet.abort(op_id, "abandoned: the federation never accepted it")
+            return await self._abandon(op)
+
+    async def _abandon(
+        self, op: Operation, given: Sequence[PendingOutput] = (), reclaim: bool = False
+    ) -> bool:
+        """Make `op` impossible: reissue the notes it reserved to the gateway in a conflicting
+        transaction. Accepted by a threshold: `op` can never land (True). Refused as a
+        double spend: `op` landed first; it is finished (False), and with `reclaim` the notes
+        it gave out are stored for reissuing back first. Caller holds op's lock."""
+        conflict_id = f"unfund:{op.operation_id}"
+        conflict = await self.wallet.prepare_conflict(
+            conflict_id, op.operation_id, "abandon_funding", self.keys.tx_fee, self.builder([], [])
+        )
+        txid = txid_of(conflict.tx)
+        try:
+            await self.reads.submit(conflict.tx, f"conflicting reissue {txid[:16]}")
+        except (FederationRejected, NotFound) as exc:
+            if "double_spend" not in exc.message:
+                raise FederationUnreachable(
+                    f"cannot make operation {op.operation_id} impossible ({exc.message}); its outcome "
+                    "stays unknown"
+                ) from None
+            fund_txid = txid_of(op.tx)
+            if spent_elsewhere(exc.message, {fund_txid, txid}):
+                # One of its notes was spent by another accepted transaction: `op` can never land.
+                await self.wallet.abort(op.operation_id, exc.message, double_spent(conflict.tx, exc.message))
+                await self.wallet.abort(conflict_id, "not needed: the operation can never be accepted")
                 return True
+            try:
+                answer = await self.reads.transaction(fund_txid)
+            except NotFound:  # its notes are spent, by it or not: unknown until a threshold knows
+                raise FederationUnreachable(
+                    f"the notes of operation {op.operation_id} are spent, but no threshold of guardians "
+                    "knows its transaction yet"
+                ) from None
+            if reclaim and given:
+                await self._reclaim_landed(op, answer, given)
+            else:
+                await self._finished(op, answer, given)
+            await self.wallet.abort(conflict_id, "the operation it conflicts with was accepted first")
             return False
+        notes = await self.finish(txid, conflict.tx, conflict.outputs) if conflict.outputs else []
+        await self.wallet.complete_conflict(conflict_id, op.operation_id, notes, {"txid": txid})
+        return True
+
+    async def _reclaim(self, operation_id: str, given: Sequence[PendingOutput]) -> None:
+        """A volatile spend a crash cut short: nobody can ever hold its notes, so they come back
+        to the gateway (the spend is made impossible, or its notes are reissued back)."""
+        lock = self._locks.setdefault(operation_id, asyncio.Lock())
+        async with lock:
+            op = await self.wallet.get(operation_id)
+            if op is None or op.state is not OperationState.PREPARED or await self._abandon(op, given, True):
+                return
+        done = await self.wallet.get(operation_id)
+        reissue_id = str(done.result.get("reclaimed") or "") if done is not None else ""
+        if reissue_id:
+            await self.run(reissue_id, "receive_ecash", self.builder([], []))
+
+    async def _reclaim_landed(self, op: Operation, answer: Json, given: Sequence[PendingOutput]) -> None:
+        """Finish a landed volatile spend, storing the reissue of its notes before the spend is
+        marked done (so a crash in between still brings them back)."""
+        txid = txid_of(op.tx)
+        notes = await self.finish(txid, op.tx, [*given, *op.outputs])
+        result: dict[str, Any] = {"txid": txid, "height": answer.get("height")}
+        result["given"] = [n.to_input() for n in notes[: len(given)]]
+        reissue_id, build, total = self.reissue_plan(notes[: len(given)])
+        if total > self.keys.tx_fee:  # dust below one fee stays where it is
+            await self.wallet.prepare(reissue_id, "receive_ecash", _ZERO, self.keys.tx_fee, total, build)
+            result["reclaimed"] = reissue_id
+        await self.wallet.complete(op.operation_id, notes[len(given) :], result)
 
     async def spend_contract(self, kind: str, contract_input: Json, amount: Msat, operation_id: str) -> Msat:
         """Spend a contract (claim or refund) into gateway notes; returns the msat gained."""
@@ -382,32 +346,9 @@ class Ledger:
         refund = {"kind": "incoming_refund", "contract_id": contract_id}
         await self.spend_contract("refund_incoming", refund, amount, operation_id)
 
-    async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
-        """Reissue exactly `amount` into fresh notes and hand them out serialised."""
-        if amount.value <= 0:
-            raise InvalidInput("the amount of ecash to spend must be positive")
-        oid = f"spend:{operation_id}"
-        given = derived_outputs(self.secret, oid, amount.value)
-        fixed = [o.to_output() for o in given]
-        build = self.builder([], fixed)
-        _, result = await self.run(oid, "spend_ecash", build, spend=amount, fixed_outputs=fixed, given=given)
-        notes = [Note(int(n["amount_msat"]), str(n["secret"]), str(n["C"])) for n in result["given"]]
-        if sum(n.amount_msat for n in notes) != amount.value:
-            raise InvalidInput(f"operation id {operation_id!r} was already used for another amount")
-        return EcashNotes(amount, encode_notes(self.federation_id, notes))
-
-    async def receive_ecash(self, text: str) -> Msat:
-        """Reissue out-of-band notes into gateway notes; returns the msat received."""
-        federation_id, notes = decode_notes(text)
-        if federation_id != self.federation_id:
-            raise InvalidInput(
-                f"these notes belong to federation {federation_id[:8]}, not {self.federation_id[:8]}"
-            )
-        total = Msat(sum(n.amount_msat for n in notes))
-        if total <= self.keys.tx_fee:
-            raise InvalidInput(f"notes worth {total} cannot pay the {self.keys.tx_fee} transaction fee")
-        inputs = _reissue_inputs(notes)
-        oid = "reissue:" + object_id(inputs)
+    def reissue_plan(self, notes: Sequence[Note]) -> tuple[str, TxBuilder, Msat]:
+        """The operation id, transaction builder and total of reissuing `notes` to the gateway."""
+        inputs = reissue_inputs(notes)
         build = self.builder([], [])
 
         def with_notes(chosen: Sequence[Note], change: Sequence[PendingOutput]) -> dict[str, Any]:
@@ -416,42 +357,44 @@ class Ledger:
             tx["signatures"] = [None] * len(tx["inputs"])
             return tx
 
-        op, _ = await self.run(oid, "receive_ecash", with_notes, receive=total)
-        return _kept(op)
-
-    async def inspect_ecash(self, text: str) -> NotesSummary:
-        """Decode notes; `received` when a reissue of exactly these notes exists in our wallet."""
-        federation_id, notes = decode_notes(text)
-        oid = "reissue:" + object_id(_reissue_inputs(notes))
-        received = federation_id == self.federation_id and await self.wallet.get(oid) is not None
-        return NotesSummary(federation_id, Msat(sum(n.amount_msat for n in notes)), oid, received)
+        return "reissue:" + object_id(inputs), with_notes, Msat(sum(n.amount_msat for n in notes))
 
     async def resume(self) -> int:
-        """Finish every operation left prepared by a crash; returns how many were finished."""
-        finished = 0
+        """Finish (or settle the abandon of) every operation a crash left prepared; returns how
+        many were settled. Operations running in this process are left to their caller, and
+        fundings to their payment flows (resubmitting the funding of a receive whose HTLC is
+        gone would pay its receiver for nothing). Raises the first failure (FederationUnreachable,
+        ...) after trying all of them."""
+        settled = 0
+        failure: GatewayError | None = None
         for op in await self.wallet.unfinished():
+            lock = self._locks.get(op.operation_id)
+            if lock is not None and lock.locked():
+                continue  # in flight in this process: its caller finishes it
+            if op.kind == "fund_incoming":
+                continue  # its payment flow resumes and decides: fund, or abandon (HTLC gone)
+            target_id = op.result.get("conflicts_with")
+            if target_id:  # settles with its target; left over only if the target landed first
+                target = await self.wallet.get(str(target_id))
+                if target is not None and target.state is OperationState.DONE:
+                    await self.wallet.abort(op.operation_id, "the operation it conflicts with was accepted")
+                continue
             given: list[PendingOutput] = []
             if op.kind == "spend_ecash":
                 spent = sum(int(i["amount_msat"]) for i in op.tx["inputs"])
                 kept = sum(o.amount_msat for o in op.outputs)
                 given = derived_outputs(self.secret, op.operation_id, spent - kept - self.keys.tx_fee.value)
-            await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
-            finished += 1
-        return finished
-
-
-def _reissue_inputs(notes: Sequence[Note]) -> list[dict[str, object]]:
-    return sorted((n.to_input() for n in notes), key=lambda i: str(i["secret"]))
-
-
-def _double_spent(tx: Mapping[str, Any], message: str) -> list[str]:
-    """The note secrets a `double_spend` refusal names (devfed says `inputs[i] ... already spent`)."""
-    if "double_spend" not in message:
-        return []
-    inputs = tx.get("inputs", [])
-    found = []
-    for i in re.findall(r"inputs\[(\d+)\]", message):
-        idx = int(i)
-        if idx < len(inputs) and inputs[idx].get("kind") == "note":
-            found.append(str(inputs[idx]["secret"]))
-    return found
+            try:
+                if op.kind == "spend_ecash" and op.operation_id.startswith("spend:" + VOLATILE_PREFIX):
+                    await self._reclaim(op.operation_id, given)
+                else:
+                    await self.run(op.operation_id, op.kind, self.builder([], []), given=given)
+            except FederationRejected:
+                pass  # refused by a threshold or abandoned: settled, its notes released
+            except GatewayError as exc:
+                failure = failure or exc
+                continue
+            settled += 1
+        if failure is not None:
+            raise failure
+        return settled

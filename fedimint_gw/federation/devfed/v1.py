@@ -37,7 +37,8 @@ from fedimint_gw.federation.devfed.guardians import (
     object_id,
     sign,
 )
-from fedimint_gw.federation.devfed.ledger import parse_hash, poll
+from fedimint_gw.federation.devfed.notes_format import parse_hash
+from fedimint_gw.federation.devfed.reads import poll
 
 FEATURES = frozenset({Feature.SELF_REGISTRATION, Feature.CANCEL_OUTGOING, Feature.CONSENSUS_DECRYPTION})
 
@@ -123,7 +124,7 @@ class V1Client(LedgerClient):
         """The unbought offer for this hash (or the one this gateway bought), else None."""
         payment_hash = parse_hash(payment_hash)
         try:
-            offer = await self._guardians.first(
+            offer = await self._ledger.reads.quorum.agree(
                 lambda g: self._api.call("GET", g.url, f"/offers/{payment_hash}"), "offer lookup"
             )
         except NotFound:
@@ -156,7 +157,7 @@ class V1Client(LedgerClient):
         contract_id = parse_hash(contract_id, "contract id")
 
         async def attempt() -> IncomingOutcome | None:
-            view = await self._ledger.contract(contract_id)
+            view = await self._ledger.contract(contract_id, preimage_ok=True)
             body = view["contract"]
             if body.get("kind") != "incoming_contract_v1":
                 raise InvalidInput(f"contract {contract_id} is not a v1 incoming contract")
@@ -187,7 +188,7 @@ class V1Client(LedgerClient):
             raise FederationRejected(f"cancel: contract_state: contract {contract_id} was claimed already")
         if contract.state is OutgoingState.FUNDED:
             body = {"signature": sign(self._ctx.gateway_secret, "cancel", {"contract_id": contract_id})}
-            await self._guardians.first(
+            await self._ledger.reads.quorum.agree(
                 lambda g: self._api.call("POST", g.url, f"/contracts/{contract_id}/cancel", body),
                 f"cancel of contract {contract_id[:16]}",
             )

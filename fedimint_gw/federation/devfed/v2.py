@@ -48,7 +48,8 @@ from fedimint_gw.federation.devfed.guardians import (
     verify_signature,
     ws_rpc,
 )
-from fedimint_gw.federation.devfed.ledger import parse_hash, poll
+from fedimint_gw.federation.devfed.notes_format import parse_hash
+from fedimint_gw.federation.devfed.reads import poll
 
 FEATURES = frozenset(
     {
@@ -207,7 +208,7 @@ class V2Client(LedgerClient):
         contract_id = parse_hash(contract_id, "contract id")
 
         async def attempt() -> IncomingOutcome | None:
-            view = await self._ledger.contract(contract_id)
+            view = await self._ledger.contract(contract_id, preimage_ok=True)
             body = view["contract"]
             if body.get("kind") != "incoming_contract_v2":
                 raise InvalidInput(f"contract {contract_id} is not a v2 incoming contract")

@@ -26,6 +26,7 @@ from fedimint_gw.federation.client import (
     ApiVersion,
     FederationClient,
     GatewayRegistration,
+    OperationLog,
     RegistrationResult,
     RegistrationStatus,
 )
@@ -137,6 +138,22 @@ class FederationLinks:
         live.status = ConnectionStatus.CONNECTED
         live.error = ""
         await self.register(rec, live)
+        await self.settle_operations(rec.federation_id, live.client)
+
+    async def settle_operations(self, fid: FederationId, client: FederationClient) -> None:
+        """Settle the ecash operations a crash cut short (their notes would stay reserved
+        otherwise). A federation that cannot answer now is asked again at the next connect."""
+        if not isinstance(client, OperationLog):
+            return
+        try:
+            settled = await client.resume_operations()
+        except GatewayError as exc:
+            self.log(f"federation {fid.short()}: unfinished ecash operations wait: {exc.message}", "info")
+            return
+        if settled:
+            self.log(
+                f"federation {fid.short()}: settled {settled} ecash operation(s) a crash cut short", "info"
+            )
 
     async def register(
         self, rec: repo.FederationRecord, live: LiveFederation, ttl: int = REGISTRATION_TTL
@@ -172,11 +189,14 @@ class FederationLinks:
                 if not connected:
                     await self._reconnect(current, live)
                     connected, delay = True, 1.0
-                elif (
-                    live.registration is not None
-                    and live.registration.status is RegistrationStatus.REGISTERED
-                ):
-                    await self.register(current, live)
+                else:
+                    if (
+                        live.registration is not None
+                        and live.registration.status is RegistrationStatus.REGISTERED
+                    ):
+                        await self.register(current, live)
+                    if live.client is not None:
+                        await self.settle_operations(fid, live.client)
                 wait = REGISTRATION_TTL * 0.85
             except asyncio.CancelledError:
                 raise
