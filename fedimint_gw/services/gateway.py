@@ -7,6 +7,7 @@ tests build it the same way with a fake node and their own adapters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import AlreadyExists, InvalidInput, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
@@ -42,6 +43,7 @@ from fedimint_gw.services.peering.settlement import SettleService
 from fedimint_gw.services.public_api import PublicService
 from fedimint_gw.services.records import Records
 from fedimint_gw.store import payments as pay_repo
+from fedimint_gw.store.backup import write_backup
 from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
@@ -310,6 +312,16 @@ class Gateway:
             )
             return PeerAnswer(503, body, {"Content-Type": "application/json"})
         return await self._peer_api.handle(message, headers, raw)
+
+    async def backup(self, path: object) -> dict[str, Any]:
+        """`fedimint-backup`: a consistent online copy of the database to the new file `path`."""
+        try:
+            result = await write_backup(self.db, path, self.clock.now())
+        except (InvalidInput, AlreadyExists) as exc:
+            self.log(f"fedimint-backup refused: {exc.message}", "info")
+            raise
+        self.log(f"database backed up to {result.path} ({result.size_bytes} bytes)", "info")
+        return dataclasses.asdict(result)
 
     async def handle_htlc(self, event: HtlcEvent) -> dict[str, Any]:
         """Answer an HTLC the router said is ours (unrelated ones never get here)."""

@@ -120,6 +120,17 @@ class Database:
                 raise
             await self._conn.execute("COMMIT")
 
+    async def copy_to(self, path: str) -> None:
+        """Write a consistent copy of the whole database to the new file `path` (SQLite's online
+        backup API). Holds the write lock, so no transaction of this connection is half done in
+        the copy; reads go on. The caller picks a path that does not exist yet."""
+        async with self._write_lock:
+            target = await aiosqlite.connect(path, isolation_level=None)
+            try:
+                await self._conn.backup(target)
+            finally:
+                await target.close()
+
     @property
     def conn(self) -> aiosqlite.Connection:
         """The connection, for reads outside a transaction."""
