@@ -26,9 +26,11 @@ from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.dashboard import create_dashboard_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.dashboard import DashboardService
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
@@ -81,6 +83,7 @@ class Gateway:
         self._exchanges: ExchangeService | None = None
         self._migrations: MigrationService | None = None
         self._public: PublicService | None = None
+        self.dashboard_server: HttpServer | None = None  # fedimint-gw-dashboard-bind; .port once started
 
     @property
     def db(self) -> Database:
@@ -141,14 +144,34 @@ class Gateway:
                 create_app(self._public, self.log), self.config.api_bind.host, self.config.api_bind.port
             )
             await self._http.start()
+        await self._start_dashboard()
         self.log(
             f"fedimint-gw {__version__} started: database {self.config.db_path} "
             f"(schema {await self._db.schema_version()}), adapters for API majors {sorted(adapters)}",
             "info",
         )
 
+    async def _start_dashboard(self) -> None:
+        """The read-only dashboard on its own listener, when `fedimint-gw-dashboard-bind` is set."""
+        bind = self.config.dashboard_bind
+        if bind is None or self._federations is None or self._peers is None or self._db is None:
+            return
+        source = DashboardService(
+            self.config, self._db, self.node, self._federations, self._peers, self.clock, self.log
+        )
+        server = HttpServer(
+            create_dashboard_app(source, self.config.dashboard_token, self.log), bind.host, bind.port
+        )
+        await server.start()
+        self.dashboard_server = server
+        auth = "token required" if self.config.dashboard_token else "loopback only, no token"
+        self.log(f"dashboard on http://{bind.host}:{server.port}/ ({auth})", "info")
+
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
+        if self.dashboard_server is not None:
+            await self.dashboard_server.stop()
+            self.dashboard_server = None
         if self._reconcile is not None:
             self._reconcile.cancel()
             self._reconcile = None
