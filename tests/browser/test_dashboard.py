@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import pytest
-from selenium.webdriver.common.by import By
 
 from contrib.devfed import wallet_ln
 from fedimint_gw.domain.ids import FederationId
@@ -25,6 +24,15 @@ from tests.e2e.helpers import claim_receive, route_hop
 from tests.support.fake_node import forward_payload
 
 pytestmark = pytest.mark.browser
+
+
+class By:
+    """Selenium's locator names (selenium.webdriver.common.by.By), without importing selenium
+    at collection time: where it is missing the tests are skipped loudly instead."""
+
+    CSS_SELECTOR = "css selector"
+    TAG_NAME = "tag name"
+
 
 HOSTILE = '<script>document.title="owned"</script><img src=x>'
 PEER = "02" + "ab" * 32
