@@ -45,7 +45,7 @@ from fedimint_gw.services.peering.settlement import SettleService
 from fedimint_gw.services.public_api import PublicService
 from fedimint_gw.services.records import Records
 from fedimint_gw.store import payments as pay_repo
-from fedimint_gw.store.backup import write_backup
+from fedimint_gw.store.backup import take_restore_marker, write_backup
 from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
@@ -107,6 +107,14 @@ class Gateway:
     async def start(self) -> None:
         """Open and migrate the database, then reconnect federations in the background."""
         self._db = await Database.open(self.config.db_path)
+        taken_at = await take_restore_marker(self._db)
+        if taken_at is not None:
+            self.log(
+                f"this database was restored from a backup taken at {taken_at} (unix time): ecash the "
+                "gateway spent since then is refused by its federation and retired when met; see "
+                "docs/operator-guide.md, 'Backup and restore'",
+                "warn",
+            )
         self._session = aiohttp.ClientSession()
         adapters = (
             self._adapters

@@ -4,8 +4,10 @@ The copy is taken with SQLite's backup API on the gateway's own connection while
 write lock, so it is one consistent state: every flow's row is as it was after its last
 committed step. The copy is written beside the destination under a temporary name, checked
 (`PRAGMA integrity_check`), switched to a single self-contained file (journal mode DELETE),
-flushed to disk and only then linked to the destination name, which is never overwritten.
-A failure at any point leaves no file at the destination.
+marked as a backup (table `backup_marker`, which only copies have), flushed to disk and only
+then linked to the destination name, which is never overwritten. A failure at any point leaves
+no file at the destination. When a copy is restored, the gateway finds the marker at start
+(`take_restore_marker`), says so in its log, and removes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from fedimint_gw.errors import AlreadyExists, InvalidInput, StoreError
 from fedimint_gw.store.db import Database
+
+MARKER = "backup_marker"
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ def _seal(tmp: Path, dest: Path, now: int) -> BackupResult:
             if status is None or status[0] != "ok":
                 raise StoreError(f"the backup copy failed its integrity check: {status}")
             conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute(f"CREATE TABLE {MARKER} (taken_at INTEGER NOT NULL)")
+            conn.execute(f"INSERT INTO {MARKER} (taken_at) VALUES (?)", (now,))
             counts = _counts(conn)
         finally:
             conn.close()
@@ -112,6 +118,20 @@ def _seal(tmp: Path, dest: Path, now: int) -> BackupResult:
         created_at=now,
         **counts,
     )
+
+
+async def take_restore_marker(db: Database) -> int | None:
+    """If `db` is a restored backup, remove its marker and return when the backup was taken."""
+    async with db.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (MARKER,)
+    ) as cur:
+        if await cur.fetchone() is None:
+            return None
+    async with db.transaction() as conn:
+        async with conn.execute(f"SELECT MAX(taken_at) FROM {MARKER}") as cur:
+            row = await cur.fetchone()
+        await conn.execute(f"DROP TABLE {MARKER}")
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def _counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -83,6 +83,7 @@ def test_backup_pay_more_wipe_restore(node_factory: Any, gw_opts: Any, devfeds: 
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(backup, db)
     l2.start()
+    wait_for(lambda: l2.daemon.is_in_log(f"restored from a backup taken at {made['created_at']}"))
     wait_for(lambda: all(f["status"] == "connected" for f in l2.rpc.call("fedimint-info")["federations"]))
     l1.rpc.connect(l2.info["id"], "localhost", l2.port)
     wait_for(

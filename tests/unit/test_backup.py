@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fedimint_gw.errors import AlreadyExists, InvalidInput
-from fedimint_gw.store.backup import write_backup
+from fedimint_gw.store.backup import take_restore_marker, write_backup
 from fedimint_gw.store.db import Database
 
 FID = "ab" * 32
@@ -53,10 +53,19 @@ async def test_backup_is_one_self_contained_file_with_the_same_rows(tmp_path: Pa
         assert notes == [("s0", "unspent"), ("s1", "unspent"), ("s2", "spent")]
     finally:
         copy.close()
-    # The gateway opens a restored copy like its own database.
+    # The gateway opens a restored copy like its own database, and learns it is a restored one.
     restored = await Database.open(str(dest))
     assert await restored.schema_version() == result.schema_version
+    assert await take_restore_marker(restored) == 1234
+    assert await take_restore_marker(restored) is None  # said once
     await restored.close()
+
+
+async def test_the_live_database_is_not_marked(tmp_path: Path) -> None:
+    db = await _open(tmp_path)
+    await write_backup(db, str(tmp_path / "copy.sqlite3"), now=5)
+    assert await take_restore_marker(db) is None
+    await db.close()
 
 
 @pytest.mark.parametrize(
