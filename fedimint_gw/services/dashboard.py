@@ -113,7 +113,7 @@ class DashboardService:
     async def _node_state(self) -> tuple[NodeInfo | None, Liquidity | None, str]:
         try:
             return await self._node.info(), await self._node.liquidity(), ""
-        except (GatewayError, OSError) as exc:
+        except (GatewayError, OSError, ValueError, KeyError) as exc:  # pyln's RpcError is a ValueError
             self._log(f"dashboard: lightningd did not answer: {exc}", "info")
             return None, None, "lightningd does not answer the gateway's RPC calls"
 

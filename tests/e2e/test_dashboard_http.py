@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pyln.client import RpcError
 
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
@@ -21,11 +22,11 @@ TOKEN = "s3cret-dashboard-token-0123"
 class DeadNode(FakeNode):
     """A node whose lightningd stops answering the gateway's RPC calls once `dead` is set."""
 
-    dead = False
+    dead: Exception | None = None
 
     async def info(self) -> NodeInfo:
-        if self.dead:
-            raise LightningFailure("lightning-rpc: connection refused")
+        if self.dead is not None:
+            raise self.dead
         return await super().info()
 
 
@@ -76,10 +77,19 @@ async def test_the_dashboard_is_read_only(with_token: str) -> None:
                 assert r.status == 405
 
 
-async def test_lightningd_down_still_renders_and_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        LightningFailure("lightning-rpc: connection refused"),
+        ConnectionRefusedError(111, "Connection refused"),
+        RpcError("getinfo", {}, {"code": -32601, "message": "lightningd is shutting down"}),
+    ],
+    ids=["gateway-error", "socket", "pyln-rpc-error"],
+)
+async def test_lightningd_down_still_renders_and_says_so(tmp_path: Path, failure: Exception) -> None:
     node = DeadNode()
     gateway = await _gateway(tmp_path, node, "")
-    node.dead = True
+    node.dead = failure
     assert gateway.dashboard_server is not None
     url = f"http://127.0.0.1:{gateway.dashboard_server.port}"
     try:
