@@ -170,7 +170,14 @@ class Gateway:
         server = HttpServer(
             create_dashboard_app(source, self.config.dashboard_token, self.log), bind.host, bind.port
         )
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:  # a view must not keep the gateway from serving payments
+            await server.stop()
+            self.log(
+                f"dashboard cannot listen on {bind.host}:{bind.port} ({exc}); running without it", "warn"
+            )
+            return
         self.dashboard_server = server
         auth = "token required" if self.config.dashboard_token else "loopback only, no token"
         self.log(f"dashboard on http://{bind.host}:{server.port}/ ({auth})", "info")

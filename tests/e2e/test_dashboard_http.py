@@ -115,3 +115,29 @@ async def test_no_dashboard_unless_asked(tmp_path: Path) -> None:
         assert gateway.dashboard_server is None
     finally:
         await gateway.stop()
+
+
+async def test_a_busy_dashboard_port_does_not_stop_the_gateway(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    logs: list[tuple[str, str]] = []
+    config = build_config(
+        {
+            "fedimint-gw-db": str(tmp_path / "gw.sqlite3"),
+            "fedimint-gw-api-bind": "off",
+            "fedimint-gw-dashboard-bind": f"127.0.0.1:{taken.getsockname()[1]}",
+        },
+        {"lightning-dir": str(tmp_path), "network": "regtest"},
+    )
+    gateway = Gateway(config, FakeNode(), SystemClock(), lambda m, lvl: logs.append((lvl, m)))
+    try:
+        await gateway.start()
+        assert gateway.dashboard_server is None
+        assert any(lvl == "warn" and "dashboard cannot listen" in m for lvl, m in logs)
+        assert (await gateway.info())["node_id"]  # the gateway itself runs
+    finally:
+        await gateway.stop()
+        taken.close()
