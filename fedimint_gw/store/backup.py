@@ -2,12 +2,13 @@
 
 The copy is taken with SQLite's backup API on the gateway's own connection while it holds the
 write lock, so it is one consistent state: every flow's row is as it was after its last
-committed step. The copy is written beside the destination under a temporary name, checked
-(`PRAGMA integrity_check`), switched to a single self-contained file (journal mode DELETE),
-marked as a backup (table `backup_marker`, which only copies have), flushed to disk and only
-then linked to the destination name, which is never overwritten. A failure at any point leaves
-no file at the destination. When a copy is restored, the gateway finds the marker at start
-(`take_restore_marker`), says so in its log, and removes it.
+committed step. The copy is written beside the destination under a temporary name, readable
+by its owner only (mode 0600), checked (`PRAGMA integrity_check`), switched to a single
+self-contained file (journal mode DELETE), marked as a backup (table `backup_marker`, which
+only copies have), flushed to disk and only then linked to the destination name, which is
+never overwritten. A failure at any point leaves no file at the destination. When a copy is
+restored, the gateway finds the marker at start (`take_restore_marker`), says so in its log,
+and removes it.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ async def write_backup(db: Database, raw_path: object, now: int) -> BackupResult
     dest = check_destination(raw_path, db.path)
     tmp = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
     try:
+        try:
+            # The file holds bearer ecash: only the owner may read it, from its first byte on
+            # (sqlite keeps the mode of an existing file and gives its journal the same).
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot write the backup to {dest.parent}: {exc.strerror or exc}") from None
         try:
             await db.copy_to(str(tmp))
         except sqlite3.Error as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,17 @@ async def _open(tmp_path: Path) -> Database:
     return db
 
 
-async def test_backup_is_one_self_contained_file_with_the_same_rows(tmp_path: Path) -> None:
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """umask 022, as most operators have it: new files are readable by everyone by default."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+async def test_backup_is_one_self_contained_file_with_the_same_rows(
+    tmp_path: Path, usual_umask: None
+) -> None:
     db = await _open(tmp_path)
     dest = tmp_path / "backups" / "gw-1.sqlite3"
     dest.parent.mkdir()
@@ -44,6 +55,7 @@ async def test_backup_is_one_self_contained_file_with_the_same_rows(tmp_path: Pa
     assert result.path == str(dest) and result.created_at == 1234
     assert (result.federations, result.ecash_notes, result.ecash_msat) == (1, 2, 3072)
     assert result.size_bytes == dest.stat().st_size > 0
+    assert dest.stat().st_mode & 0o777 == 0o600  # bearer money: owner only, whatever the umask
     assert sorted(os.listdir(dest.parent)) == ["gw-1.sqlite3"]  # no -wal, no partial file left
     copy = sqlite3.connect(str(dest))
     try:
