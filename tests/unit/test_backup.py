@@ -145,3 +145,20 @@ async def test_backups_during_writes_hold_whole_transactions_and_never_deadlock(
         copy.close()
         halves = {s[:-2] for s in secrets}
         assert all(f"{h}-a" in secrets and f"{h}-b" in secrets for h in halves), path
+
+
+async def test_the_live_database_is_owner_only(tmp_path: Path, usual_umask: None) -> None:
+    """New or existing, the gateway's database and its WAL are not readable by other users."""
+    db = await _open(tmp_path)
+    live = Path(db.path)
+    try:
+        assert live.stat().st_mode & 0o777 == 0o600
+        assert Path(f"{live}-wal").stat().st_mode & 0o777 == 0o600
+    finally:
+        await db.close()
+    live.chmod(0o644)  # written by an older version under umask 022
+    db = await Database.open(str(live))
+    try:
+        assert live.stat().st_mode & 0o777 == 0o600
+    finally:
+        await db.close()
