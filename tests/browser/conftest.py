@@ -7,8 +7,6 @@ tests call it through `asyncio.to_thread` while the gateway serves on the test's
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,8 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.services.gateway import Gateway
 from tests.e2e.conftest import Env
+from tests.support.browser import headless_chromium
 from tests.support.fake_node import FakeNode
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture
@@ -63,25 +59,5 @@ def dashboard_url(env: Env) -> str:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium (the system's), 1280 px wide."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download a browser or driver
-    options = Options()
-    options.binary_location = str(shutil.which("chromium"))
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,2400"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(
-        options=options, service=Service(executable_path=str(shutil.which("chromedriver")))
-    )
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def screenshot_path(name: str) -> Path:
-    """Where a test keeps its screenshot (test-artifacts/ is git-ignored)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS / name

@@ -18,9 +18,10 @@ from contrib.devfed import wallet_ln
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.peer.ledger import Entry
 from fedimint_gw.store import peers as peer_repo
-from tests.browser.conftest import dashboard_url, screenshot_path
+from tests.browser.conftest import dashboard_url
 from tests.e2e.conftest import Env
 from tests.e2e.helpers import claim_receive, route_hop
+from tests.support.browser import screenshot_path
 from tests.support.fake_node import forward_payload
 
 pytestmark = pytest.mark.browser

@@ -39,3 +39,21 @@ def test_an_open_dashboard_without_token_is_refused(node_factory: Any, gw_opts: 
     )
     with pytest.raises(RpcError):
         l1.rpc.call("fedimint-info")
+
+
+@pytest.mark.browser
+def test_watching_the_gateway_in_chromium(node_factory: Any, gw_opts: Any) -> None:
+    """What the README promises: the plugin in lightningd, its dashboard in a browser."""
+    from ephemeral_port_reserve import reserve
+
+    from tests.support.browser import headless_chromium, screenshot_path
+
+    port = reserve()
+    l1 = node_factory.get_node(options=gw_opts(**{"fedimint-gw-dashboard-bind": f"127.0.0.1:{port}"}))
+    wait_for(lambda: l1.daemon.is_in_log(rf"dashboard on http://127.0.0.1:{port}/"))
+    with headless_chromium() as browser:
+        browser.get(f"http://127.0.0.1:{port}/")
+        assert browser.find_element("css selector", "#node-id").text == l1.info["id"]
+        assert browser.find_element("css selector", "#health").get_attribute("data-state") == "ok"
+        assert browser.find_element("css selector", "#federations-empty").text.startswith("No federation")
+        assert browser.save_screenshot(str(screenshot_path("dashboard-lightningd.png")))
