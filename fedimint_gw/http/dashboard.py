@@ -119,6 +119,12 @@ def render(view: DashboardView) -> str:
             f'<section id="health" data-state="{escape(h.state.value)}"><strong id="health-state">'
             f"{escape(h.state.value.upper())}</strong>",
             f'<ul id="problems">{problems}</ul>' if problems else "",
+            (
+                f'<p id="restored">Restored from a backup taken {_time(h.restored_from)}: ecash spent '
+                "since then is refused by its federation and retired when met.</p>"
+                if h.restored_from is not None
+                else ""
+            ),
             "<dl>",
             _dd("node", f"<span class='mono' id='node-id'>{escape(node)}</span> {escape(h.alias)}"),
             _dd("network / block", f"{escape(h.network)} / {escape(_opt(h.block_height))}"),

@@ -37,6 +37,7 @@ class Health:
     federations_total: int
     peers_active: int
     payments_in_flight: int
+    restored_from: int | None = None  # when the backup this database was restored from was taken
 
 
 @dataclass(frozen=True)

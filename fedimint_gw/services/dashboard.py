@@ -52,6 +52,7 @@ class DashboardService:
         peers: PeerService,
         clock: Clock,
         log: Callable[[str, str], None],
+        restored_from: int | None = None,
     ) -> None:
         self._config = config
         self._db = db
@@ -60,6 +61,7 @@ class DashboardService:
         self._peers = peers
         self._clock = clock
         self._log = log
+        self._restored_from = restored_from
 
     async def dashboard(self) -> DashboardView:
         """The whole page's data, taken now."""
@@ -107,6 +109,7 @@ class DashboardService:
             federations_total=len(federations),
             peers_active=sum(1 for p in peers if p.status == "active"),
             payments_in_flight=len(open_payments),
+            restored_from=self._restored_from,
         )
         return DashboardView(now, health, federations, payments, peers, days)
 

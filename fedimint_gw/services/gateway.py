@@ -84,6 +84,7 @@ class Gateway:
         self._migrations: MigrationService | None = None
         self._public: PublicService | None = None
         self.dashboard_server: HttpServer | None = None  # fedimint-gw-dashboard-bind; .port once started
+        self.restored_from: int | None = None  # set at start when the database is a restored backup
 
     @property
     def db(self) -> Database:
@@ -107,7 +108,7 @@ class Gateway:
     async def start(self) -> None:
         """Open and migrate the database, then reconnect federations in the background."""
         self._db = await Database.open(self.config.db_path)
-        taken_at = await take_restore_marker(self._db)
+        taken_at = self.restored_from = await take_restore_marker(self._db)
         if taken_at is not None:
             self.log(
                 f"this database was restored from a backup taken at {taken_at} (unix time): ecash the "
@@ -165,7 +166,14 @@ class Gateway:
         if bind is None or self._federations is None or self._peers is None or self._db is None:
             return
         source = DashboardService(
-            self.config, self._db, self.node, self._federations, self._peers, self.clock, self.log
+            self.config,
+            self._db,
+            self.node,
+            self._federations,
+            self._peers,
+            self.clock,
+            self.log,
+            self.restored_from,
         )
         server = HttpServer(
             create_dashboard_app(source, self.config.dashboard_token, self.log), bind.host, bind.port

@@ -141,3 +141,25 @@ async def test_a_busy_dashboard_port_does_not_stop_the_gateway(tmp_path: Path) -
     finally:
         await gateway.stop()
         taken.close()
+
+
+async def test_a_restored_database_says_so_on_the_dashboard(tmp_path: Path) -> None:
+    from fedimint_gw.store.backup import write_backup
+
+    (tmp_path / "old").mkdir()
+    gateway = await _gateway(tmp_path / "old", FakeNode(), "")
+    await write_backup(gateway.db, str(tmp_path / "backup.sqlite3"), now=1_700_000_000)
+    await gateway.stop()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "backup.sqlite3").rename(tmp_path / "new" / "gw.sqlite3")  # the restore
+    gateway = await _gateway(tmp_path / "new", FakeNode(), "")
+    assert gateway.restored_from == 1_700_000_000 and gateway.dashboard_server is not None
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://127.0.0.1:{gateway.dashboard_server.port}/") as r,
+        ):
+            page = await r.text()
+        assert '<p id="restored">Restored from a backup taken 2023-11-14 22:13:20Z' in page
+    finally:
+        await gateway.stop()
