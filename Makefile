@@ -54,8 +54,8 @@ bench: $(STAMP)
 	$(PY) -m bench.run
 
 lint: $(STAMP)
-	$(PY) -m ruff check fedimint_gw plugin contrib tests
-	$(PY) -m ruff format --check fedimint_gw plugin contrib tests
+	$(PY) -m ruff check fedimint_gw plugin contrib tests fedimint-gw/fedimint-gw.py
+	$(PY) -m ruff format --check fedimint_gw plugin contrib tests fedimint-gw/fedimint-gw.py
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 

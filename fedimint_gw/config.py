@@ -7,6 +7,7 @@ and help texts live in one place.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -97,7 +98,23 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "int",
         "Seconds to wait for a federation or peer gateway request before treating it as failed to answer.",
     ),
+    OptionSpec(
+        "fedimint-gw-dashboard-bind",
+        "off",
+        "string",
+        "HOST:PORT of the read-only web dashboard, or 'off' (default). Without "
+        "fedimint-gw-dashboard-token it may only listen on a loopback address (127.0.0.1, ::1).",
+    ),
+    OptionSpec(
+        "fedimint-gw-dashboard-token",
+        "",
+        "string",
+        "Access token the dashboard asks for (Authorization: Bearer TOKEN, or ?token=TOKEN), at "
+        "least 16 characters; needed to bind the dashboard to a non-loopback address. Empty: none.",
+    ),
 )
+
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,8 @@ class GatewayConfig:
     api_rate_limit: int = 10  # requests per second per client address; 0: no limit
     api_burst: int = 50
     metrics_bind: ApiBind | None = None
+    dashboard_bind: ApiBind | None = None
+    dashboard_token: str | None = None
 
     @property
     def rpc_path(self) -> str:
@@ -140,6 +159,33 @@ def parse_bind(raw: str, option: str = "fedimint-gw-api-bind") -> ApiBind | None
     if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) or not 0 <= int(port) <= 65535:
         raise InvalidInput(f"{option} must be HOST:PORT or 'off', got {raw!r}")
     return ApiBind(host.strip("[]"), int(port))
+
+
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback addresses; any other name or address is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_dashboard(bind_raw: str, token_raw: str) -> tuple[ApiBind | None, str | None]:
+    """The dashboard's listener and token: off by default, loopback only unless a token is set."""
+    bind = parse_bind(bind_raw, "fedimint-gw-dashboard-bind")
+    token = token_raw.strip() or None
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token):
+        raise InvalidInput(
+            f"fedimint-gw-dashboard-token must be at least {MIN_TOKEN_LENGTH} printable characters "
+            "without spaces (for example: openssl rand -hex 24)"
+        )
+    if bind is not None and token is None and not is_loopback(bind.host):
+        raise InvalidInput(
+            f"fedimint-gw-dashboard-bind {bind.host}:{bind.port} is not a loopback address: set "
+            "fedimint-gw-dashboard-token too, or bind to 127.0.0.1"
+        )
+    return bind, token
 
 
 def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> GatewayConfig:
@@ -160,6 +206,9 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
     lightning_dir = str(init.get("lightning-dir", "."))
     db_path = str(opt("fedimint-gw-db")).strip() or os.path.join(lightning_dir, DB_FILENAME)
     bind = parse_bind(str(opt("fedimint-gw-api-bind")))
+    dashboard_bind, dashboard_token = parse_dashboard(
+        str(opt("fedimint-gw-dashboard-bind")), str(opt("fedimint-gw-dashboard-token"))
+    )
     url = str(opt("fedimint-gw-api-url")).strip()
     if url:
         parse.url(url, "fedimint-gw-api-url")
@@ -182,4 +231,6 @@ def build_config(options: Mapping[str, object], init: Mapping[str, object]) -> G
         api_rate_limit=int_opt("fedimint-gw-api-rate-limit", 0, 100_000),
         api_burst=int_opt("fedimint-gw-api-burst", 1, 100_000),
         metrics_bind=parse_bind(str(opt("fedimint-gw-metrics-bind")), "fedimint-gw-metrics-bind"),
+        dashboard_bind=dashboard_bind,
+        dashboard_token=dashboard_token,
     )

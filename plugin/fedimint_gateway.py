@@ -280,6 +280,14 @@ def _register(gw: GatewayPlugin) -> None:
         an invoice of the peer's node paid with xpay. Crash-safe; both ledgers record it."""
         gw.bridge.answer(request, lambda: gw.require().peer_settle(node_id, amount_msat))
 
+    @command("fedimint-backup")
+    def fedimint_backup(request: Any, path: str) -> None:
+        """Write a consistent copy of the gateway's database to the new file `path` (absolute;
+        an existing file is never overwritten), while the gateway runs. The file holds what the
+        node's hsm_secret cannot give back: ecash notes, payments, federations joined, peers and
+        their ledgers. Restoring: docs/operator-guide.md, "Backup and restore"."""
+        gw.bridge.answer(request, lambda: gw.require().backup(path))
+
     @command("fedimint-help")
     def fedimint_help(request: Any, command: str = "") -> None:
         """Describe every fedimint-* command, or only `command` when given."""

@@ -7,6 +7,7 @@ tests build it the same way with a fake node and their own adapters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import sqlite3
 from collections.abc import Mapping
@@ -27,12 +28,14 @@ from fedimint_gw.federation.client import VOLATILE_PREFIX
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
+from fedimint_gw.http.dashboard import create_dashboard_app
 from fedimint_gw.http.federation_status import add_federation_status_route
 from fedimint_gw.http.limits import HttpLimits
 from fedimint_gw.http.ops import create_ops_app
 from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.dashboard import DashboardService
 from fedimint_gw.services.events import GatewayEvents, NoEvents
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
@@ -50,6 +53,7 @@ from fedimint_gw.services.peering.settlement import SettleService
 from fedimint_gw.services.public_api import PublicService
 from fedimint_gw.services.records import Records
 from fedimint_gw.store import payments as pay_repo
+from fedimint_gw.store.backup import take_restore_marker, write_backup
 from fedimint_gw.store.db import Database
 
 Logger = Any  # Callable[[str, str], None]
@@ -93,6 +97,8 @@ class Gateway:
         self._exchanges: ExchangeService | None = None
         self._migrations: MigrationService | None = None
         self._public: PublicService | None = None
+        self.dashboard_server: HttpServer | None = None  # fedimint-gw-dashboard-bind; .port once started
+        self.restored_from: int | None = None  # set at start when the database is a restored backup
 
     @property
     def db(self) -> Database:
@@ -128,6 +134,14 @@ class Gateway:
     async def start(self) -> None:
         """Open and migrate the database, then reconnect federations in the background."""
         self._db = await Database.open(self.config.db_path)
+        taken_at = self.restored_from = await take_restore_marker(self._db)
+        if taken_at is not None:
+            self.log(
+                f"this database was restored from a backup taken at {taken_at} (unix time): ecash the "
+                "gateway spent since then is refused by its federation and retired when met; see "
+                "docs/operator-guide.md, 'Backup and restore'",
+                "warn",
+            )
         self._session = aiohttp.ClientSession()
         adapters = (
             self._adapters
@@ -189,14 +203,48 @@ class Gateway:
             add_federation_status_route(app, self._ops.status)
             self._http = HttpServer(app, self.config.api_bind.host, self.config.api_bind.port)
             await self._http.start()
+        await self._start_dashboard()
         self.log(
             f"fedimint-gw {__version__} started: database {self.config.db_path} "
             f"(schema {await self._db.schema_version()}), adapters for API majors {sorted(adapters)}",
             "info",
         )
 
+    async def _start_dashboard(self) -> None:
+        """The read-only dashboard on its own listener, when `fedimint-gw-dashboard-bind` is set."""
+        bind = self.config.dashboard_bind
+        if bind is None or self._federations is None or self._peers is None or self._db is None:
+            return
+        source = DashboardService(
+            self.config,
+            self._db,
+            self.node,
+            self._federations,
+            self._peers,
+            self.clock,
+            self.log,
+            self.restored_from,
+        )
+        server = HttpServer(
+            create_dashboard_app(source, self.config.dashboard_token, self.log), bind.host, bind.port
+        )
+        try:
+            await server.start()
+        except OSError as exc:  # a view must not keep the gateway from serving payments
+            await server.stop()
+            self.log(
+                f"dashboard cannot listen on {bind.host}:{bind.port} ({exc}); running without it", "warn"
+            )
+            return
+        self.dashboard_server = server
+        auth = "token required" if self.config.dashboard_token else "loopback only, no token"
+        self.log(f"dashboard on http://{bind.host}:{server.port}/ ({auth})", "info")
+
     async def stop(self) -> None:
         """Close everything; safe to call more than once."""
+        if self.dashboard_server is not None:
+            await self.dashboard_server.stop()
+            self.dashboard_server = None
         for task in (self._reconcile, self._pruner):
             if task is not None:
                 task.cancel()
@@ -396,6 +444,16 @@ class Gateway:
             )
             return PeerAnswer(503, body, {"Content-Type": "application/json"})
         return await self._peer_api.handle(message, headers, raw)
+
+    async def backup(self, path: object) -> dict[str, Any]:
+        """`fedimint-backup`: a consistent online copy of the database to the new file `path`."""
+        try:
+            result = await write_backup(self.db, path, self.clock.now())
+        except (InvalidInput, AlreadyExists) as exc:
+            self.log(f"fedimint-backup refused: {exc.message}", "info")
+            raise
+        self.log(f"database backed up to {result.path} ({result.size_bytes} bytes)", "info")
+        return dataclasses.asdict(result)
 
     async def handle_htlc(self, event: HtlcEvent) -> dict[str, Any]:
         """Answer an HTLC the router said is ours (unrelated ones never get here)."""

@@ -8,6 +8,8 @@ newer than this code refuses to open rather than being misread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,6 +63,7 @@ class Database:
         """Open (creating if needed) the database at `path` and bring its schema up to date."""
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(path)
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except Exception as exc:  # aiosqlite raises sqlite3 errors of several kinds
@@ -120,6 +123,17 @@ class Database:
                 raise
             await self._conn.execute("COMMIT")
 
+    async def copy_to(self, path: str) -> None:
+        """Write a consistent copy of the whole database to the new file `path` (SQLite's online
+        backup API). Holds the write lock, so no transaction of this connection is half done in
+        the copy; reads go on. The caller picks a path that does not exist yet."""
+        async with self._write_lock:
+            target = await aiosqlite.connect(path, isolation_level=None)
+            try:
+                await self._conn.backup(target)
+            finally:
+                await target.close()
+
     @property
     def conn(self) -> aiosqlite.Connection:
         """The connection, for reads outside a transaction."""
@@ -127,6 +141,24 @@ class Database:
 
     async def close(self) -> None:
         await self._conn.close()
+
+
+def _owner_only(path: str) -> None:
+    """The database holds bearer ecash: create it readable by its owner only (mode 0600), and
+    take group and other access away from an existing one (lightningd hands plugins the user's
+    umask, often 022). SQLite gives its -wal and -shm files the database file's mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            # Not ours to change (another owner): open it as it is.
+            with contextlib.suppress(PermissionError):
+                os.chmod(path, mode & 0o700)
+    except OSError as exc:
+        raise StoreError(f"cannot create database {path}: {exc.strerror or exc}") from exc
+    else:
+        os.close(fd)
 
 
 def _split_sql(script: str) -> list[str]:

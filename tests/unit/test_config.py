@@ -63,3 +63,43 @@ def test_parse_bind_ipv6() -> None:
 def test_an_ipv6_bind_gives_a_valid_default_url() -> None:
     cfg = build_config({"fedimint-gw-api-bind": "[::1]:8175"}, INIT)
     assert cfg.api_bind == ApiBind("::1", 8175) and cfg.api_url == "http://[::1]:8175"
+
+
+TOKEN = "0123456789abcdef0123"
+
+
+def test_dashboard_is_off_by_default() -> None:
+    cfg = build_config({}, INIT)
+    assert cfg.dashboard_bind is None and cfg.dashboard_token is None
+
+
+@pytest.mark.parametrize(
+    ("bind", "token", "expected"),
+    [
+        ("127.0.0.1:8176", "", ApiBind("127.0.0.1", 8176)),
+        ("localhost:8176", "", ApiBind("localhost", 8176)),
+        ("[::1]:8176", "", ApiBind("::1", 8176)),
+        ("0.0.0.0:8176", TOKEN, ApiBind("0.0.0.0", 8176)),
+        ("192.0.2.7:8176", TOKEN, ApiBind("192.0.2.7", 8176)),
+    ],
+)
+def test_dashboard_binds(bind: str, token: str, expected: ApiBind) -> None:
+    cfg = build_config({"fedimint-gw-dashboard-bind": bind, "fedimint-gw-dashboard-token": token}, INIT)
+    assert cfg.dashboard_bind == expected
+    assert cfg.dashboard_token == (token or None)
+
+
+@pytest.mark.parametrize(
+    ("bind", "token", "match"),
+    [
+        ("0.0.0.0:8176", "", "not a loopback address"),
+        ("192.0.2.7:8176", "", "not a loopback address"),
+        ("gateway.example.com:8176", "", "not a loopback address"),
+        ("127.0.0.1:8176", "short", "at least 16"),
+        ("127.0.0.1:8176", "has a space in it, long", "without spaces"),
+        ("nonsense", "", "fedimint-gw-dashboard-bind must be HOST:PORT"),
+    ],
+)
+def test_dashboard_refuses_an_open_bind_without_a_token(bind: str, token: str, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        build_config({"fedimint-gw-dashboard-bind": bind, "fedimint-gw-dashboard-token": token}, INIT)
