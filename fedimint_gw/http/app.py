@@ -181,9 +181,12 @@ class HttpServer:
     limits' `idle_timeout` (aiohttp's keep-alive timeout, 3630 s by default, is replaced)."""
 
     def __init__(self, app: web.Application, host: str, port: int) -> None:
-        self._guard = app[GUARD]
+        # The public app carries its guard and limits; operator-only apps (metrics, dashboard)
+        # have neither: they get the default idle timeout and no connection cap.
+        self._guard = app.get(GUARD)
+        limits = app.get(LIMITS) or HttpLimits()
         self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=app[LIMITS].idle_timeout
+            app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=limits.idle_timeout
         )
         self._host = host
         self._port = port
@@ -196,7 +199,10 @@ class HttpServer:
         if handler is None:  # setup() always makes it; keeps mypy and the reader sure
             raise NotReady("the HTTP server did not set up")
         self._server = await asyncio.get_running_loop().create_server(
-            self._guard.wrap(handler), self._host, self._port, reuse_address=True
+            handler if self._guard is None else self._guard.wrap(handler),
+            self._host,
+            self._port,
+            reuse_address=True,
         )
         if self._server.sockets:
             self.port = int(self._server.sockets[0].getsockname()[1])

@@ -11,7 +11,9 @@ FORBIDDEN = ("balance", "guardian", "url", "error", "peer", "route_hint", "publi
 
 
 async def _status(env: Env, body: object, path: str = "/v1/federation_status") -> tuple[int, Any]:
-    async with env.session.post(env.api_url + path, data=json.dumps(body)) as r:
+    async with env.session.post(
+        env.api_url + path, data=json.dumps(body), headers={"Content-Type": "application/json"}
+    ) as r:
         return r.status, await r.json()
 
 
