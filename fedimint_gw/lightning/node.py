@@ -79,12 +79,18 @@ class LightningNode(Protocol):
         """Sign a bolt11 (with placeholder signature) with the node key; stores nothing."""
         ...
 
+    async def xpay_waits_for_all_parts(self) -> bool:
+        """Whether the payer answers only once every part of a payment is final (CLN:
+        `xpay-slow-mode`); the gateway refuses to start without it."""
+        ...
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
-        """Pay an invoice; a FAILED outcome means definitely failed, PENDING means unknown."""
+        """Pay an invoice. FAILED means no part can still succeed; PENDING means not known yet."""
         ...
 
     async def payment_status(self, payment_hash: str) -> PaymentOutcome:
-        """The current outcome of an earlier payment attempt for this hash."""
+        """The current outcome of an earlier payment attempt for this hash (FAILED only when no
+        part is in flight and the payer can no longer be sending new ones)."""
         ...
 
     async def make_secret(self, label: str) -> bytes:

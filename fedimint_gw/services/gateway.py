@@ -100,7 +100,14 @@ class Gateway:
         return self._public
 
     async def start(self) -> None:
-        """Open and migrate the database, then reconnect federations in the background."""
+        """Check lightningd's payer, open and migrate the database, then reconnect federations
+        in the background. Refuses to start (InvalidInput) without `xpay-slow-mode`."""
+        if not await self.node.xpay_waits_for_all_parts():
+            raise InvalidInput(
+                "set xpay-slow-mode=true in lightningd's config: without it xpay reports a payment "
+                "failed while some of its parts are still in flight, and the gateway would refund "
+                "users whose payments then succeed"
+            )
         self._db = await Database.open(self.config.db_path)
         self._session = aiohttp.ClientSession()
         adapters = (

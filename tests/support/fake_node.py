@@ -31,6 +31,7 @@ class FakeNode:
     sent: dict[str, PaymentOutcome] = field(default_factory=dict)
     pay_calls: list[str] = field(default_factory=list)
     channels: set[ShortChannelId] = field(default_factory=set)
+    slow_mode: bool = True  # `xpay-slow-mode`
 
     @property
     def node_id(self) -> str:
@@ -62,6 +63,9 @@ class FakeNode:
     async def sign_invoice(self, unsigned_invoice: str) -> str:
         hrp, words = bech32_split(unsigned_invoice)
         return bolt11.sign_with_key(bolt11.UnsignedInvoice(hrp, tuple(words[:-104])), self.key)
+
+    async def xpay_waits_for_all_parts(self) -> bool:
+        return self.slow_mode
 
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         await asyncio.sleep(0)
@@ -176,3 +180,50 @@ def _htlc(
         "payment_hash": payment_hash,
         "extra_tlvs": "",
     }
+
+
+@dataclass
+class FakeLightningd:
+    """lightningd's side of the payment calls `ClnNode` makes, for testing that layer: xpay
+    can answer an error while parts stay in flight (as it does without `xpay-slow-mode`, e.g.
+    203 once one part failed at the payee, 209 on a timeout), and listsendpays shows the parts."""
+
+    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # hash -> listsendpays
+    xpay_error: tuple[int, str] | None = None
+    slow_mode: bool | None = False  # None: the option does not exist
+    calls: list[str] = field(default_factory=list)
+
+    def add_part(self, payment_hash: str, status: str, created_at: int, preimage: str = "") -> None:
+        part: dict[str, Any] = {"status": status, "created_at": created_at, "amount_sent_msat": 1000}
+        if preimage:
+            part["payment_preimage"] = preimage
+        self.parts.setdefault(payment_hash, []).append(part)
+
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        from pyln.client import RpcError
+
+        self.calls.append(method)
+        if method == "decode":
+            inv = bolt11.decode(str(params["string"]))
+            return {"valid": True, "payment_hash": inv.payment_hash.hex()}
+        if method == "listsendpays":
+            return {"payments": list(self.parts.get(str(params["payment_hash"]), []))}
+        if method == "listconfigs":
+            if self.slow_mode is None:
+                raise RpcError(method, params, {"code": -32602, "message": "Unknown config option"})
+            return {"configs": {"xpay-slow-mode": {"value_bool": self.slow_mode, "source": "default"}}}
+        if method == "xpay" and self.xpay_error is not None:
+            code, message = self.xpay_error
+            raise RpcError(method, params, {"code": code, "message": message})
+        raise AssertionError(f"FakeLightningd has no answer for {method}")
+
+
+def cln_node_on(lightningd: FakeLightningd) -> Any:
+    """A real `ClnNode` whose RPC calls `lightningd` answers."""
+    from fedimint_gw.lightning.cln import ClnNode
+
+    class _Node(ClnNode):
+        async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+            return lightningd.call(method, params or {})
+
+    return _Node("/nonexistent/lightning-rpc")
