@@ -133,6 +133,11 @@ class IncomingService:
         else:
             rec = await self._accept_v2(event, fid, unknown, now)
         async with self._db.transaction() as conn:
+            # Checked again inside the write transaction: two HTLCs for one v2 registration
+            # arriving at once must not both take it (one funding, two payments).
+            current = await repo.get(conn, rec.payment_id)
+            if current is not None and current.state is not PaymentState.REGISTERED:
+                raise _Refuse("the payment hash was taken by another HTLC meanwhile", unknown)
             await repo.save(conn, rec)
         return rec
 
