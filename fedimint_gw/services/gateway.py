@@ -19,7 +19,7 @@ from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import InvalidInput, NotReady
+from fedimint_gw.errors import InvalidInput, LeaveUnanswered, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.notes import NoteWallet
@@ -79,6 +79,7 @@ class Gateway:
         self._exchanges: ExchangeService | None = None
         self._migrations: MigrationService | None = None
         self._public: PublicService | None = None
+        self._stopping = False
 
     @property
     def db(self) -> Database:
@@ -153,13 +154,19 @@ class Gateway:
         )
 
     async def stop(self) -> None:
-        """Close everything; safe to call more than once."""
+        """Stop the flows first, then close everything; safe to call more than once. Held HTLCs
+        get no answer (lightningd replays them after its restart), and no flow ever runs on a
+        closed HTTP session or database."""
+        self._stopping = True
         if self._reconcile is not None:
             self._reconcile.cancel()
             self._reconcile = None
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        for flows in (self._incoming, self._outgoing):
+            if flows is not None:
+                await flows.stop()
         for service in (self._peers, self._forwards, self._settle, self._exchanges, self._migrations):
             if service is not None:
                 await service.stop()
@@ -323,6 +330,8 @@ class Gateway:
         decision = self.router.classify(event)
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
+        if self._stopping:
+            raise LeaveUnanswered("the gateway is stopping")
         return await self._incoming.handle(event, decision)
 
 

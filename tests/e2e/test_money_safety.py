@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from coincurve import PrivateKey
@@ -18,12 +19,14 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput
+from fedimint_gw.errors import InvalidInput, LeaveUnanswered
+from fedimint_gw.federation.client import IncomingOutcome, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.gateway import Gateway
+from fedimint_gw.services.payments import receive as receive_module
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
-from tests.support.fake_node import FakeNode, final_payload
+from tests.e2e.conftest import Env, wait_until
+from tests.support.fake_node import FakeNode, final_payload, forward_payload
 
 
 async def test_the_gateway_refuses_to_start_unless_xpay_waits_for_every_part(tmp_path: Path) -> None:
@@ -122,3 +125,93 @@ async def test_two_htlcs_for_one_v2_registration_at_once_are_not_both_resolved(e
         if r.state is PaymentState.SUCCEEDED
     ]
     assert len(funded) == 1
+
+
+async def _v1_receive(env: Env, name: str) -> tuple[Any, Any, dict[str, Any]]:
+    """A v1 federation with 100,000 msat of gateway ecash and an offer of 10,000 msat."""
+    fed = await env.federation(name, (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "u")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
+    height = env.node.block_height
+    payload = forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
+    return fed, receive, {"onion": payload[0], "htlc": payload[1]}
+
+
+async def _ecash(env: Env, fed_id: str) -> int:
+    return (await env.gateway.federations.client(FederationId(fed_id)).balance()).value
+
+
+async def test_after_funding_an_unexpected_error_keeps_the_htlc_and_resolves(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 4: a malformed guardian answer after funding made the hook answer `fail`: the
+    receiver was paid and the HTLC failed back."""
+    monkeypatch.setattr(receive_module, "RETRY_PAUSE", 0.01, raising=False)
+    fed, _receive, hook = await _v1_receive(env, "malformed")
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    real = client.await_preimage
+    calls: list[str] = []
+
+    async def malformed_once(contract_id: str, timeout: float) -> Any:
+        calls.append(contract_id)
+        if len(calls) == 1:
+            raise KeyError("state")  # what a guardian's malformed contract view raised
+        return await real(contract_id, timeout)
+
+    monkeypatch.setattr(client, "await_preimage", malformed_once)
+    answer = await env.htlc(hook["onion"], hook["htlc"])
+    assert answer["result"] == "resolve" and len(calls) == 2
+    assert await _ecash(env, fed.federation_id) == 90_000
+    assert any(lvl == "error" and "KeyError" in m for lvl, m in env.logs)
+
+
+async def test_a_replayed_funded_htlc_resolves_even_when_getinfo_fails(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 4: a getinfo error on a replayed HTLC made the hook answer `fail`."""
+    fed, _receive, hook = await _v1_receive(env, "getinfo")
+    first = await env.htlc(hook["onion"], hook["htlc"])
+    assert first["result"] == "resolve"
+
+    async def broken_getinfo() -> Any:
+        raise OSError("lightningd's RPC socket is gone")
+
+    monkeypatch.setattr(env.node, "info", broken_getinfo)
+    assert await env.htlc(hook["onion"], hook["htlc"]) == first
+    assert await _ecash(env, fed.federation_id) == 90_000
+
+
+async def test_shutdown_under_a_held_funded_htlc_answers_nothing_and_the_replay_resolves(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 12: stop() closed the HTTP session and the database under the running flow, and the
+    hook answered `fail` ("Session is closed") for a funded HTLC."""
+    monkeypatch.setattr(receive_module, "RETRY_PAUSE", 0.01, raising=False)
+    fed, _receive, hook = await _v1_receive(env, "shutdown")
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    real = client.await_preimage
+
+    async def guardians_still_deciding(contract_id: str, timeout: float) -> IncomingOutcome:
+        await real(contract_id, 0.05)  # talks to the guardians, as a slow decryption does
+        return IncomingOutcome(IncomingState.PENDING)
+
+    monkeypatch.setattr(client, "await_preimage", guardians_still_deciding)
+    held = asyncio.create_task(env.htlc(hook["onion"], hook["htlc"]))
+
+    async def funded() -> bool:
+        rec = await pay_repo.by_htlc(env.gateway.db.conn, "103x1x0", 0)
+        return rec is not None and rec.state is PaymentState.FUNDED
+
+    await wait_until(funded)
+    await env.gateway.stop()
+    outcome = (await asyncio.gather(held, return_exceptions=True))[0]
+    # No answer at all (the bridge answers nothing for these), never a `fail`.
+    assert isinstance(outcome, (asyncio.CancelledError, LeaveUnanswered)), outcome
+    monkeypatch.undo()
+    await env.restart_gateway()  # lightningd restarted: it replays the held HTLC
+    answer = await env.htlc(hook["onion"], hook["htlc"])
+    assert answer["result"] == "resolve"
+    assert await _ecash(env, fed.federation_id) == 90_000  # funded once

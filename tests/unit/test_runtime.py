@@ -112,3 +112,34 @@ def test_hook_answers_even_when_the_loop_is_gone() -> None:
 
     b.answer_hook(req, work, fallback)
     assert req.wait() == ("result", fallback)
+
+
+@pytest.mark.parametrize("how", ["cancelled", "shutdown"])
+def test_a_cancelled_hook_is_left_unanswered(bridge: Any, how: str) -> None:
+    """Issue 14 finding 4: a cancelled hook (or one stopped by shutdown) answered its fallback
+    `fail`, failing an HTLC whose contract may be funded. lightningd replays it instead."""
+    import asyncio
+
+    from fedimint_gw.errors import LeaveUnanswered
+
+    b, logs = bridge
+    req = FakeRequest()
+    ended = threading.Event()
+
+    async def work() -> dict[str, str]:
+        try:
+            if how == "cancelled":
+                raise asyncio.CancelledError()
+            raise LeaveUnanswered("the gateway is stopping")
+        finally:
+            ended.set()
+
+    b.answer_hook(req, work, {"result": "fail", "failure_message": "2002"})
+    assert ended.wait(10)
+    # The bridge logs once it has decided; it answers nothing.
+    for _ in range(200):
+        if any("left unanswered" in m for _lvl, m in logs):
+            break
+        ended.wait(0.01)
+    assert any("left unanswered" in m and lvl == "info" for lvl, m in logs)
+    assert req.answers == []

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.htlc import (
@@ -33,6 +34,8 @@ from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
+RETRY_PAUSE = 2.0
+T = TypeVar("T")
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
 
@@ -69,18 +72,48 @@ class IncomingService:
             task.add_done_callback(lambda _t: self._inflight.pop(event.key, None))
         return await asyncio.shield(task)
 
+    async def stop(self) -> None:
+        """Cancel every running flow and wait for them to end: their hooks get no answer
+        (lightningd replays the HTLCs after its restart) and nothing runs on a closed database."""
+        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._orphans]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         payment_id = f"recv:{event.incoming_scid}:{event.htlc_id}"
-        rec = await repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
-        height = (await self._node.info()).block_height
+        # Until the record is read, nobody knows whether a funding was submitted: keep trying.
+        rec = await self._patiently(
+            f"HTLC {event.key}", lambda: repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
+        )
         if rec is None:
+            # No record: nothing was ever funded for this HTLC, so failing it costs nothing.
+            height = await self._height(event)
             try:
                 rec = await self._accept(payment_id, event, decision, height)
             except _Refuse as refusal:
                 await self._record_refusal(payment_id, event, decision, refusal.reason)
                 self._log(f"HTLC {event.key} refused: {refusal.reason}", "info")
                 return refusal.answer
-        return await self._drive(rec, event, height)
+        return await self._drive(rec, event)
+
+    async def _height(self, event: HtlcEvent) -> int:
+        """The current block height; if lightningd does not answer, the height at which it
+        handed us the HTLC (good enough for a failure message)."""
+        try:
+            return (await self._node.info()).block_height
+        except Exception as exc:  # a getinfo error must not decide an HTLC's fate
+            self._log(f"HTLC {event.key}: getinfo failed ({exc!r}); using the HTLC's height", "info")
+            return event.cltv_expiry - event.cltv_expiry_relative
+
+    async def _patiently(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()` until it works (a database error is not an answer about an HTLC)."""
+        while True:
+            try:
+                return await read()
+            except Exception as exc:
+                self._log(f"{what}: cannot read its state ({exc!r}); the HTLC stays held, retrying", "error")
+                await asyncio.sleep(RETRY_PAUSE)
 
     # ----- checks ------------------------------------------------------------------------
     async def _accept(
@@ -185,11 +218,14 @@ class IncomingService:
         )
 
     # ----- the flow ----------------------------------------------------------------------
-    async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> dict[str, Any]:
+    async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent) -> dict[str, Any]:
+        """From HTLC_HELD (a funding may be submitted) or later: never answers `fail` unless the
+        federation refused the funding, or it was abandoned, or the receiver's preimage proved
+        invalid (the gateway got its ecash back). Anything unexpected is retried, loudly."""
         if rec.state is PaymentState.SUCCEEDED and rec.preimage:
             return answer_resolve(bytes.fromhex(rec.preimage))
         if rec.state.terminal:
-            return answer_unknown_payment(event.amount_msat, height)
+            return answer_unknown_payment(event.amount_msat, await self._height(event))
         fid = FederationId(str(rec.federation_id))
         request = request_from_json(rec.data["request"])
         while True:
@@ -199,29 +235,37 @@ class IncomingService:
                     contract_id = await client.fund_incoming(request, rec.payment_id)
                     rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
+                if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
+                    if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
+                        self._log(
+                            f"receive {rec.payment_id}: adapter gave a preimage of another hash", "error"
+                        )
+                        await asyncio.sleep(RETRY_PAUSE)
+                        continue
+                    await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
+                    return answer_resolve(outcome.preimage)
+                if outcome.state is IncomingState.REFUNDED:
+                    await self._ctx.advance(
+                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                    )
+                    return answer_unknown_payment(event.amount_msat, await self._height(event))
+                # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
             except GatewayError as exc:
                 if rec.state is PaymentState.HTLC_HELD and _definitive(exc):
                     # Nothing was funded: fail the HTLC now.
                     await self._ctx.advance(rec, PaymentState.FAILED, error=exc.message)
-                    return answer_unknown_payment(event.amount_msat, height)
+                    return answer_unknown_payment(event.amount_msat, await self._height(event))
                 busy = isinstance(exc, NotReady)  # ecash tied up by other flows: soon free again
                 if not busy:
                     self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
-                await asyncio.sleep(0.1 if busy else 2.0)
-                continue
-            if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
-                if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
-                    self._log(f"receive {rec.payment_id}: adapter gave a preimage of another hash", "error")
-                    await asyncio.sleep(2.0)
-                    continue
-                await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
-                return answer_resolve(outcome.preimage)
-            if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(
-                    rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                await asyncio.sleep(0.1 if busy else RETRY_PAUSE)
+            except Exception as exc:  # a malformed answer, a database error...: never `fail` here
+                self._log(
+                    f"receive {rec.payment_id} in {rec.state.value}: unexpected {exc!r}; "
+                    "the HTLC stays held, retrying",
+                    "error",
                 )
-                return answer_unknown_payment(event.amount_msat, height)
-            # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def reconcile(self, grace: float) -> None:
         """After a start: settle receives whose HTLC lightningd no longer holds.
@@ -259,6 +303,10 @@ class IncomingService:
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
             except GatewayError as exc:
                 self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
+                await asyncio.sleep(5.0)
+                continue
+            except Exception as exc:
+                self._log(f"receive {rec.payment_id} (HTLC gone): unexpected {exc!r}; retrying", "error")
                 await asyncio.sleep(5.0)
                 continue
             if outcome.state is IncomingState.REFUNDED:

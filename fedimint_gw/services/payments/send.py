@@ -307,6 +307,13 @@ class OutgoingService:
 
                 self._track(rec.payment_id, flow)
 
+    async def stop(self) -> None:
+        """Cancel every running send and wait for them (each resumes at the next start)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _track(
         self, payment_id: str, flow: Callable[[asyncio.Future[SendResult]], Awaitable[None]]
     ) -> asyncio.Future[SendResult]:
@@ -318,6 +325,10 @@ class OutgoingService:
         async def run() -> None:
             try:
                 await flow(answer)
+            except asyncio.CancelledError:
+                if not answer.done():
+                    answer.cancel()
+                raise
             except BaseException as exc:
                 if not answer.done():
                     answer.set_exception(exc)
