@@ -72,6 +72,14 @@ class ClnNode:
                     found.add(ShortChannelId.parse(raw))
         return found
 
+    async def channel_names(self, scid: str) -> set[str]:
+        r = await self._call("listpeerchannels")
+        for ch in r.get("channels", []):
+            names = {str(n) for n in (ch.get("short_channel_id"), *(ch.get("alias") or {}).values()) if n}
+            if scid in names:
+                return names
+        return {scid}
+
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         r = await self._call("listpeerchannels")
         held: set[tuple[str, int]] = set()

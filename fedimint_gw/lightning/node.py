@@ -67,6 +67,11 @@ class LightningNode(Protocol):
         """Every short channel id and local/remote alias of this node's channels."""
         ...
 
+    async def channel_names(self, scid: str) -> set[str]:
+        """Every name of the channel known as `scid` (its short channel id and its local and
+        remote aliases), `scid` included; just {scid} for a channel lightningd does not know."""
+        ...
+
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
         ...

@@ -215,3 +215,20 @@ async def test_shutdown_under_a_held_funded_htlc_answers_nothing_and_the_replay_
     answer = await env.htlc(hook["onion"], hook["htlc"])
     assert answer["result"] == "resolve"
     assert await _ecash(env, fed.federation_id) == 90_000  # funded once
+
+
+async def test_an_htlc_replayed_under_the_channels_real_scid_is_recognised(env: Env) -> None:
+    """Finding 7: delivered under the channel's local alias, replayed after a lightningd restart
+    under the real scid once the channel confirmed, the HTLC looked new: its second funding
+    was refused and the funded HTLC failed."""
+    fed, _receive, hook = await _v1_receive(env, "alias")
+    env.node.aliases = [{"15000000x1x1", "103x1x0"}]  # local alias, then the confirmed scid
+    as_alias = {**hook["htlc"], "short_channel_id": "15000000x1x1"}
+    first = await env.htlc(hook["onion"], as_alias)
+    assert first["result"] == "resolve"
+    replay = await env.htlc(hook["onion"], {**hook["htlc"], "short_channel_id": "103x1x0"})
+    assert replay == first
+    assert await _ecash(env, fed.federation_id) == 90_000
+    # Another channel's HTLC with the same id is not mistaken for it.
+    other = {**hook["htlc"], "short_channel_id": "104x1x0"}
+    assert (await env.htlc(hook["onion"], other))["result"] == "fail"

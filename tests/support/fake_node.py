@@ -52,6 +52,10 @@ class FakeNode:
         return set(self.channels)
 
     held: set[tuple[str, int]] = field(default_factory=set)  # incoming HTLCs "lightningd" still holds
+    aliases: list[set[str]] = field(default_factory=list)  # the names of each channel (scid, aliases)
+
+    async def channel_names(self, scid: str) -> set[str]:
+        return next((set(names) for names in self.aliases if scid in names), {scid})
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         return set(self.held)

@@ -83,9 +83,7 @@ class IncomingService:
     async def _handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         payment_id = f"recv:{event.incoming_scid}:{event.htlc_id}"
         # Until the record is read, nobody knows whether a funding was submitted: keep trying.
-        rec = await self._patiently(
-            f"HTLC {event.key}", lambda: repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
-        )
+        rec = await self._patiently(f"HTLC {event.key}", lambda: self._find(event))
         if rec is None:
             # No record: nothing was ever funded for this HTLC, so failing it costs nothing.
             height = await self._height(event)
@@ -96,6 +94,20 @@ class IncomingService:
                 self._log(f"HTLC {event.key} refused: {refusal.reason}", "info")
                 return refusal.answer
         return await self._drive(rec, event)
+
+    async def _find(self, event: HtlcEvent) -> repo.PaymentRecord | None:
+        """The record of this HTLC, also when lightningd replays it under another name of its
+        channel (delivered under the local alias, replayed under the real scid once the
+        channel confirmed): same channel, same HTLC id, same payment hash."""
+        rec = await repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
+        if rec is not None:
+            return rec
+        for name in await self._node.channel_names(event.incoming_scid) - {event.incoming_scid}:
+            rec = await repo.by_htlc(self._db.conn, name, event.htlc_id)
+            if rec is not None and rec.payment_hash == event.payment_hash:
+                self._log(f"HTLC {event.key} is the replay of {name}:{event.htlc_id}", "info")
+                return rec
+        return None
 
     async def _height(self, event: HtlcEvent) -> int:
         """The current block height; if lightningd does not answer, the height at which it
