@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, LeaveUnanswered
+from fedimint_gw.errors import InvalidInput, LeaveUnanswered, PaymentRefused
 from fedimint_gw.federation.client import IncomingOutcome, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.gateway import Gateway
@@ -232,3 +233,51 @@ async def test_an_htlc_replayed_under_the_channels_real_scid_is_recognised(env: 
     # Another channel's HTLC with the same id is not mistaken for it.
     other = {**hook["htlc"], "short_channel_id": "104x1x0"}
     assert (await env.htlc(hook["onion"], other))["result"] == "fail"
+
+
+async def test_a_v2_contract_sent_through_the_v1_route_without_its_owners_auth_is_refused(env: Env) -> None:
+    """Finding 14: /v1/pay_invoice read no authorization, so anyone knowing a v2 contract id and
+    its hash could front-run the owner with a same-hash invoice to an unpayable node and get the
+    contract forfeited."""
+    fed = await env.federation("frontrun", (2,))
+    await env.gateway.federations.connect(fed.invite_code)
+    owner = await env.wallet(fed, "owner")
+    await owner.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    payment_hash = env.node.add_payee(preimage)
+    invoice = _external_invoice(payment_hash, 10_000)
+    cid, body = await _v2_send_body(env, owner, fed.federation_id, invoice, 20_000)
+    forged = _external_invoice(payment_hash, 10_000)  # same hash, a node nobody can pay
+    attack = {"federation_id": fed.federation_id, "contract_id": cid, "invoice": forged}
+    for extra in (
+        {},
+        {"preimage_auth": "00" * 32},
+        {"auth": body["auth"]},
+    ):  # the owner's auth is for another invoice
+        with pytest.raises(PaymentRefused, match="not authorized"):
+            await env.gateway.public.pay_invoice({**attack, **extra})
+    assert env.node.pay_calls == []
+    assert await pay_repo.get(env.gateway.db.conn, f"send:{cid}") is None  # nothing recorded
+    answer = await env.gateway.public.send_payment(body)  # the owner's own request still pays
+    assert answer["preimage"] == preimage.hex()
+
+
+async def test_a_v1_send_without_a_well_formed_preimage_auth_is_refused(env: Env) -> None:
+    """Finding 14: v1's documented preimage_auth was never read."""
+    fed = await env.federation("v1auth", (1,))
+    await env.gateway.federations.connect(fed.invite_code)
+    user = await env.wallet(fed, "v1user")
+    await user.faucet(100_000)
+    invoice = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
+    gateway_key = env.gateway.federations.client(FederationId(fed.federation_id)).gateway_pubkey
+    inv = bolt11.decode(invoice)
+    cid, _contract, refund_key = await wallet_ln.fund_outgoing(
+        user, inv.payment_hash.hex(), 20_000, gateway_key
+    )
+    body = {"federation_id": fed.federation_id, "contract_id": cid, "invoice": invoice}
+    for bad in ({}, {"preimage_auth": "xyz"}, {"preimage_auth": 5}):
+        with pytest.raises(PaymentRefused, match="not authorized"):
+            await env.gateway.public.pay_invoice({**body, **bad})
+    assert env.node.pay_calls == []
+    owner = {**body, "preimage_auth": hashlib.sha256(refund_key.secret).hexdigest()}
+    assert "preimage" in await env.gateway.public.pay_invoice(owner)
