@@ -20,7 +20,7 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.config import build_config
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, LeaveUnanswered, PaymentRefused
+from fedimint_gw.errors import InvalidInput, LeaveUnanswered, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingOutcome, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.gateway import Gateway
@@ -281,3 +281,59 @@ async def test_a_v1_send_without_a_well_formed_preimage_auth_is_refused(env: Env
     assert env.node.pay_calls == []
     owner = {**body, "preimage_auth": hashlib.sha256(refund_key.secret).hexdigest()}
     assert "preimage" in await env.gateway.public.pay_invoice(owner)
+
+
+async def test_an_htlc_not_funded_by_its_deadline_is_failed_in_time(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 5: with the ecash reserved (a reservation left by a crash), the flow retried every
+    0.1 s, silently, past the HTLC's expiry, which forces a channel close."""
+    fed, _receive, hook = await _v1_receive(env, "deadline")
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+
+    async def reserved(request: Any, operation_id: str) -> str:
+        raise NotReady("the gateway's notes are reserved by another operation")
+
+    monkeypatch.setattr(client, "fund_incoming", reserved)
+    held = asyncio.create_task(env.htlc(hook["onion"], hook["htlc"]))
+
+    async def waiting() -> bool:
+        rec = await pay_repo.by_htlc(env.gateway.db.conn, "103x1x0", 0)
+        return rec is not None and rec.state is PaymentState.HTLC_HELD
+
+    await wait_until(waiting)
+    assert any("reserved" in m for _lvl, m in env.logs)  # the wait is not silent
+    # Blocks pass: the HTLC (expiry height + 100) reaches expiry - margin.
+    env.node.block_height += 100 - env.gateway.config.cltv_margin
+    answer = await asyncio.wait_for(held, 30)
+    assert answer["result"] == "fail" and answer["failure_message"].startswith("400f")
+    rec = await pay_repo.by_htlc(env.gateway.db.conn, "103x1x0", 0)
+    assert rec is not None and rec.state is PaymentState.FAILED and "deadline" in (rec.error or "")
+    assert await _ecash(env, fed.federation_id) == 100_000  # nothing funded
+
+
+async def test_a_funded_htlc_past_its_deadline_is_never_held_silently(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 5: after funding, with the preimage withheld, the HTLC was held past its expiry
+    without a word. It must not be failed (the receiver may get paid), but said loudly."""
+    fed, _receive, hook = await _v1_receive(env, "withheld")
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+
+    async def withheld(contract_id: str, timeout: float) -> IncomingOutcome:
+        await asyncio.sleep(0.01)
+        return IncomingOutcome(IncomingState.PENDING)
+
+    monkeypatch.setattr(client, "await_preimage", withheld)
+    held = asyncio.create_task(env.htlc(hook["onion"], hook["htlc"]))
+
+    async def funded() -> bool:
+        rec = await pay_repo.by_htlc(env.gateway.db.conn, "103x1x0", 0)
+        return rec is not None and rec.state is PaymentState.FUNDED
+
+    await wait_until(funded)
+    env.node.block_height += 100 - env.gateway.config.cltv_margin
+    await wait_until(lambda: any(lvl == "error" and "past its deadline" in m for lvl, m in env.logs))
+    assert not held.done()  # still held, never failed
+    await env.gateway.stop()
+    assert isinstance((await asyncio.gather(held, return_exceptions=True))[0], asyncio.CancelledError)

@@ -35,6 +35,8 @@ from fedimint_gw.store import payments as repo
 
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
 RETRY_PAUSE = 2.0
+BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
+BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
 T = TypeVar("T")
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
@@ -139,7 +141,7 @@ class IncomingService:
         fed = await fed_repo.get(self._db.conn, fid)
         if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
             raise _Refuse("federation no longer served", unknown)
-        if event.cltv_expiry - height < self._config.cltv_margin:
+        if event.cltv_expiry - height <= self._config.cltv_margin:  # at or past its deadline
             raise _Refuse(
                 f"CLTV expiry {event.cltv_expiry} too close to height {height} "
                 f"(margin {self._config.cltv_margin})",
@@ -240,7 +242,22 @@ class IncomingService:
             return answer_unknown_payment(event.amount_msat, await self._height(event))
         fid = FederationId(str(rec.federation_id))
         request = request_from_json(rec.data["request"])
+        deadline = event.cltv_expiry - self._config.cltv_margin
+        busy_rounds = 0
         while True:
+            height = await self._height(event)
+            if height >= deadline:
+                if rec.state is PaymentState.HTLC_HELD:
+                    if await self._abandon_at_deadline(rec, event, height):
+                        return answer_unknown_payment(event.amount_msat, height)
+                else:
+                    self._log(
+                        f"receive {rec.payment_id}: HTLC past its deadline (height {height}, expiry "
+                        f"{event.cltv_expiry}, margin {self._config.cltv_margin}) with the contract "
+                        "funded and no preimage yet: still holding it; lightningd's peer closes the "
+                        "channel on chain at expiry",
+                        "error",
+                    )
             try:
                 client = self._feds.client(fid)
                 if rec.state is PaymentState.HTLC_HELD:
@@ -268,9 +285,10 @@ class IncomingService:
                     await self._ctx.advance(rec, PaymentState.FAILED, error=exc.message)
                     return answer_unknown_payment(event.amount_msat, await self._height(event))
                 busy = isinstance(exc, NotReady)  # ecash tied up by other flows: soon free again
-                if not busy:
+                busy_rounds = busy_rounds + 1 if busy else 0
+                if not busy or busy_rounds % BUSY_LOG_EVERY == 1:
                     self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
-                await asyncio.sleep(0.1 if busy else RETRY_PAUSE)
+                await asyncio.sleep(BUSY_PAUSE if busy else RETRY_PAUSE)
             except Exception as exc:  # a malformed answer, a database error...: never `fail` here
                 self._log(
                     f"receive {rec.payment_id} in {rec.state.value}: unexpected {exc!r}; "
@@ -278,6 +296,31 @@ class IncomingService:
                     "error",
                 )
                 await asyncio.sleep(RETRY_PAUSE)
+
+    async def _abandon_at_deadline(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> bool:
+        """At the HTLC's deadline with no funding known: fail it in time if the funding certainly
+        never happened (True); else keep going (the funding was accepted, or nobody can tell yet)."""
+        where = f"height {height}, expiry {event.cltv_expiry}, margin {self._config.cltv_margin}"
+        try:
+            abandoned = await self._feds.client(FederationId(str(rec.federation_id))).abandon_funding(
+                rec.payment_id
+            )
+        except Exception as exc:
+            self._log(
+                f"receive {rec.payment_id}: HTLC at its deadline ({where}) and the federation cannot "
+                f"tell whether the funding happened ({exc!r}): still holding it",
+                "error",
+            )
+            return False
+        if not abandoned:
+            return False  # the federation accepted the funding: finish it and wait for the preimage
+        await self._ctx.advance(
+            rec, PaymentState.FAILED, error=f"not funded before the HTLC's deadline ({where})"
+        )
+        self._log(
+            f"receive {rec.payment_id}: not funded before the HTLC's deadline ({where}); failed it", "warn"
+        )
+        return True
 
     async def reconcile(self, grace: float) -> None:
         """After a start: settle receives whose HTLC lightningd no longer holds.
