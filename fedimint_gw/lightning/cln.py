@@ -1,13 +1,14 @@
 """`LightningNode` over Core Lightning's JSON-RPC, with typed wrappers of the calls we use.
 
-Each call opens its own connection in a worker thread (`asyncio.to_thread`): the loop is
-never blocked, and no client state is shared between threads.
+Each call opens its own connection in a worker thread: the loop is never blocked, no client
+state is shared between threads, and long calls (xpay) have threads of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyln.client import LightningRpc, RpcError
@@ -22,21 +23,29 @@ _XPAY_ALREADY_PAID = 219  # xpay error codes are in doc/schemas/xpay.json
 # a payment's first part, "every part failed" may only be a pause between two attempts.
 XPAY_RETRY_FOR = 60
 _RETRY_SLACK = 60
+_LONG_CALLS = frozenset({"xpay"})
+SHORT_CALL_THREADS = 8
+LONG_CALL_THREADS = 64
 
 
 class ClnNode:
-    """A `LightningNode` backed by lightningd's RPC socket."""
+    """A `LightningNode` backed by lightningd's RPC socket. Long calls (xpay, which can block
+    for minutes) run in their own thread pool, so that however many payments are in flight,
+    the short calls a held HTLC needs (getinfo, listpeerchannels...) always get a thread."""
 
     def __init__(self, rpc_path: str) -> None:
         self._rpc_path = rpc_path
+        self._short = ThreadPoolExecutor(max_workers=SHORT_CALL_THREADS, thread_name_prefix="cln-rpc")
+        self._long = ThreadPoolExecutor(max_workers=LONG_CALL_THREADS, thread_name_prefix="cln-xpay")
+
+    def _rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One blocking call on a connection of its own (runs in a worker thread)."""
+        result: dict[str, Any] = LightningRpc(self._rpc_path).call(method, params)
+        return result
 
     async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        def blocking() -> dict[str, Any]:
-            rpc = LightningRpc(self._rpc_path)
-            result: dict[str, Any] = rpc.call(method, params or {})
-            return result
-
-        return await asyncio.to_thread(blocking)
+        pool = self._long if method in _LONG_CALLS else self._short
+        return await asyncio.get_running_loop().run_in_executor(pool, self._rpc, method, params or {})
 
     async def info(self) -> NodeInfo:
         r = await self._call("getinfo")

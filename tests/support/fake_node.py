@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +197,7 @@ class FakeLightningd:
     xpay_error: tuple[int, str] | None = None
     slow_mode: bool | None = False  # None: the option does not exist
     calls: list[str] = field(default_factory=list)
+    xpay_release: threading.Event | None = None  # when set: xpay blocks until the event is set
 
     def add_part(self, payment_hash: str, status: str, created_at: int, preimage: str = "") -> None:
         part: dict[str, Any] = {"status": status, "created_at": created_at, "amount_sent_msat": 1000}
@@ -216,6 +218,10 @@ class FakeLightningd:
             if self.slow_mode is None:
                 raise RpcError(method, params, {"code": -32602, "message": "Unknown config option"})
             return {"configs": {"xpay-slow-mode": {"value_bool": self.slow_mode, "source": "default"}}}
+        if method == "getinfo":
+            return {"id": "02" + "11" * 32, "alias": "fake", "network": "regtest", "blockheight": 200}
+        if method == "xpay" and self.xpay_release is not None:
+            self.xpay_release.wait()
         if method == "xpay" and self.xpay_error is not None:
             code, message = self.xpay_error
             raise RpcError(method, params, {"code": code, "message": message})
@@ -227,7 +233,7 @@ def cln_node_on(lightningd: FakeLightningd) -> Any:
     from fedimint_gw.lightning.cln import ClnNode
 
     class _Node(ClnNode):
-        async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-            return lightningd.call(method, params or {})
+        def _rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            return lightningd.call(method, params)
 
     return _Node("/nonexistent/lightning-rpc")

@@ -3,8 +3,10 @@ any part can still succeed (issue 14, finding 1)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import threading
 import time
 
 from coincurve import PrivateKey
@@ -82,3 +84,19 @@ async def test_slow_mode_is_read_from_listconfigs() -> None:
     assert await cln_node_on(FakeLightningd(slow_mode=True)).xpay_waits_for_all_parts() is True
     assert await cln_node_on(FakeLightningd(slow_mode=False)).xpay_waits_for_all_parts() is False
     assert await cln_node_on(FakeLightningd(slow_mode=None)).xpay_waits_for_all_parts() is False
+
+
+async def test_payments_in_flight_never_starve_the_short_calls() -> None:
+    """Finding 5: with every RPC thread blocked in a long xpay, a held HTLC could not even read
+    the block height, and was held past its deadline."""
+    release = threading.Event()
+    lightningd = FakeLightningd(xpay_error=(205, "No path found"), xpay_release=release)
+    node = cln_node_on(lightningd)
+    invoice, _hash = _invoice()
+    payments = [asyncio.ensure_future(node.pay(invoice, Msat(1000), 100)) for _ in range(40)]
+    try:
+        info = await asyncio.wait_for(node.info(), 20)  # a deadlock detector, not a timing
+        assert info.block_height == 200
+    finally:
+        release.set()
+        await asyncio.gather(*payments)
