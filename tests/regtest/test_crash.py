@@ -73,6 +73,11 @@ def test_lightningd_restart_while_an_htlc_is_held(
     l2.restart()
     wait_for(lambda: l2.daemon.is_in_log("Replaying old unprocessed HTLC"))
     _finish(l1, l2, fed, user, receive, pay)
+    # Issue 14 finding 12: stop() closed the HTTP session and the database under the running
+    # flow, and the hook answered `fail` during the clean shutdown.
+    assert not l2.daemon.is_in_log(r"Session is closed")
+    assert not l2.daemon.is_in_log(r"hook handler failed")
+    assert l2.daemon.is_in_log(r"hook left unanswered")
 
 
 def test_plugin_killed_while_holding_an_htlc_loses_nothing(

@@ -13,7 +13,7 @@ from fedimint_gw.errors import AlreadyExists, InvalidInput, NotFound
 from fedimint_gw.federation.client import Feature
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.payments.receive import request_json
+from fedimint_gw.services.payments.requests import request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.htlc import (
     TEMPORARY_NODE_FAILURE,
     HtlcEvent,
@@ -30,6 +29,7 @@ from fedimint_gw.errors import GatewayError, NotReady
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
@@ -63,6 +63,7 @@ class IncomingService:
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
         self._orphans: set[asyncio.Task[None]] = set()
+        self._last_height = 0
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         """The hook answer for an HTLC the gateway owns. The same HTLC handed over twice at
@@ -112,13 +113,13 @@ class IncomingService:
         return None
 
     async def _height(self, event: HtlcEvent) -> int:
-        """The current block height; if lightningd does not answer, the height at which it
-        handed us the HTLC (good enough for a failure message)."""
+        """The current block height; if lightningd does not answer, the last one it gave, or the
+        height at which it handed us the HTLC (good enough for a failure message)."""
         try:
-            return (await self._node.info()).block_height
+            self._last_height = max(self._last_height, (await self._node.info()).block_height)
         except Exception as exc:  # a getinfo error must not decide an HTLC's fate
-            self._log(f"HTLC {event.key}: getinfo failed ({exc!r}); using the HTLC's height", "info")
-            return event.cltv_expiry - event.cltv_expiry_relative
+            self._log(f"HTLC {event.key}: getinfo failed ({exc!r}); using the last height known", "info")
+        return max(self._last_height, event.cltv_expiry - event.cltv_expiry_relative)
 
     async def _patiently(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
         """`read()` until it works (a database error is not an answer about an HTLC)."""
@@ -399,23 +400,3 @@ def _definitive(exc: GatewayError) -> bool:
     from fedimint_gw.errors import FederationRejected, InsufficientFunds, InvalidInput
 
     return isinstance(exc, (FederationRejected, InsufficientFunds, InvalidInput))
-
-
-def request_json(req: IncomingRequest) -> dict[str, Any]:
-    return {
-        "contract_id": req.contract_id,
-        "payment_hash": req.payment_hash,
-        "amount_msat": req.amount.value,
-        "expiry": req.expiry,
-        "data": req.data,
-    }
-
-
-def request_from_json(raw: dict[str, Any]) -> IncomingRequest:
-    return IncomingRequest(
-        contract_id=str(raw["contract_id"]),
-        payment_hash=str(raw["payment_hash"]),
-        amount=Msat(int(raw["amount_msat"])),
-        expiry=int(raw["expiry"]),
-        data=dict(raw["data"]),
-    )

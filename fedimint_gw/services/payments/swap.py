@@ -30,7 +30,7 @@ from fedimint_gw.errors import (
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.payments.receive import request_from_json
+from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
@@ -208,6 +208,6 @@ class SwapService:
 
 def swap_data(target: SwapTarget) -> dict[str, Any]:
     """What a swap's payment record keeps about its target."""
-    from fedimint_gw.services.payments.receive import request_json
+    from fedimint_gw.services.payments.requests import request_json
 
     return {"target_request": request_json(target.request), "registered_id": target.registered_id}
