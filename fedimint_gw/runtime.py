@@ -156,12 +156,12 @@ class Bridge:
         coro = run()
         try:
             self._runtime.submit(coro)
-        except Exception as exc:  # loop not running: answer now rather than never
+        except Exception as exc:  # loop not running (shutting down)
             coro.close()
-            if fallback is not None:
-                self._deliver(request, (True, fallback))
-            else:
+            if fallback is None:
                 self._deliver(request, (False, translate(exc)))
+            else:  # a held HTLC whose funding may be submitted must never get `fail`: lightningd replays it
+                self._log(f"hook left unanswered: the gateway's loop is not running ({exc!r})", "warn")
 
     def _deliver(self, request: Answerable, outcome: tuple[bool, Any]) -> None:
         ok, value = outcome
