@@ -25,6 +25,7 @@ from fedimint_gw.federation.client import IncomingOutcome, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.services.payments import receive as receive_module
+from fedimint_gw.services.payments import send as send_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
 from tests.support.fake_node import FakeNode, final_payload, forward_payload
@@ -337,3 +338,32 @@ async def test_a_funded_htlc_past_its_deadline_is_never_held_silently(
     assert not held.done()  # still held, never failed
     await env.gateway.stop()
     assert isinstance((await asyncio.gather(held, return_exceptions=True))[0], asyncio.CancelledError)
+
+
+async def test_a_paid_send_survives_a_malformed_claim_answer(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the spirit of finding 4, on the send side: once the invoice is paid, an unexpected error
+    while claiming ended the flow, and the gateway was never paid back until a restart."""
+    monkeypatch.setattr(send_module, "STATUS_POLL", 0.01)
+    fed = await env.federation("claimfail", (2,))
+    await env.gateway.federations.connect(fed.invite_code)
+    user = await env.wallet(fed, "payer")
+    await user.faucet(100_000)
+    invoice = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
+    cid, body = await _v2_send_body(env, user, fed.federation_id, invoice, 20_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    real = client.claim_outgoing
+    calls: list[str] = []
+
+    async def malformed_once(contract_id: str, preimage: bytes) -> Any:
+        calls.append(contract_id)
+        if len(calls) == 1:
+            raise KeyError("amount_msat")
+        return await real(contract_id, preimage)
+
+    monkeypatch.setattr(client, "claim_outgoing", malformed_once)
+    assert "preimage" in await env.gateway.public.send_payment(body)
+    await env.settled(cid)
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{cid}")
+    assert rec is not None and rec.state is PaymentState.SUCCEEDED and len(calls) == 2

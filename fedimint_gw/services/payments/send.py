@@ -260,6 +260,9 @@ class OutgoingService:
             except GatewayError as exc:
                 self._log(f"send {rec.payment_id} in {rec.state.value}: {exc.message}; retrying", "info")
                 await asyncio.sleep(STATUS_POLL)
+            except Exception as exc:  # a malformed answer, a database error: the step is retried
+                self._log(f"send {rec.payment_id} in {rec.state.value}: unexpected {exc!r}; again", "error")
+                await asyncio.sleep(STATUS_POLL)
         result = SendResult(
             rec.state,
             preimage=rec.preimage,
