@@ -198,6 +198,7 @@ class FakeLightningd:
     slow_mode: bool | None = False  # None: the option does not exist
     calls: list[str] = field(default_factory=list)
     xpay_release: threading.Event | None = None  # when set: xpay blocks until the event is set
+    channels: list[dict[str, Any]] = field(default_factory=list)  # listpeerchannels' entries
 
     def add_part(self, payment_hash: str, status: str, created_at: int, preimage: str = "") -> None:
         part: dict[str, Any] = {"status": status, "created_at": created_at, "amount_sent_msat": 1000}
@@ -218,6 +219,8 @@ class FakeLightningd:
             if self.slow_mode is None:
                 raise RpcError(method, params, {"code": -32602, "message": "Unknown config option"})
             return {"configs": {"xpay-slow-mode": {"value_bool": self.slow_mode, "source": "default"}}}
+        if method == "listpeerchannels":
+            return {"channels": list(self.channels)}
         if method == "getinfo":
             return {"id": "02" + "11" * 32, "alias": "fake", "network": "regtest", "blockheight": 200}
         if method == "xpay" and self.xpay_release is not None:

@@ -100,3 +100,19 @@ async def test_payments_in_flight_never_starve_the_short_calls() -> None:
     finally:
         release.set()
         await asyncio.gather(*payments)
+
+
+async def test_every_name_of_a_channel_is_known() -> None:
+    """Finding 7: an HTLC delivered under the local alias is replayed under the real scid."""
+    lightningd = FakeLightningd(
+        channels=[
+            {"short_channel_id": "103x1x0", "alias": {"local": "15000000x1x1", "remote": "16000000x2x2"}},
+            {"alias": {"local": "17000000x3x3"}},  # not confirmed yet: aliases only
+        ]
+    )
+    node = cln_node_on(lightningd)
+    names = {"103x1x0", "15000000x1x1", "16000000x2x2"}
+    assert await node.channel_names("15000000x1x1") == names
+    assert await node.channel_names("103x1x0") == names
+    assert await node.channel_names("17000000x3x3") == {"17000000x3x3"}
+    assert await node.channel_names("999x1x0") == {"999x1x0"}
