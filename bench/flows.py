@@ -9,6 +9,7 @@ resolve, or a send request from arrival to preimage, including the claim).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import secrets
 import time
@@ -153,6 +154,8 @@ class FlowBench:
         body = {"federation_id": self.fed.federation_id, "contract_id": cid, "invoice": invoice}
         if self.name == "send v2":  # the contract owner's signature (checked since v2 auth landed)
             body["auth"] = sign(refund_key, SEND_AUTH_PURPOSE, {"contract_id": cid, "invoice": invoice})
+        else:  # v1: the owner's preimage_auth, as the devfed wallet sends it
+            body["preimage_auth"] = hashlib.sha256(refund_key.secret).hexdigest()
         public = self.env.gateway.public  # the routes wallets call, without HTTP
         send = public.pay_invoice if self.name == "send v1" else public.send_payment
 

@@ -91,6 +91,7 @@ class Network:
             return {
                 "plugin": str(PLUGIN),
                 "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
+                "xpay-slow-mode": "true",
                 "fedimint-gw-fee-base-msat": FEES["base_msat"],
                 "fedimint-gw-fee-ppm": FEES["ppm"],
             }

@@ -77,7 +77,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
         12,
         "int",
         "Blocks of safety the gateway keeps between an HTLC's expiry and the contract it funds "
-        "or pays; incoming HTLCs closer to expiry than this are failed.",
+        "or pays; incoming HTLCs closer to expiry than this are failed, and a held HTLC not "
+        "funded by expiry minus this margin is failed then.",
     ),
     OptionSpec(
         "fedimint-gw-api-rate-limit",

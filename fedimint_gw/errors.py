@@ -143,3 +143,8 @@ def all_error_classes() -> list[type[GatewayError]]:
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+class LeaveUnanswered(Exception):
+    """Not an error: a held HTLC must get no answer now (the gateway is shutting down, or its
+    flow was cancelled). lightningd keeps it and replays it to the hook after its restart."""

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from fedimint_gw.errors import GatewayError, NotReady
+from fedimint_gw.errors import GatewayError, LeaveUnanswered, NotReady
 
 T = TypeVar("T")
 
@@ -129,18 +129,23 @@ class Bridge:
     def answer_hook(
         self, request: Answerable, make: Callable[[], Awaitable[dict[str, Any]]], fallback: dict[str, Any]
     ) -> None:
-        """Run a hook handler; answer its result, or `fallback` if it raises. Always answers."""
+        """Run a hook handler and answer its result, or `fallback` if it raises. A handler that
+        is cancelled or raises `LeaveUnanswered` (shutdown) leaves the request unanswered:
+        lightningd keeps the HTLC and replays it after its restart. Handlers of HTLCs whose
+        funding may have been submitted never raise anything else (they keep trying)."""
 
         async def run() -> None:
-            answer = fallback
             try:
                 answer = await make()
-            except BaseException as exc:
-                self._log(f"hook handler failed, answering {fallback['result']}: {exc!r}", "error")
-                if not isinstance(exc, Exception):
+            except (asyncio.CancelledError, LeaveUnanswered) as exc:
+                self._log(f"hook left unanswered (lightningd replays it after a restart): {exc!r}", "info")
+                if isinstance(exc, asyncio.CancelledError):
                     raise
-            finally:
-                self._deliver(request, (True, answer))
+                return
+            except Exception as exc:
+                self._log(f"hook handler failed, answering {fallback['result']}: {exc!r}", "error")
+                answer = fallback
+            self._deliver(request, (True, answer))
 
         self._schedule(request, run, fallback)
 
@@ -153,12 +158,12 @@ class Bridge:
         coro = run()
         try:
             self._runtime.submit(coro)
-        except Exception as exc:  # loop not running: answer now rather than never
+        except Exception as exc:  # loop not running (shutting down)
             coro.close()
-            if fallback is not None:
-                self._deliver(request, (True, fallback))
-            else:
+            if fallback is None:
                 self._deliver(request, (False, translate(exc)))
+            else:  # a held HTLC whose funding may be submitted must never get `fail`: lightningd replays it
+                self._log(f"hook left unanswered: the gateway's loop is not running ({exc!r})", "warn")
 
     def _deliver(self, request: Answerable, outcome: tuple[bool, Any]) -> None:
         ok, value = outcome

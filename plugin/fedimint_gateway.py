@@ -304,7 +304,7 @@ def _register(gw: GatewayPlugin) -> None:
 
 def main() -> None:
     """Build the plugin and run pyln's stdin loop."""
-    plugin = Plugin(dynamic=True)
+    plugin = Plugin(dynamic=False)  # `plugin stop` must never kill it while it holds HTLCs
     gw = GatewayPlugin(plugin)
     _register(gw)
     plugin.run()

@@ -68,6 +68,7 @@ def _config(state: NetworkState, name: str, port: int, api_port: int | None) -> 
         lines += [
             f"important-plugin={repo_root() / 'plugin' / 'fedimint-gw'}",
             f"fedimint-gw-api-bind=127.0.0.1:{api_port}",
+            "xpay-slow-mode=true",  # fedimint-gw refuses to start without it
         ]
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ pool of their own.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,17 +21,21 @@ from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import InvalidInput, LightningFailure
 from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
 
-# xpay error codes (doc/schemas/xpay.json): definitely failed, never in flight.
-_XPAY_DEFINITE_FAILURES = {203, 205, 207, 209}
-_XPAY_ALREADY_PAID = 219
+_XPAY_ALREADY_PAID = 219  # xpay error codes are in doc/schemas/xpay.json
+# How long xpay keeps trying new routes (passed to it explicitly). Until that has passed since
+# a payment's first part, "every part failed" may only be a pause between two attempts.
+XPAY_RETRY_FOR = 60
+_RETRY_SLACK = 60
 # Calls that may block until a payment resolves; everything else is a short call.
 LONG_CALLS = frozenset({"xpay", "pay", "waitsendpay", "waitanyinvoice", "waitinvoice"})
 SHORT_WORKERS = 8
-LONG_WORKERS = 16  # payments in progress at once; more wait for a free worker
+LONG_WORKERS = 64  # payments in progress at once; more wait for a free worker
 
 
 class ClnNode:
-    """A `LightningNode` backed by lightningd's RPC socket."""
+    """A `LightningNode` backed by lightningd's RPC socket. Long calls (xpay, which can block
+    for minutes) run in their own thread pool, so that however many payments are in flight,
+    the short calls a held HTLC needs (getinfo, listpeerchannels...) always get a thread."""
 
     def __init__(
         self, rpc_path: str, short_workers: int = SHORT_WORKERS, long_workers: int = LONG_WORKERS
@@ -39,14 +44,14 @@ class ClnNode:
         self._short = ThreadPoolExecutor(short_workers, thread_name_prefix="cln-rpc")
         self._long = ThreadPoolExecutor(long_workers, thread_name_prefix="cln-rpc-long")
 
-    async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        def blocking() -> dict[str, Any]:
-            rpc = LightningRpc(self._rpc_path)
-            result: dict[str, Any] = rpc.call(method, params or {})
-            return result
+    def _rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One blocking call on a connection of its own (runs in a worker thread)."""
+        result: dict[str, Any] = LightningRpc(self._rpc_path).call(method, params)
+        return result
 
+    async def _call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         pool = self._long if method in LONG_CALLS else self._short
-        return await asyncio.get_running_loop().run_in_executor(pool, blocking)
+        return await asyncio.get_running_loop().run_in_executor(pool, self._rpc, method, params or {})
 
     async def info(self) -> NodeInfo:
         r = await self._call("getinfo")
@@ -82,6 +87,14 @@ class ClnNode:
                     found.add(ShortChannelId.parse(raw))
         return found
 
+    async def channel_names(self, scid: str) -> set[str]:
+        r = await self._call("listpeerchannels")
+        for ch in r.get("channels", []):
+            names = {str(n) for n in (ch.get("short_channel_id"), *(ch.get("alias") or {}).values()) if n}
+            if scid in names:
+                return names
+        return {scid}
+
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         r = await self._call("listpeerchannels")
         held: set[tuple[str, int]] = set()
@@ -112,19 +125,40 @@ class ClnNode:
         r = await self._call("listinvoices", {"payment_hash": payment_hash})
         return bool(r.get("invoices"))
 
+    async def xpay_waits_for_all_parts(self) -> bool:
+        """Whether `xpay-slow-mode` is on: xpay then answers only once every part is final."""
+        try:
+            r = await self._call("listconfigs", {"config": "xpay-slow-mode"})
+        except RpcError:
+            return False  # no such option: no xpay, or one that cannot wait
+        entry = (r.get("configs") or {}).get("xpay-slow-mode") or {}
+        return entry.get("value_bool") is True
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
-        params = {"invstring": invoice, "maxfee": max_fee.value, "maxdelay": max_delay}
+        params = {
+            "invstring": invoice,
+            "maxfee": max_fee.value,
+            "maxdelay": max_delay,
+            "retry_for": XPAY_RETRY_FOR,
+        }
         try:
             r = await self._call("xpay", params)
         except RpcError as exc:
             code = (exc.error or {}).get("code") if isinstance(exc.error, dict) else None
-            if code == _XPAY_ALREADY_PAID:
+            try:
                 decoded = await self.decode(invoice)
-                return await self.payment_status(str(decoded["payment_hash"]))
-            if code in _XPAY_DEFINITE_FAILURES:
-                return PaymentOutcome(PaymentStatus.FAILED, reason=_rpc_message(exc))
-            # Anything else (a dropped connection, an unknown code): the payment may be in flight.
-            return PaymentOutcome(PaymentStatus.PENDING, reason=_rpc_message(exc))
+                parts = await self._parts(str(decoded["payment_hash"]))
+            except (RpcError, OSError, InvalidInput) as lost:
+                return PaymentOutcome(PaymentStatus.PENDING, reason=f"outcome not known yet: {lost}")
+            if code == _XPAY_ALREADY_PAID:
+                return _outcome(parts, xpay_ended=False)
+            # xpay has ended, but an error does not mean that no part can still succeed: without
+            # slow mode it answers (203 on one failed part, 209 on a timeout...) while other parts
+            # are still held. Only parts lightningd shows as final decide.
+            outcome = _outcome(parts, xpay_ended=True)
+            if outcome.status is PaymentStatus.FAILED:
+                return PaymentOutcome(PaymentStatus.FAILED, reason=_rpc_message(exc), attempts=len(parts))
+            return outcome
         except OSError as exc:
             return PaymentOutcome(PaymentStatus.PENDING, reason=f"lost contact with lightningd: {exc}")
         return PaymentOutcome(
@@ -134,21 +168,14 @@ class ClnNode:
         )
 
     async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+        """From lightningd's parts alone: an xpay whose answer we did not see (a restart) may
+        still be retrying, so parts that all failed count as a failure only once its retry
+        window, counted from the first part, has passed."""
+        return _outcome(await self._parts(payment_hash), xpay_ended=False)
+
+    async def _parts(self, payment_hash: str) -> list[dict[str, Any]]:
         r = await self._call("listsendpays", {"payment_hash": payment_hash})
-        parts = r.get("payments", [])
-        for part in parts:
-            if part.get("status") == "complete":
-                return PaymentOutcome(
-                    PaymentStatus.SUCCEEDED,
-                    preimage=bytes.fromhex(part["payment_preimage"]),
-                    amount_sent=Msat(int(part.get("amount_sent_msat", 0))),
-                    attempts=len(parts),
-                )
-        if any(part.get("status") == "pending" for part in parts):
-            return PaymentOutcome(PaymentStatus.PENDING, reason="parts still in flight", attempts=len(parts))
-        if parts:
-            return PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed", attempts=len(parts))
-        return PaymentOutcome(PaymentStatus.FAILED, reason="no payment attempt for this hash")
+        return list(r.get("payments", []))
 
     async def make_secret(self, label: str) -> bytes:
         r = await self._call("makesecret", {"string": label})
@@ -176,6 +203,29 @@ class ClnNode:
         except RpcError as exc:
             raise LightningFailure(f"invoice failed: {_rpc_message(exc)}") from None
         return str(r["bolt11"])
+
+
+def _outcome(parts: list[dict[str, Any]], xpay_ended: bool) -> PaymentOutcome:
+    """A payment's outcome from its parts: succeeded if any part completed; pending while any
+    part is in flight (or xpay may still send more); failed only when no part can succeed."""
+    for part in parts:
+        if part.get("status") == "complete":
+            return PaymentOutcome(
+                PaymentStatus.SUCCEEDED,
+                preimage=bytes.fromhex(part["payment_preimage"]),
+                amount_sent=Msat(int(part.get("amount_sent_msat", 0))),
+                attempts=len(parts),
+            )
+    if any(part.get("status") != "failed" for part in parts):
+        return PaymentOutcome(PaymentStatus.PENDING, reason="parts still in flight", attempts=len(parts))
+    if not parts:
+        return PaymentOutcome(PaymentStatus.FAILED, reason="no payment attempt for this hash")
+    first = min(int(part.get("created_at", 0)) for part in parts)
+    if not xpay_ended and time.time() < first + XPAY_RETRY_FOR + _RETRY_SLACK:
+        return PaymentOutcome(
+            PaymentStatus.PENDING, reason="all parts failed so far; xpay may retry", attempts=len(parts)
+        )
+    return PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed", attempts=len(parts))
 
 
 def _rpc_message(exc: RpcError) -> str:

@@ -67,6 +67,11 @@ class LightningNode(Protocol):
         """Every short channel id and local/remote alias of this node's channels."""
         ...
 
+    async def channel_names(self, scid: str) -> set[str]:
+        """Every name of the channel known as `scid` (its short channel id and its local and
+        remote aliases), `scid` included; just {scid} for a channel lightningd does not know."""
+        ...
+
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
         ...
@@ -83,12 +88,18 @@ class LightningNode(Protocol):
         """Whether the node itself has an invoice (in any state) with this payment hash."""
         ...
 
+    async def xpay_waits_for_all_parts(self) -> bool:
+        """Whether the payer answers only once every part of a payment is final (CLN:
+        `xpay-slow-mode`); the gateway refuses to start without it."""
+        ...
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
-        """Pay an invoice; a FAILED outcome means definitely failed, PENDING means unknown."""
+        """Pay an invoice. FAILED means no part can still succeed; PENDING means not known yet."""
         ...
 
     async def payment_status(self, payment_hash: str) -> PaymentOutcome:
-        """The current outcome of an earlier payment attempt for this hash."""
+        """The current outcome of an earlier payment attempt for this hash (FAILED only when no
+        part is in flight and the payer can no longer be sending new ones)."""
         ...
 
     async def make_secret(self, label: str) -> bytes:

@@ -21,7 +21,7 @@ from fedimint_gw.config import GatewayConfig
 from fedimint_gw.domain import parse
 from fedimint_gw.domain.htlc import HtlcEvent, answer_continue
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, NotReady
+from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, LeaveUnanswered, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
 from fedimint_gw.federation.client import VOLATILE_PREFIX
@@ -99,6 +99,7 @@ class Gateway:
         self._public: PublicService | None = None
         self.dashboard_server: HttpServer | None = None  # fedimint-gw-dashboard-bind; .port once started
         self.restored_from: int | None = None  # set at start when the database is a restored backup
+        self._stopping = False
 
     @property
     def db(self) -> Database:
@@ -132,7 +133,14 @@ class Gateway:
         return self._public
 
     async def start(self) -> None:
-        """Open and migrate the database, then reconnect federations in the background."""
+        """Check lightningd's payer, open and migrate the database, then reconnect federations
+        in the background. Refuses to start (InvalidInput) without `xpay-slow-mode`."""
+        if not await self.node.xpay_waits_for_all_parts():
+            raise InvalidInput(
+                "set xpay-slow-mode=true in lightningd's config: without it xpay reports a payment "
+                "failed while some of its parts are still in flight, and the gateway would refund "
+                "users whose payments then succeed"
+            )
         self._db = await Database.open(self.config.db_path)
         taken_at = self.restored_from = await take_restore_marker(self._db)
         if taken_at is not None:
@@ -241,7 +249,10 @@ class Gateway:
         self.log(f"dashboard on http://{bind.host}:{server.port}/ ({auth})", "info")
 
     async def stop(self) -> None:
-        """Close everything; safe to call more than once."""
+        """Stop the flows first, then close everything; safe to call more than once. Held HTLCs
+        get no answer (lightningd replays them after its restart), and no flow ever runs on a
+        closed HTTP session or database."""
+        self._stopping = True
         if self.dashboard_server is not None:
             await self.dashboard_server.stop()
             self.dashboard_server = None
@@ -252,6 +263,9 @@ class Gateway:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+        for flows in (self._incoming, self._outgoing):
+            if flows is not None:
+                await flows.stop()
         if self._ops_http is not None:
             await self._ops_http.stop()
             self._ops_http = None
@@ -460,6 +474,8 @@ class Gateway:
         decision = self.router.classify(event)
         if decision.owner is HtlcOwner.UNRELATED or self._incoming is None:
             return answer_continue()
+        if self._stopping:
+            raise LeaveUnanswered("the gateway is stopping")
         return await self._incoming.handle(event, decision)
 
 

@@ -50,24 +50,30 @@ class PublicService:
         }
 
     async def pay_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
-        """v1 send: {federation_id, contract_id, invoice, preimage_auth} -> {preimage}."""
-        result = await self._outgoing.send(
-            _field(body, "federation_id"), _field(body, "contract_id"), _field(body, "invoice")
-        )
-        return result.to_json()
+        """v1 send: {federation_id, contract_id, invoice, preimage_auth} -> {preimage}. The
+        contract's own version decides what authorizes it: a v2 contract needs v2's `auth`
+        here too, whichever route the request took."""
+        return await self._authorized_send(body, body.get("auth", body.get("preimage_auth")))
 
     async def send_payment(self, body: dict[str, Any]) -> dict[str, Any]:
         """v2 send: {federation_id, contract_id, invoice, auth, ...} -> {preimage} or {forfeit_signature}."""
+        return await self._authorized_send(body, body.get("auth"))
+
+    async def _authorized_send(self, body: dict[str, Any], auth: object) -> dict[str, Any]:
+        """Every send path: the owner's authorization is checked before anything is recorded or
+        paid (a refused request changes nothing); the invoice is checked against the contract
+        (hash, amount + fee, timelock) by the send flow."""
         try:
             fid = FederationId.parse(body.get("federation_id"))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        contract_id, invoice = _field(body, "contract_id"), _field(body, "invoice")
         client = self._ctx.federations.client(fid)
-        if not await client.check_send_auth(
-            _field(body, "contract_id"), _field(body, "invoice"), body.get("auth")
-        ):
-            raise PaymentRefused("auth is not the contract owner's signature over this contract and invoice")
-        return await self.pay_invoice(body)  # authorised: the rest is the v1 send
+        if not await client.check_send_auth(contract_id, invoice, auth):
+            self._ctx.log(f"send of contract {contract_id[:16]} refused: not authorized by its owner", "info")
+            raise PaymentRefused("the request is not authorized by the contract's owner for this invoice")
+        result = await self._outgoing.send(fid.hex, contract_id, invoice)
+        return result.to_json()
 
     async def routing_info(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._invoices.routing_info(body.get("federation_id"))

@@ -40,6 +40,7 @@ def gw_opts(plugin_path: str) -> Any:
         opts: dict[str, Any] = {
             "important-plugin" if important else "plugin": plugin_path,
             "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
+            "xpay-slow-mode": "true",  # the gateway refuses to start without it
         }
         opts.update(extra)
         return opts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class FakeNode:
     pay_calls: list[str] = field(default_factory=list)
     channels: set[ShortChannelId] = field(default_factory=set)
     own_hashes: set[str] = field(default_factory=set)  # payment hashes of this node's invoices
+    slow_mode: bool = True  # `xpay-slow-mode`
 
     @property
     def node_id(self) -> str:
@@ -52,6 +54,10 @@ class FakeNode:
         return set(self.channels)
 
     held: set[tuple[str, int]] = field(default_factory=set)  # incoming HTLCs "lightningd" still holds
+    aliases: list[set[str]] = field(default_factory=list)  # the names of each channel (scid, aliases)
+
+    async def channel_names(self, scid: str) -> set[str]:
+        return next((set(names) for names in self.aliases if scid in names), {scid})
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         return set(self.held)
@@ -67,6 +73,9 @@ class FakeNode:
     async def has_invoice(self, payment_hash: str) -> bool:
         """Invoices made with `create_invoice` (their preimage is in `payees`, hash in `own_hashes`)."""
         return payment_hash in self.own_hashes
+
+    async def xpay_waits_for_all_parts(self) -> bool:
+        return self.slow_mode
 
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         await asyncio.sleep(0)
@@ -182,3 +191,58 @@ def _htlc(
         "payment_hash": payment_hash,
         "extra_tlvs": "",
     }
+
+
+@dataclass
+class FakeLightningd:
+    """lightningd's side of the payment calls `ClnNode` makes, for testing that layer: xpay
+    can answer an error while parts stay in flight (as it does without `xpay-slow-mode`, e.g.
+    203 once one part failed at the payee, 209 on a timeout), and listsendpays shows the parts."""
+
+    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # hash -> listsendpays
+    xpay_error: tuple[int, str] | None = None
+    slow_mode: bool | None = False  # None: the option does not exist
+    calls: list[str] = field(default_factory=list)
+    xpay_release: threading.Event | None = None  # when set: xpay blocks until the event is set
+    channels: list[dict[str, Any]] = field(default_factory=list)  # listpeerchannels' entries
+
+    def add_part(self, payment_hash: str, status: str, created_at: int, preimage: str = "") -> None:
+        part: dict[str, Any] = {"status": status, "created_at": created_at, "amount_sent_msat": 1000}
+        if preimage:
+            part["payment_preimage"] = preimage
+        self.parts.setdefault(payment_hash, []).append(part)
+
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        from pyln.client import RpcError
+
+        self.calls.append(method)
+        if method == "decode":
+            inv = bolt11.decode(str(params["string"]))
+            return {"valid": True, "payment_hash": inv.payment_hash.hex()}
+        if method == "listsendpays":
+            return {"payments": list(self.parts.get(str(params["payment_hash"]), []))}
+        if method == "listconfigs":
+            if self.slow_mode is None:
+                raise RpcError(method, params, {"code": -32602, "message": "Unknown config option"})
+            return {"configs": {"xpay-slow-mode": {"value_bool": self.slow_mode, "source": "default"}}}
+        if method == "listpeerchannels":
+            return {"channels": list(self.channels)}
+        if method == "getinfo":
+            return {"id": "02" + "11" * 32, "alias": "fake", "network": "regtest", "blockheight": 200}
+        if method == "xpay" and self.xpay_release is not None:
+            self.xpay_release.wait()
+        if method == "xpay" and self.xpay_error is not None:
+            code, message = self.xpay_error
+            raise RpcError(method, params, {"code": code, "message": message})
+        raise AssertionError(f"FakeLightningd has no answer for {method}")
+
+
+def cln_node_on(lightningd: FakeLightningd) -> Any:
+    """A real `ClnNode` whose RPC calls `lightningd` answers."""
+    from fedimint_gw.lightning.cln import ClnNode
+
+    class _Node(ClnNode):
+        def _rpc(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            return lightningd.call(method, params)
+
+    return _Node("/nonexistent/lightning-rpc")

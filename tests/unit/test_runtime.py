@@ -101,14 +101,51 @@ def test_hook_always_answers_its_fallback_on_failure(bridge: Any) -> None:
     assert req.wait() == ("result", fallback)
 
 
-def test_hook_answers_even_when_the_loop_is_gone() -> None:
-    runtime = Runtime()  # never started
-    b = Bridge(runtime, lambda m, lvl: None, FakeRpcException)
+def test_a_hook_is_left_unanswered_when_the_loop_is_gone() -> None:
+    """Issue 14 finding 12: after the loop stopped (shutdown), a hook for a gateway HTLC was
+    answered `fail`, although its contract may be funded; lightningd replays it instead."""
+    runtime = Runtime()  # not running, as after shutdown stopped it
+    logs: list[tuple[str, str]] = []
+    b = Bridge(runtime, lambda m, lvl: logs.append((lvl, m)), FakeRpcException)
     req = FakeRequest()
-    fallback = {"result": "fail", "failure_message": "2002"}
 
     async def work() -> dict[str, str]:
         return {"result": "continue"}
 
-    b.answer_hook(req, work, fallback)
-    assert req.wait() == ("result", fallback)
+    b.answer_hook(req, work, {"result": "fail", "failure_message": "2002"})
+    assert req.answers == []  # decided synchronously: nothing was or will be answered
+    assert logs and "left unanswered" in logs[0][1]
+    cmd = FakeRequest()
+    b.answer(cmd, work)  # a command still gets its error at once
+    assert cmd.wait()[0] == "error"
+
+
+@pytest.mark.parametrize("how", ["cancelled", "shutdown"])
+def test_a_cancelled_hook_is_left_unanswered(bridge: Any, how: str) -> None:
+    """Issue 14 finding 4: a cancelled hook (or one stopped by shutdown) answered its fallback
+    `fail`, failing an HTLC whose contract may be funded. lightningd replays it instead."""
+    import asyncio
+
+    from fedimint_gw.errors import LeaveUnanswered
+
+    b, logs = bridge
+    req = FakeRequest()
+    ended = threading.Event()
+
+    async def work() -> dict[str, str]:
+        try:
+            if how == "cancelled":
+                raise asyncio.CancelledError()
+            raise LeaveUnanswered("the gateway is stopping")
+        finally:
+            ended.set()
+
+    b.answer_hook(req, work, {"result": "fail", "failure_message": "2002"})
+    assert ended.wait(10)
+    # The bridge logs once it has decided; it answers nothing.
+    for _ in range(200):
+        if any("left unanswered" in m for _lvl, m in logs):
+            break
+        ended.wait(0.01)
+    assert any("left unanswered" in m and lvl == "info" for lvl, m in logs)
+    assert req.answers == []

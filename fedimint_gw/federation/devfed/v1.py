@@ -175,8 +175,10 @@ class V1Client(LedgerClient):
         return await poll(attempt, timeout)
 
     async def check_send_auth(self, contract_id: str, invoice: str, auth: object) -> bool:
-        """v1 `pay_invoice` carries no signature (the contract's hash binds the invoice)."""
-        return True
+        """v1 `pay_invoice` must carry `preimage_auth`: sha256 of the owner's refund key secret,
+        32 bytes in hex. No field of a v1 contract commits to it, so only its form can be checked
+        (the contract's hash binds the invoice's hash); see docs/operator-guide.md."""
+        return isinstance(auth, str) and len(auth) == 64 and all(c in "0123456789abcdef" for c in auth)
 
     async def cancel_outgoing(self, contract_id: str) -> CancelResult:
         """Cancel the contract (signed) so the user can refund at once. Idempotent."""

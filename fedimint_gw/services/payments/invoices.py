@@ -20,7 +20,7 @@ from fedimint_gw.errors import AlreadyExists, InvalidInput, NotFound, NotReady
 from fedimint_gw.federation.client import Feature, IncomingRequest
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.payments.receive import request_json
+from fedimint_gw.services.payments.requests import request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 

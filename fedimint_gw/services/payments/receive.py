@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.htlc import (
@@ -30,10 +31,15 @@ from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
+RETRY_PAUSE = 2.0
+BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
+BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
+T = TypeVar("T")
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
 
@@ -64,6 +70,7 @@ class IncomingService:
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
         self._orphans: set[asyncio.Task[None]] = set()
+        self._last_height = 0
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         """The hook answer for an HTLC the gateway owns. The same HTLC handed over twice at
@@ -75,11 +82,21 @@ class IncomingService:
             task.add_done_callback(lambda _t: self._inflight.pop(event.key, None))
         return await asyncio.shield(task)
 
+    async def stop(self) -> None:
+        """Cancel every running flow and wait for them to end: their hooks get no answer
+        (lightningd replays the HTLCs after its restart) and nothing runs on a closed database."""
+        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._orphans]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
         payment_id = f"recv:{event.incoming_scid}:{event.htlc_id}"
-        rec = await repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
-        height = (await self._node.info()).block_height
+        # Until the record is read, nobody knows whether a funding was submitted: keep trying.
+        rec = await self._patiently(f"HTLC {event.key}", lambda: self._find(event))
         if rec is None:
+            # No record: nothing was ever funded for this HTLC, so failing it costs nothing.
+            height = await self._height(event)
             try:
                 rec = await self._accept(payment_id, event, decision, height)
             except _PassOn as passed:
@@ -89,7 +106,39 @@ class IncomingService:
                 await self._record_refusal(payment_id, event, decision, refusal.reason)
                 self._log(f"HTLC {event.key} refused: {refusal.reason}", "info")
                 return refusal.answer
-        return await self._drive(rec, event, height)
+        return await self._drive(rec, event)
+
+    async def _find(self, event: HtlcEvent) -> repo.PaymentRecord | None:
+        """The record of this HTLC, also when lightningd replays it under another name of its
+        channel (delivered under the local alias, replayed under the real scid once the
+        channel confirmed): same channel, same HTLC id, same payment hash."""
+        rec = await repo.by_htlc(self._db.conn, event.incoming_scid, event.htlc_id)
+        if rec is not None:
+            return rec
+        for name in await self._node.channel_names(event.incoming_scid) - {event.incoming_scid}:
+            rec = await repo.by_htlc(self._db.conn, name, event.htlc_id)
+            if rec is not None and rec.payment_hash == event.payment_hash:
+                self._log(f"HTLC {event.key} is the replay of {name}:{event.htlc_id}", "info")
+                return rec
+        return None
+
+    async def _height(self, event: HtlcEvent) -> int:
+        """The current block height; if lightningd does not answer, the last one it gave, or the
+        height at which it handed us the HTLC (good enough for a failure message)."""
+        try:
+            self._last_height = max(self._last_height, (await self._node.info()).block_height)
+        except Exception as exc:  # a getinfo error must not decide an HTLC's fate
+            self._log(f"HTLC {event.key}: getinfo failed ({exc!r}); using the last height known", "info")
+        return max(self._last_height, event.cltv_expiry - event.cltv_expiry_relative)
+
+    async def _patiently(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()` until it works (a database error is not an answer about an HTLC)."""
+        while True:
+            try:
+                return await read()
+            except Exception as exc:
+                self._log(f"{what}: cannot read its state ({exc!r}); the HTLC stays held, retrying", "error")
+                await asyncio.sleep(RETRY_PAUSE)
 
     # ----- checks ------------------------------------------------------------------------
     async def _accept(
@@ -111,7 +160,7 @@ class IncomingService:
             await self._ctx.controls.check_receive(fid, Msat(event.amount_msat))
         except PaymentRefused as exc:
             raise _Refuse(exc.message, unknown) from None
-        if event.cltv_expiry - height < self._config.cltv_margin:
+        if event.cltv_expiry - height <= self._config.cltv_margin:  # at or past its deadline
             raise _Refuse(
                 f"CLTV expiry {event.cltv_expiry} too close to height {height} "
                 f"(margin {self._config.cltv_margin})",
@@ -157,6 +206,11 @@ class IncomingService:
                 data={"started": time.time()},
             )
         async with self._db.transaction() as conn:
+            # Checked again inside the write transaction: two HTLCs for one v2 registration
+            # arriving at once must not both take it (one funding, two payments).
+            current = await repo.get(conn, rec.payment_id)
+            if current is not None and current.state is not PaymentState.REGISTERED:
+                raise _Refuse("the payment hash was taken by another HTLC meanwhile", unknown)
             await repo.save(conn, rec)
         return rec
 
@@ -195,43 +249,95 @@ class IncomingService:
         return reg
 
     # ----- the flow ----------------------------------------------------------------------
-    async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> dict[str, Any]:
+    async def _drive(self, rec: repo.PaymentRecord, event: HtlcEvent) -> dict[str, Any]:
+        """From HTLC_HELD (a funding may be submitted) or later: never answers `fail` unless the
+        federation refused the funding, or it was abandoned, or the receiver's preimage proved
+        invalid (the gateway got its ecash back). Anything unexpected is retried, loudly."""
         if rec.state is PaymentState.SUCCEEDED and rec.preimage:
             return answer_resolve(bytes.fromhex(rec.preimage))
         if rec.state.terminal:
-            return answer_unknown_payment(event.amount_msat, height)
+            return answer_unknown_payment(event.amount_msat, await self._height(event))
         fid = FederationId(str(rec.federation_id))
         request = request_from_json(rec.data["request"])
+        deadline = event.cltv_expiry - self._config.cltv_margin
+        busy_rounds = 0
         while True:
+            height = await self._height(event)
+            if height >= deadline:
+                if rec.state is PaymentState.HTLC_HELD:
+                    if await self._abandon_at_deadline(rec, event, height):
+                        return answer_unknown_payment(event.amount_msat, height)
+                else:
+                    self._log(
+                        f"receive {rec.payment_id}: HTLC past its deadline (height {height}, expiry "
+                        f"{event.cltv_expiry}, margin {self._config.cltv_margin}) with the contract "
+                        "funded and no preimage yet: still holding it; lightningd's peer closes the "
+                        "channel on chain at expiry",
+                        "error",
+                    )
             try:
                 client = self._feds.client(fid)
                 if rec.state is PaymentState.HTLC_HELD:
                     contract_id = await client.fund_incoming(request, rec.payment_id)
                     rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
+                if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
+                    if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
+                        self._log(
+                            f"receive {rec.payment_id}: adapter gave a preimage of another hash", "error"
+                        )
+                        await asyncio.sleep(RETRY_PAUSE)
+                        continue
+                    await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
+                    return answer_resolve(outcome.preimage)
+                if outcome.state is IncomingState.REFUNDED:
+                    await self._ctx.advance(
+                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                    )
+                    return answer_unknown_payment(event.amount_msat, await self._height(event))
+                # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
             except GatewayError as exc:
                 if rec.state is PaymentState.HTLC_HELD and _definitive(exc):
                     # Nothing was funded: fail the HTLC now.
                     await self._ctx.advance(rec, PaymentState.FAILED, error=exc.message)
-                    return answer_unknown_payment(event.amount_msat, height)
+                    return answer_unknown_payment(event.amount_msat, await self._height(event))
                 busy = isinstance(exc, NotReady)  # ecash tied up by other flows: soon free again
-                if not busy:
+                busy_rounds = busy_rounds + 1 if busy else 0
+                if not busy or busy_rounds % BUSY_LOG_EVERY == 1:
                     self._log(f"receive {rec.payment_id}: {exc.message}; retrying", "info")
-                await asyncio.sleep(0.1 if busy else 2.0)
-                continue
-            if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
-                if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
-                    self._log(f"receive {rec.payment_id}: adapter gave a preimage of another hash", "error")
-                    await asyncio.sleep(2.0)
-                    continue
-                await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
-                return answer_resolve(outcome.preimage)
-            if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(
-                    rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                await asyncio.sleep(BUSY_PAUSE if busy else RETRY_PAUSE)
+            except Exception as exc:  # a malformed answer, a database error...: never `fail` here
+                self._log(
+                    f"receive {rec.payment_id} in {rec.state.value}: unexpected {exc!r}; "
+                    "the HTLC stays held, retrying",
+                    "error",
                 )
-                return answer_unknown_payment(event.amount_msat, height)
-            # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.
+                await asyncio.sleep(RETRY_PAUSE)
+
+    async def _abandon_at_deadline(self, rec: repo.PaymentRecord, event: HtlcEvent, height: int) -> bool:
+        """At the HTLC's deadline with no funding known: fail it in time if the funding certainly
+        never happened (True); else keep going (the funding was accepted, or nobody can tell yet)."""
+        where = f"height {height}, expiry {event.cltv_expiry}, margin {self._config.cltv_margin}"
+        try:
+            abandoned = await self._feds.client(FederationId(str(rec.federation_id))).abandon_funding(
+                rec.payment_id
+            )
+        except Exception as exc:
+            self._log(
+                f"receive {rec.payment_id}: HTLC at its deadline ({where}) and the federation cannot "
+                f"tell whether the funding happened ({exc!r}): still holding it",
+                "error",
+            )
+            return False
+        if not abandoned:
+            return False  # the federation accepted the funding: finish it and wait for the preimage
+        await self._ctx.advance(
+            rec, PaymentState.FAILED, error=f"not funded before the HTLC's deadline ({where})"
+        )
+        self._log(
+            f"receive {rec.payment_id}: not funded before the HTLC's deadline ({where}); failed it", "warn"
+        )
+        return True
 
     async def reconcile(self, grace: float) -> None:
         """After a start: settle receives whose HTLC lightningd no longer holds.
@@ -271,6 +377,10 @@ class IncomingService:
                 self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
                 await asyncio.sleep(5.0)
                 continue
+            except Exception as exc:
+                self._log(f"receive {rec.payment_id} (HTLC gone): unexpected {exc!r}; retrying", "error")
+                await asyncio.sleep(5.0)
+                continue
             if outcome.state is IncomingState.REFUNDED:
                 await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
                 return
@@ -308,23 +418,3 @@ def _definitive(exc: GatewayError) -> bool:
     from fedimint_gw.errors import FederationRejected, InsufficientFunds, InvalidInput
 
     return isinstance(exc, (FederationRejected, InsufficientFunds, InvalidInput))
-
-
-def request_json(req: IncomingRequest) -> dict[str, Any]:
-    return {
-        "contract_id": req.contract_id,
-        "payment_hash": req.payment_hash,
-        "amount_msat": req.amount.value,
-        "expiry": req.expiry,
-        "data": req.data,
-    }
-
-
-def request_from_json(raw: dict[str, Any]) -> IncomingRequest:
-    return IncomingRequest(
-        contract_id=str(raw["contract_id"]),
-        payment_hash=str(raw["payment_hash"]),
-        amount=Msat(int(raw["amount_msat"])),
-        expiry=int(raw["expiry"]),
-        data=dict(raw["data"]),
-    )

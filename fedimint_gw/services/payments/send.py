@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -89,6 +90,7 @@ class OutgoingService:
         self._inflight: dict[str, asyncio.Future[SendResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._swaps = SwapService(ctx)
+        self._hash_locks = KeyedLocks()
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -111,6 +113,14 @@ class OutgoingService:
         return await asyncio.shield(answer)
 
     async def _verify_and_record(
+        self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
+    ) -> repo.PaymentRecord:
+        # One payment per hash: the check that no other contract pays this hash and the record
+        # that this one does are one step, so two contracts sent at once cannot both pass it.
+        async with self._hash_locks.hold(inv.payment_hash.hex()):
+            return await self._verify_and_record_locked(fid, contract_id, invoice, inv, payment_id)
+
+    async def _verify_and_record_locked(
         self, fid: FederationId, contract_id: str, invoice: str, inv: bolt11.Invoice, payment_id: str
     ) -> repo.PaymentRecord:
         fed = await fed_repo.get(self._db.conn, fid)
@@ -181,7 +191,8 @@ class OutgoingService:
             fee = await self._swaps.fee(fed.federation_id, target.federation_id, amount)
             _check_covers(contract_amount, amount, fee)
             await self._swaps.check_liquidity(target)
-            await self._swaps.claim_registration(target, rec.payment_id)
+            if not await self._swaps.claim_registration(target, rec.payment_id):
+                raise PaymentRefused("the invoice is being paid already")
             return replace(
                 rec,
                 kind=PaymentKind.SWAP,
@@ -253,6 +264,9 @@ class OutgoingService:
             except GatewayError as exc:
                 self._log(f"send {rec.payment_id} in {rec.state.value}: {exc.message}; retrying", "info")
                 await asyncio.sleep(STATUS_POLL)
+            except Exception as exc:  # a malformed answer, a database error: the step is retried
+                self._log(f"send {rec.payment_id} in {rec.state.value}: unexpected {exc!r}; again", "error")
+                await asyncio.sleep(STATUS_POLL)
         result = SendResult(
             rec.state,
             preimage=rec.preimage,
@@ -300,6 +314,13 @@ class OutgoingService:
 
                 self._track(rec.payment_id, flow)
 
+    async def stop(self) -> None:
+        """Cancel every running send and wait for them (each resumes at the next start)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _track(
         self, payment_id: str, flow: Callable[[asyncio.Future[SendResult]], Awaitable[None]]
     ) -> asyncio.Future[SendResult]:
@@ -311,6 +332,10 @@ class OutgoingService:
         async def run() -> None:
             try:
                 await flow(answer)
+            except asyncio.CancelledError:
+                if not answer.done():
+                    answer.cancel()
+                raise
             except BaseException as exc:
                 if not answer.done():
                     answer.set_exception(exc)
@@ -326,6 +351,27 @@ class OutgoingService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return answer
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _check_covers(contract_amount: Msat, amount: Msat, fee: Msat) -> None:

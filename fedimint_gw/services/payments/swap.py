@@ -30,7 +30,7 @@ from fedimint_gw.errors import (
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.payments.receive import request_from_json
+from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
@@ -116,13 +116,18 @@ class SwapService:
                 f"{target.federation_id.short()}, {target.request.amount.value} msat needed for this swap"
             )
 
-    async def claim_registration(self, target: SwapTarget, swap_id: str) -> None:
-        """Take the v2 registration out of the HTLC path while the swap runs."""
+    async def claim_registration(self, target: SwapTarget, swap_id: str) -> bool:
+        """Take the v2 registration out of the HTLC path while the swap runs. Read and taken in
+        one write transaction (an HTLC for it may race); False if it is no longer free."""
         if target.registered_id is None:
-            return
-        reg = await repo.get(self._ctx.db.conn, target.registered_id)
-        if reg is not None and reg.state is PaymentState.REGISTERED:
-            await self._ctx.advance(reg, PaymentState.HTLC_HELD, data={"swap": swap_id})
+            return True
+        async with self._ctx.db.transaction() as conn:
+            reg = await repo.get(conn, target.registered_id)
+            if reg is None or reg.state is not PaymentState.REGISTERED:
+                return reg is not None and reg.data.get("swap") == swap_id
+            taken = reg.advance(PaymentState.HTLC_HELD, self._ctx.clock.now(), data={"swap": swap_id})
+            await repo.save(conn, taken)
+        return True
 
     async def drive(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
         """Run the B side of a swap until the preimage is known or the sender must be refunded.
@@ -203,6 +208,6 @@ class SwapService:
 
 def swap_data(target: SwapTarget) -> dict[str, Any]:
     """What a swap's payment record keeps about its target."""
-    from fedimint_gw.services.payments.receive import request_json
+    from fedimint_gw.services.payments.requests import request_json
 
     return {"target_request": request_json(target.request), "registered_id": target.registered_id}
