@@ -15,6 +15,7 @@ from fedimint_gw.domain.ids import FederationId, PaymentHash
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput, PaymentRefused
 from fedimint_gw.http.peer import PeerEndpoint
+from fedimint_gw.lightning import bolt11
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments.invoices import InvoiceService
@@ -68,6 +69,10 @@ class PublicService:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         contract_id, invoice = _field(body, "contract_id"), _field(body, "invoice")
+        try:  # bad input is refused as such before any federation is asked
+            bolt11.decode(invoice)
+        except bolt11.Bolt11Error as exc:
+            raise InvalidInput(f"invoice: {exc}") from None
         client = self._ctx.federations.client(fid)
         if not await client.check_send_auth(contract_id, invoice, auth):
             self._ctx.log(f"send of contract {contract_id[:16]} refused: not authorized by its owner", "info")
