@@ -106,15 +106,18 @@ class Lnv2Wallet:
         )
 
     async def fund(self, output: items.LightningOutput, amount: int) -> tuple[Submitted, OutPoint]:
-        """Spend faucet notes worth ``amount`` into one LNv2 output (index 0)."""
-        notes = await self.notes(amount)
+        """Spend faucet notes worth ``amount`` plus the LNv2 fee into one LNv2 output (index 0);
+        the federation's mint fees must be zero."""
+        notes = await self.notes(amount + self.config.fee.fee(amount))
         inputs = [txs.note_input(MINT_INSTANCE_ID, n.amount, n.note) for n in notes]
         tx = txs.build(inputs, [txs.lnv2_output(LNV2_INSTANCE_ID, output)], secrets.token_bytes(8))
         outcome = await submit_transaction(self.api, tx)
         return Submitted(tx, outcome), OutPoint(tx.txid(), 0)
 
     async def spend(self, value: items.LightningInput, amount: int, key: bytes | None = None) -> Submitted:
-        """Spend one LNv2 input into fresh notes worth ``amount``, signed by ``key`` (ours)."""
+        """Spend one LNv2 input worth ``amount`` into fresh notes worth ``amount`` less the LNv2
+        fee, signed by ``key`` (ours; the mint's fees must be zero)."""
+        amount -= self.config.fee.fee(amount)
         outputs = [fresh_secrets(a) for a in represent_amount(amount, self.mint.denominations)]
         tx = txs.build(
             [txs.lnv2_input(LNV2_INSTANCE_ID, value, key or self.key)],
