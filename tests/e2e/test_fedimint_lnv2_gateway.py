@@ -22,7 +22,7 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationRejected, InvalidInput, NotFound
 from fedimint_gw.federation.client import IncomingState
-from fedimint_gw.federation.fedimint.lnv2 import FUND, Lnv2Gateway
+from fedimint_gw.federation.fedimint.lnv2 import FUND, KINDS, Lnv2Gateway
 from fedimint_gw.federation.fedimint.mint import MintClient
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.fedimint.config import ConsensusVersion
@@ -191,9 +191,16 @@ async def test_contracts_the_gateway_must_not_fund_are_refused_and_change_nothin
     expired = incoming(user, gw, secrets.token_bytes(32), expiration=int(time.time()) - 1)
     other = incoming(user, gw, secrets.token_bytes(32), expiration=int(time.time()) + 7200)
     moved = IncomingContract(other.commitment, good.ciphertext)
-    for bad, amount in ((not_ours, AMOUNT), (expired, AMOUNT), (moved, AMOUNT), (good, AMOUNT - 1)):
+    nothing = user.incoming_contract(
+        gw.module_public_key, 0, int(time.time()) + 3600, secrets.token_bytes(32)
+    )
+    cases = ((not_ours, AMOUNT), (expired, AMOUNT), (moved, AMOUNT), (good, AMOUNT - 1), (nothing, AMOUNT))
+    before = await balance(gw)
+    for bad, amount in cases:
         with pytest.raises(InvalidInput):
             gw.check_incoming(bad, Msat(amount))
+    assert await balance(gw) == before
+    assert await gw._notes.unfinished(KINDS) == []
 
 
 async def test_a_funding_prepared_before_a_crash_is_finished_on_restart(

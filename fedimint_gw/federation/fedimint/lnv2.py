@@ -93,6 +93,8 @@ class Lnv2Gateway:
             raise InvalidInput("the contract's refund_pk is not this gateway's module key")
         if commitment.payment_image.kind is not ImageKind.HASH:
             raise InvalidInput("only payment hashes are supported (no payment points over Lightning)")
+        if commitment.amount == 0:
+            raise InvalidInput("the contract pays nothing")
         if commitment.amount > amount.value:
             raise InvalidInput(f"the contract pays {commitment.amount} msat, over the invoice ({amount})")
         if commitment.expiration <= self._clock.now():
