@@ -74,6 +74,7 @@ class Lnv2Gateway:
         self._mint = mint
         self._api = api
         self._instance = instance
+        self.instance = instance
         self.config = config
         self._secret = gateway_secret
         self._clock = clock
