@@ -145,7 +145,7 @@ class Gateway:
         self._pruner = asyncio.create_task(self._prune_forever(ctx))
         if self.config.api_bind is not None:
             self._http = HttpServer(
-                create_app(self._public, self.log, self._http_limits()),
+                create_app(self._public, self.log, self._http_limits(), lnv2=self._public),
                 self.config.api_bind.host,
                 self.config.api_bind.port,
             )
