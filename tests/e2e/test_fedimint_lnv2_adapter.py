@@ -22,7 +22,9 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import InvalidInput, NotFound
+from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import (
+    ApiVersion,
     GatewayRegistration,
     IncomingState,
     OutgoingState,
@@ -34,11 +36,13 @@ from fedimint_gw.federation.fedimint.lnv2_client import (
     as_federation_client,
     outgoing_handle,
 )
+from fedimint_gw.federation.fedimint.lnv2_factory import FACTORY, FEDIMINT_LNV2_MAJOR
 from fedimint_gw.federation.fedimint.mint import MintClient
 from fedimint_gw.federation.fedimint.notes import FedimintNotes
+from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.fedimint.lnv2 import items
 from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
-from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
+from fedimint_gw.fedimint.lnv2.keys import public_key_of, sign_schnorr
 from fedimint_gw.fedimint.lnv2.transactions import lnv2_output
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint
@@ -233,3 +237,42 @@ async def test_ecash_in_and_out(client: Lnv2FederationClient) -> None:
     assert (await client.inspect_ecash(spent.notes)).received
     with pytest.raises(InvalidInput):
         await client.inspect_ecash("not notes")
+
+
+async def test_the_factory_builds_the_client_as_the_links_would(
+    tmp_path: Path, fm: RunningFedimint, session: aiohttp.ClientSession, user: Lnv2Wallet
+) -> None:
+    factory = FACTORY
+    assert (factory.major, factory.name) == (FEDIMINT_LNV2_MAJOR, "fedimint-lnv2")
+    raw = await factory.fetch_config(session, fm.guardian_urls[0], 5.0)
+    desc = factory.describe(raw)
+    assert desc.guardian_urls == fm.guardian_urls and desc.threshold == 3
+    db = await Database.open(str(tmp_path / "factory.sqlite"))
+    try:
+        ctx = AdapterContext(
+            federation_id=fm.federation_id.hex,
+            config=raw,
+            guardian_urls=desc.guardian_urls,
+            api_version=ApiVersion(FEDIMINT_LNV2_MAJOR, 0),
+            session=session,
+            clock=SystemClock(),
+            wallet=NoteWallet(db, fm.federation_id.hex, SystemClock()),
+            gateway_secret=bytes([5]) * 32,
+            request_timeout=5.0,
+        )
+        made = as_federation_client(factory.create(ctx))
+        assert made.gateway_pubkey == public_key_of(bytes([5]) * 32).hex()
+        assert (await made.info()).api_version == ApiVersion(FEDIMINT_LNV2_MAJOR, 0)
+        got = await faucet_notes(session, fm.admin_url, fm.federation.client_config, 50_000)
+        assert await made.receive_ecash(got.oob.encode()) == Msat(50_000)
+        contract = user.incoming_contract(
+            bytes.fromhex(made.gateway_pubkey), AMOUNT, int(time.time()) + 3600, secrets.token_bytes(32)
+        )
+        request = await made.accept_incoming_contract(contract.to_json(), Msat(AMOUNT))
+        handle = await made.fund_incoming(request, "factory-1")
+        assert (await made.await_preimage(handle, 1.0)).state is IncomingState.PREIMAGE
+        with pytest.raises(ValueError):
+            factory.describe({"api_endpoints": "nope"})
+        await made.close()
+    finally:
+        await db.close()

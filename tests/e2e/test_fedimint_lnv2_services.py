@@ -26,13 +26,13 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import PaymentRefused
-from fedimint_gw.federation.fedimint.lnv2 import Lnv2Gateway
+from fedimint_gw.federation.adapter import AdapterContext
+from fedimint_gw.federation.client import ApiVersion
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient, outgoing_handle
-from fedimint_gw.federation.fedimint.mint import MintClient
-from fedimint_gw.federation.fedimint.notes import FedimintNotes
+from fedimint_gw.federation.fedimint.lnv2_factory import FACTORY, FEDIMINT_LNV2_MAJOR
+from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.fedimint.lnv2 import api as lnv2_api
 from fedimint_gw.fedimint.lnv2 import items
-from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
 from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.lightning import bolt11
@@ -64,30 +64,22 @@ async def api(fm: RunningFedimint, env: Env) -> AsyncIterator[FederationApi]:
 
 
 @pytest.fixture
-async def client(env: Env, fm: RunningFedimint, api: FederationApi) -> Lnv2FederationClient:
+async def client(env: Env, fm: RunningFedimint) -> AsyncIterator[Lnv2FederationClient]:
     """Attach the LNv2 client to the running gateway, as the links would after a connect."""
     gateway = env.gateway
     config = fm.federation.client_config
-    notes = FedimintNotes(
-        gateway.db,
-        fm.federation_id,
-        MINT_INSTANCE_ID,
-        fm.federation.mint_config,
-        bytes([9]) * 32,
-        SystemClock(),
+    ctx = AdapterContext(
+        federation_id=fm.federation_id.hex,
+        config=config.to_json(),
+        guardian_urls=fm.guardian_urls,
+        api_version=ApiVersion(FEDIMINT_LNV2_MAJOR, 0),
+        session=env.session,
+        clock=SystemClock(),
+        wallet=NoteWallet(gateway.db, fm.federation_id.hex, SystemClock()),
+        gateway_secret=await env.node.make_secret(f"fedimint-gw/federation/{fm.federation_id.hex}"),
+        request_timeout=5.0,
     )
-    apis = tuple((p, u.url) for p, u in sorted(config.api_endpoints.items()))
-    mint = MintClient(notes, api, apis, accept_check_timeout=1.0)
-    lnv2 = Lnv2Gateway(
-        notes,
-        mint,
-        api,
-        LNV2_INSTANCE_ID,
-        Lnv2ClientConfig.from_bytes(config.modules[LNV2_INSTANCE_ID].raw),
-        await env.node.make_secret("lnv2-test"),
-        SystemClock(),
-    )
-    made = Lnv2FederationClient(fm.federation_id, "svc-lnv2", api, notes, mint, lnv2, SystemClock())
+    made = FACTORY.create(ctx)
     now = int(time.time())
     async with gateway.db.transaction() as conn:
         scid = ShortChannelId.from_int(await fed_repo.next_scid_index(conn))
@@ -97,7 +89,7 @@ async def client(env: Env, fm: RunningFedimint, api: FederationApi) -> Lnv2Feder
                 federation_id=fm.federation_id,
                 name="svc-lnv2",
                 invite_code=fm.invite_code,
-                api_major=1,
+                api_major=FEDIMINT_LNV2_MAJOR,
                 api_minor=0,
                 scid=scid,
                 fees=FEES,
@@ -108,9 +100,9 @@ async def client(env: Env, fm: RunningFedimint, api: FederationApi) -> Lnv2Feder
             ),
         )
     gateway.federations._live[fm.federation_id] = LiveFederation(
-        ConnectionStatus.CONNECTED, client=made, adapter="fedimint-lnv2"
+        ConnectionStatus.CONNECTED, client=made, adapter=FACTORY.name
     )
-    return made
+    yield made
 
 
 @pytest.fixture
