@@ -276,3 +276,26 @@ async def test_the_factory_builds_the_client_as_the_links_would(
         await made.close()
     finally:
         await db.close()
+
+
+async def test_the_factory_refuses_a_config_of_another_federation(
+    tmp_path: Path, fm: RunningFedimint, session: aiohttp.ClientSession
+) -> None:
+    raw = await FACTORY.fetch_config(session, fm.guardian_urls[0], 5.0)
+    db = await Database.open(str(tmp_path / "other.sqlite"))
+    try:
+        ctx = AdapterContext(
+            federation_id="ab" * 32,  # the config hashes to fm's id, not this one
+            config=raw,
+            guardian_urls=fm.guardian_urls,
+            api_version=ApiVersion(FEDIMINT_LNV2_MAJOR, 0),
+            session=session,
+            clock=SystemClock(),
+            wallet=NoteWallet(db, "ab" * 32, SystemClock()),
+            gateway_secret=bytes([5]) * 32,
+            request_timeout=5.0,
+        )
+        with pytest.raises(InvalidInput):
+            FACTORY.create(ctx)
+    finally:
+        await db.close()

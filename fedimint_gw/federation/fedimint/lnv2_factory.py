@@ -47,6 +47,8 @@ def build_client(ctx: AdapterContext, config: ClientConfig) -> Lnv2FederationCli
     if lnv2 is None or mint is None:
         raise InvalidInput("the federation serves no LNv2 (lnv2) and mint modules")
     fid = FederationId(ctx.federation_id)
+    if config.federation_id() != fid:
+        raise InvalidInput(f"the config does not hash to federation {fid.hex}: another federation's config")
     api = FederationApi.from_config(config, ctx.session, TransportSettings(call_timeout=ctx.request_timeout))
     notes = FedimintNotes(
         ctx.wallet.db,
