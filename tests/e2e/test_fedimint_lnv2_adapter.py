@@ -17,11 +17,12 @@ import pytest
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID, FedimintParams
+from contrib.devfed.fedimint.mint import FaultMode
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import ShortChannelId
-from fedimint_gw.errors import InvalidInput, NotFound
+from fedimint_gw.errors import FederationUnreachable, InsufficientFunds, InvalidInput, NotFound
 from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import (
     ApiVersion,
@@ -299,3 +300,43 @@ async def test_the_factory_refuses_a_config_of_another_federation(
             FACTORY.create(ctx)
     finally:
         await db.close()
+
+
+async def test_funding_without_enough_ecash_stores_nothing(
+    client: Lnv2FederationClient, user: Lnv2Wallet
+) -> None:
+    contract = user.incoming_contract(
+        bytes.fromhex(client.gateway_pubkey), 150_000, int(time.time()) + 3600, secrets.token_bytes(32)
+    )
+    request = await client.accept_incoming_contract(contract.to_json(), Msat(150_000))
+    with pytest.raises(InsufficientFunds):
+        await client.fund_incoming(request, "too-much")
+    assert await client._notes.get("too-much") is None
+    assert await client.balance() == Msat(100_000)
+    assert await client.abandon_funding("too-much") is True
+
+
+async def test_a_federation_that_is_down_gives_typed_errors(
+    fm: RunningFedimint, client: Lnv2FederationClient, user: Lnv2Wallet
+) -> None:
+    contract = user.incoming_contract(
+        bytes.fromhex(client.gateway_pubkey), AMOUNT, int(time.time()) + 3600, secrets.token_bytes(32)
+    )
+    request = await client.accept_incoming_contract(contract.to_json(), Msat(AMOUNT))
+    mine = user.outgoing_contract(bytes.fromhex(client.gateway_pubkey), AMOUNT, 100, secrets.token_bytes(32))
+    _, outpoint = await user.fund(mine, AMOUNT)
+    for guardian in fm.federation.guardians:
+        guardian.fault = FaultMode.OFFLINE
+    with pytest.raises(FederationUnreachable):
+        await client.info()
+    with pytest.raises(FederationUnreachable):
+        await client.fund_incoming(request, "down-1")
+    with pytest.raises(FederationUnreachable):  # stored, outcome unknown: a doubt, not a no
+        await client.abandon_funding("down-1")
+    with pytest.raises(FederationUnreachable):
+        await client.verify_outgoing(outgoing_handle(outpoint, mine))
+    for guardian in fm.federation.guardians:
+        guardian.fault = FaultMode.HONEST
+    handle = await client.fund_incoming(request, "down-1")  # the same stored funding, once
+    assert (await client.await_preimage(handle, 1.0)).state is IncomingState.PREIMAGE
+    assert await client.balance() == Msat(100_000 - AMOUNT)
