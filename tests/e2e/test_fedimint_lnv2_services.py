@@ -40,6 +40,7 @@ from fedimint_gw.services.federations.links import ConnectionStatus, LiveFederat
 from fedimint_gw.store import federations as fed_repo
 from tests.e2e.conftest import Env
 from tests.support.fake_node import final_payload
+from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 FEES = FeeSchedule(2000, 3000)
@@ -64,45 +65,8 @@ async def api(fm: RunningFedimint, env: Env) -> AsyncIterator[FederationApi]:
 
 
 @pytest.fixture
-async def client(env: Env, fm: RunningFedimint) -> AsyncIterator[Lnv2FederationClient]:
-    """Attach the LNv2 client to the running gateway, as the links would after a connect."""
-    gateway = env.gateway
-    config = fm.federation.client_config
-    ctx = AdapterContext(
-        federation_id=fm.federation_id.hex,
-        config=config.to_json(),
-        guardian_urls=fm.guardian_urls,
-        api_version=ApiVersion(FEDIMINT_LNV2_MAJOR, 0),
-        session=env.session,
-        clock=SystemClock(),
-        wallet=NoteWallet(gateway.db, fm.federation_id.hex, SystemClock()),
-        gateway_secret=await env.node.make_secret(f"fedimint-gw/federation/{fm.federation_id.hex}"),
-        request_timeout=5.0,
-    )
-    made = FACTORY.create(ctx)
-    now = int(time.time())
-    async with gateway.db.transaction() as conn:
-        scid = ShortChannelId.from_int(await fed_repo.next_scid_index(conn))
-        await fed_repo.insert(
-            conn,
-            fed_repo.FederationRecord(
-                federation_id=fm.federation_id,
-                name="svc-lnv2",
-                invite_code=fm.invite_code,
-                api_major=FEDIMINT_LNV2_MAJOR,
-                api_minor=0,
-                scid=scid,
-                fees=FEES,
-                config=config.to_json(),
-                state=fed_repo.FederationState.ACTIVE,
-                created_at=now,
-                updated_at=now,
-            ),
-        )
-    gateway.federations._live[fm.federation_id] = LiveFederation(
-        ConnectionStatus.CONNECTED, client=made, adapter=FACTORY.name
-    )
-    yield made
+async def client(env: Env, fm: RunningFedimint) -> Lnv2FederationClient:
+    return await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
 
 
 @pytest.fixture
