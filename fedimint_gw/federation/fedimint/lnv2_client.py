@@ -11,7 +11,7 @@ hands to the services are self-describing:
   IncomingContract): the funding's out point and the contract to decrypt.
 The services persist these strings in their payment records, which is all a restart needs.
 Funding is keyed by the caller's operation id (stored before submission); the refund and the
-claim by the contract, so one contract is refunded or claimed once whatever the caller does.
+claim by the handle (one funding of one contract), so each is done once whatever the caller does.
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ def _parse(handle: str, prefix: str) -> Reader:
         return Reader(bytes.fromhex(handle[len(prefix) :]))
     except ValueError:
         raise InvalidInput("an LNv2 contract handle is hex after its prefix") from None
+
+
+def _digest(handle: str) -> str:
+    """Operation ids of refunds and claims: one per funding (out point and contract)."""
+    return hashlib.sha256(handle.encode()).hexdigest()
 
 
 def _read_outgoing(r: Reader) -> tuple[OutPoint, Lnv2Outgoing]:
@@ -216,7 +221,7 @@ class Lnv2FederationClient:
 
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
         outpoint, contract = parse_incoming_handle(contract_id)
-        refund_id = "lnv2-refund-" + contract.contract_id().hex()
+        refund_id = "lnv2-refund-" + _digest(contract_id)
         return await self._lnv2.incoming_outcome(contract, outpoint, refund_id)
 
     async def verify_outgoing(self, contract_id: str) -> OutgoingContract:
@@ -246,7 +251,7 @@ class Lnv2FederationClient:
         """Claim once per contract: a claim already stored is driven to its end (a replay after
         the claim spent the contract must not look the contract up again)."""
         outpoint, contract = parse_outgoing_handle(contract_id)
-        claim_id = "lnv2-claim-" + contract.contract_id().hex()
+        claim_id = "lnv2-claim-" + _digest(contract_id)
         stored = await self._notes.get(claim_id)
         if stored is not None:
             done = await self._mint.run(stored)
