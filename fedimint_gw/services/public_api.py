@@ -111,14 +111,16 @@ class PublicService:
             return None
         fee = PaymentFee(fed.fees.base_msat, fed.fees.ppm)
         delta = EXPIRATION_DELTA + self._ctx.config.cltv_margin
+        node = await self._ctx.node.info()
         return RoutingInfo(
-            lightning_public_key=bytes.fromhex((await self._ctx.node.info()).node_id),
+            lightning_public_key=bytes.fromhex(node.node_id),
             module_public_key=bytes.fromhex(client.gateway_pubkey),
             send_fee_minimum=fee,
             send_fee_default=fee,
             expiration_delta_minimum=delta,
             expiration_delta_default=delta,
             receive_fee=fee,
+            lightning_alias=node.alias or None,
         )
 
     async def lnv2_create_bolt11_invoice(self, payload: CreateBolt11InvoicePayload) -> str:

@@ -125,6 +125,8 @@ async def test_routing_info_takes_a_bare_federation_id(
         assert resp.status == 200
         body = await resp.json()
     assert body == INFO.to_json()
+    assert body["receive_enabled"] is True and body["lightning_alias"] is None
+    assert body["send_fee_default"] == {"base": 1000, "parts_per_million": 5000}
     assert body["module_public_key"] == public_key_of(GATEWAY_SK).hex()
     async with session.post(f"{url}/routing_info", json=(bytes(32)).hex()) as resp:
         assert resp.status == 200 and await resp.json() is None

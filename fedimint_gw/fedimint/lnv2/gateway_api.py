@@ -57,8 +57,12 @@ class RoutingInfo:
     expiration_delta_minimum: int
     expiration_delta_default: int
     receive_fee: PaymentFee
+    lightning_alias: str | None = None
+    receive_enabled: bool = True
 
     def to_json(self) -> dict[str, object]:
+        """Newer gatewayds add ``lightning_alias`` (optional) and ``receive_enabled``; older
+        clients ignore fields they do not know (serde's default), so both are always sent."""
         return {
             "lightning_public_key": self.lightning_public_key.hex(),
             "module_public_key": self.module_public_key.hex(),
@@ -67,6 +71,8 @@ class RoutingInfo:
             "expiration_delta_minimum": self.expiration_delta_minimum,
             "expiration_delta_default": self.expiration_delta_default,
             "receive_fee": self.receive_fee.to_json(),
+            "lightning_alias": self.lightning_alias,
+            "receive_enabled": self.receive_enabled,
         }
 
 
