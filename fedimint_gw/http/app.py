@@ -33,6 +33,7 @@ from fedimint_gw.errors import (
     UnsupportedMediaType,
 )
 from fedimint_gw.http import jsonin
+from fedimint_gw.http.fedimint_lnv2_routes import Lnv2Api, add_lnv2_routes
 from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter, client_key
 from fedimint_gw.http.peer import add_peer_routes
 from fedimint_gw.peer.wire import PeerAnswer
@@ -92,9 +93,13 @@ def public_message(exc: GatewayError) -> str:
 
 
 def create_app(
-    api: PublicApi, log: Callable[[str, str], None], limits: HttpLimits | None = None
+    api: PublicApi,
+    log: Callable[[str, str], None],
+    limits: HttpLimits | None = None,
+    lnv2: Lnv2Api | None = None,
 ) -> web.Application:
-    """Build the aiohttp application serving `api`, within `limits` (defaults: HttpLimits())."""
+    """Build the aiohttp application serving `api`, within `limits` (defaults: HttpLimits());
+    with `lnv2`, also Fedimint's LNv2 gateway routes at the root (`fedimint_lnv2_routes`)."""
     limits = limits or HttpLimits()
     rate = RateLimiter(limits)
     guard = ConnectionGuard(limits)
@@ -172,6 +177,8 @@ def create_app(
     app.router.add_post("/v1/routing_info", post(api.routing_info, DEFAULT_DEADLINE))
     app.router.add_post("/v1/create_bolt11_invoice", post(api.create_bolt11_invoice, DEFAULT_DEADLINE))
     add_peer_routes(app, api)
+    if lnv2 is not None:
+        add_lnv2_routes(app, lnv2)
     return app
 
 

@@ -207,7 +207,7 @@ class Gateway:
                 await ops_http.stop()
                 self.log(f"no /metrics and /health: cannot listen on {bind.host}:{bind.port}: {exc}", "warn")
         if self.config.api_bind is not None:
-            app = create_app(self._public, self.log, self._http_limits())
+            app = create_app(self._public, self.log, self._http_limits(), lnv2=self._public)
             add_federation_status_route(app, self._ops.status)
             self._http = HttpServer(app, self.config.api_bind.host, self.config.api_bind.port)
             await self._http.start()

@@ -13,13 +13,24 @@ from typing import Any
 from fedimint_gw import __version__
 from fedimint_gw.domain.ids import FederationId, PaymentHash
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.errors import InvalidInput, PaymentRefused
+from fedimint_gw.errors import InvalidInput, NotFound, PaymentRefused
+from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient, outgoing_handle
+from fedimint_gw.fedimint.lnv2.gateway_api import (
+    CreateBolt11InvoicePayload,
+    DescriptionKind,
+    PaymentFee,
+    RoutingInfo,
+    SendOutcome,
+    SendOutcomeKind,
+    SendPaymentPayload,
+)
 from fedimint_gw.http.peer import PeerEndpoint
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.payments.invoices import InvoiceService
+from fedimint_gw.services.payments.invoices import EXPIRATION_DELTA, InvoiceService
 from fedimint_gw.services.payments.send import OutgoingService
+from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
 
 
@@ -91,6 +102,68 @@ class PublicService:
             body.get("description", ""),
             body.get("expiry_secs", 3600),
         )
+
+    # --- Fedimint's LNv2 routes at the root (fedimint_gw/http/fedimint_lnv2_routes.py) -------
+
+    async def _lnv2_client(self, federation_id: bytes) -> Lnv2FederationClient | None:
+        fed = await fed_repo.get(self._ctx.db.conn, FederationId(federation_id.hex()))
+        if fed is None or fed.state is not fed_repo.FederationState.ACTIVE:
+            return None
+        client = self._ctx.federations.client(fed.federation_id)
+        return client if isinstance(client, Lnv2FederationClient) else None
+
+    async def lnv2_routing_info(self, federation_id: bytes) -> RoutingInfo | None:
+        """Our routing info for a federation we serve over LNv2, else None (as gatewayd)."""
+        client = await self._lnv2_client(federation_id)
+        if client is None:
+            return None
+        fed = await fed_repo.get(self._ctx.db.conn, FederationId(federation_id.hex()))
+        if fed is None:  # pragma: no cover - _lnv2_client just read it
+            return None
+        fee = PaymentFee(fed.fees.base_msat, fed.fees.ppm)
+        delta = EXPIRATION_DELTA + self._ctx.config.cltv_margin
+        node = await self._ctx.node.info()
+        return RoutingInfo(
+            lightning_public_key=bytes.fromhex(node.node_id),
+            module_public_key=bytes.fromhex(client.gateway_pubkey),
+            send_fee_minimum=fee,
+            send_fee_default=fee,
+            expiration_delta_minimum=delta,
+            expiration_delta_default=delta,
+            receive_fee=fee,
+            lightning_alias=node.alias or None,
+        )
+
+    async def lnv2_create_bolt11_invoice(self, payload: CreateBolt11InvoicePayload) -> str:
+        """An invoice of our node for the receiver's contract (checked by the LNv2 client)."""
+        if await self._lnv2_client(payload.federation_id) is None:
+            raise NotFound("this gateway does not serve that federation over LNv2")
+        if payload.description.kind is not DescriptionKind.DIRECT:
+            raise InvalidInput("only direct descriptions are supported")
+        result = await self._invoices.create_bolt11_invoice(
+            payload.federation_id.hex(),
+            payload.contract.to_json(),
+            payload.amount,
+            payload.description.value,
+            payload.expiry_secs,
+        )
+        return str(result["invoice"])
+
+    async def lnv2_send_payment(self, payload: SendPaymentPayload) -> SendOutcome:
+        """Pay for the sender's contract: its auth is checked first (money rule 7), then the
+        ordinary send flow runs on the contract's handle: the preimage, or a forfeit."""
+        client = await self._lnv2_client(payload.federation_id)
+        if client is None:
+            raise NotFound("this gateway does not serve that federation over LNv2")
+        handle = outgoing_handle(payload.outpoint, payload.contract)
+        if not await client.check_send_auth(handle, payload.bolt11, payload.auth.hex()):
+            raise PaymentRefused("auth is not the contract owner's signature over this invoice")
+        result = await self._outgoing.send(payload.federation_id.hex(), handle, payload.bolt11)
+        if result.preimage:
+            return SendOutcome(SendOutcomeKind.PAID, bytes.fromhex(result.preimage))
+        if result.forfeit_signature:
+            return SendOutcome(SendOutcomeKind.FORFEITED, bytes.fromhex(result.forfeit_signature))
+        raise PaymentRefused(result.error or f"the payment ended {result.state.value}")
 
     async def verify(self, payment_hash: str) -> dict[str, Any]:
         """LNURL-verify style: has a receive with this hash settled?"""

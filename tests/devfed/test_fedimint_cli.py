@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from contrib.devfed.fedimint.store import FedimintStore
+from fedimint_gw.fedimint.config import parse_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
 
 START_TIMEOUT = 60
@@ -19,7 +21,8 @@ START_TIMEOUT = 60
     ("api", "invites"),
     [pytest.param("fedimint", 1, id="fedimint"), pytest.param("1,fedimint", 2, id="devfed-and-fedimint")],
 )
-async def test_run_serves_the_fedimint_family(tmp_path: Path, api: str, invites: int) -> None:
+@pytest.mark.parametrize("lnv2", [False, True], ids=["mint", "mint+lnv2"])
+async def test_run_serves_the_fedimint_family(tmp_path: Path, api: str, invites: int, lnv2: bool) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -31,6 +34,7 @@ async def test_run_serves_the_fedimint_family(tmp_path: Path, api: str, invites:
         str(tmp_path),
         "--fedimint-fee-base-msat",
         "100",
+        *(["--fedimint-lnv2"] if lnv2 else []),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -47,6 +51,12 @@ async def test_run_serves_the_fedimint_family(tmp_path: Path, api: str, invites:
     assert lines[0] == status["invite_code"]
     assert parse_invite_code(lines[0]).federation_id.hex == status["federation_id"]
     assert len(status["guardian_urls"]) == 4
+    store = FedimintStore(tmp_path / "fedimint" / "fedimint.sqlite")
+    try:
+        config = parse_client_config(json.loads(store.get_meta("client_config") or "{}"))
+    finally:
+        store.close()
+    assert sorted(m.kind for m in config.modules.values()) == (["lnv2", "mint"] if lnv2 else ["mint"])
     if invites == 2:
         assert (tmp_path / "status.json").exists()
         assert json.loads((tmp_path / "status.json").read_text())["invite_code"] == lines[1]

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from contrib.devfed.fedimint.mint import CheckedInput, CheckedOutput, MintError, MintRefusal, MintVerifier
+from contrib.devfed.fedimint.modules import ConsensusModule, ItemEffect, ModuleRefusal
 from contrib.devfed.fedimint.store import FedimintStore, StoredOutput
 from fedimint_gw.fedimint.config import ConsensusVersion
 from fedimint_gw.fedimint.encoding import Err, Ok, encode
@@ -54,8 +55,11 @@ class Sequencer:
         faucet_limit_msat: int,
         online: Callable[[], int],
         threshold: int,
+        modules: Mapping[int, ConsensusModule] | None = None,
     ) -> None:
         self.store = store
+        self.modules: dict[int, ConsensusModule] = dict(modules or {})
+        """Further modules by instance id (``lnv2``...): checked by their own rules."""
         self._online = online
         self._threshold = threshold
         self.verifier = verifier
@@ -82,7 +86,7 @@ class Sequencer:
             if self.store.transaction(txid) is not None and not self.recheck_accepted:
                 return TransactionSubmissionOutcome(Ok(txid))
             try:
-                inputs, outputs = self._check(tx, source)
+                inputs, outputs, effects = self._check(tx, source)
             except _Rejected as rejected:
                 log.info("transaction %s refused: %s", txid.hex(), rejected.reason)
                 with self.store.atomic():
@@ -94,6 +98,8 @@ class Sequencer:
                 for out_idx, out in outputs:
                     self.store.mark_blind_nonce(out.blind_nonce, txid)
                     self.store.add_output(txid, out_idx, out.amount, out.blind_nonce)
+                for effect in effects:
+                    effect.apply(txid)
                 session = self.store.add_transaction(txid, tx.to_bytes(), source)
         log.info("transaction %s accepted in session %d (%s)", txid.hex(), session, source)
         async with self._changed:
@@ -102,10 +108,23 @@ class Sequencer:
 
     def _check(
         self, tx: Transaction, source: str
-    ) -> tuple[list[CheckedInput], list[tuple[int, CheckedOutput]]]:
+    ) -> tuple[list[CheckedInput], list[tuple[int, CheckedOutput]], list[ItemEffect]]:
         inputs: list[CheckedInput] = []
+        effects: list[ItemEffect] = []
+        keys: list[bytes] = []
         seen: set[bytes] = set()
         for i, item in enumerate(tx.inputs):
+            module = self.modules.get(item.module_instance_id)
+            if module is not None:
+                effect = _module_input(module, item.module_instance_id, item.data)
+                if effect.unique in seen:
+                    raise _Rejected(
+                        TransactionError.input_error(item.module_instance_id, b""), f"input {i} spent twice"
+                    )
+                seen.add(effect.unique)
+                effects.append(effect)
+                keys.append(effect.pubkey)
+                continue
             if item.module_instance_id != self.mint_instance_id:
                 raise DecodeError(f"input {i} names unknown module instance {item.module_instance_id}")
             try:
@@ -118,9 +137,16 @@ class Sequencer:
                 ) from None
             seen.add(checked.nonce)
             inputs.append(checked)
+            keys.append(checked.nonce)
         outputs: list[tuple[int, CheckedOutput]] = []
+        out_effects: list[ItemEffect] = []
         blind: set[bytes] = set()
+        txid = tx.txid()
         for j, item in enumerate(tx.outputs):
+            module = self.modules.get(item.module_instance_id)
+            if module is not None:
+                out_effects.append(_module_output(module, item.module_instance_id, item.data, txid, j))
+                continue
             if item.module_instance_id != self.mint_instance_id:
                 raise DecodeError(f"output {j} names unknown module instance {item.module_instance_id}")
             try:
@@ -135,24 +161,33 @@ class Sequencer:
                 ) from None
             blind.add(out.blind_nonce)
             outputs.append((j, out))
-        self._check_balance(inputs, [o for _, o in outputs], source)
-        if not isinstance(tx.signatures, tuple) or len(tx.signatures) != len(inputs):
+        self._check_balance(inputs, [o for _, o in outputs], source, effects, out_effects)
+        if not isinstance(tx.signatures, tuple) or len(tx.signatures) != len(keys):
             raise _Rejected(TransactionError.invalid_witness_length(), "wrong number of signatures")
-        if not tx.signatures_valid([i.nonce for i in inputs]):
-            txid = tx.txid().hex()
+        if not tx.signatures_valid(keys):
             raise _Rejected(
-                TransactionError.invalid_signature(tx.to_hex(), txid, "", ""), "a signature is invalid"
+                TransactionError.invalid_signature(tx.to_hex(), txid.hex(), "", ""), "a signature is invalid"
             )
-        return inputs, outputs
+        return inputs, outputs, effects + out_effects
 
-    def _check_balance(self, inputs: list[CheckedInput], outputs: list[CheckedOutput], source: str) -> None:
-        fee = sum(self.verifier.fee(i.amount) for i in inputs) + sum(
-            self.verifier.fee(o.amount) for o in outputs
+    def _check_balance(
+        self,
+        inputs: list[CheckedInput],
+        outputs: list[CheckedOutput],
+        source: str,
+        in_effects: list[ItemEffect] | None = None,
+        out_effects: list[ItemEffect] | None = None,
+    ) -> None:
+        extra = (in_effects or []) + (out_effects or [])
+        fee = (
+            sum(self.verifier.fee(i.amount) for i in inputs)
+            + sum(self.verifier.fee(o.amount) for o in outputs)
+            + sum(e.fee for e in extra)
         )
-        total_in = sum(i.amount for i in inputs)
-        total_out = sum(o.amount for o in outputs)
+        total_in = sum(i.amount for i in inputs) + sum(e.amount for e in in_effects or [])
+        total_out = sum(o.amount for o in outputs) + sum(e.amount for e in out_effects or [])
         if source == Source.FAUCET:
-            if inputs or total_out > self.faucet_limit_msat:
+            if inputs or extra or total_out > self.faucet_limit_msat:
                 raise _Rejected(
                     TransactionError.unbalanced(total_in, total_out, fee),
                     f"the faucet issues at most {self.faucet_limit_msat} msat, without inputs",
@@ -193,6 +228,22 @@ class _Rejected(Exception):
         super().__init__(reason)
         self.error = error
         self.reason = reason
+
+
+def _module_input(module: ConsensusModule, instance: int, data: bytes) -> ItemEffect:
+    try:
+        return module.check_input(data)
+    except ModuleRefusal as refusal:
+        raise _Rejected(TransactionError.input_error(instance, refusal.encoded), refusal.reason) from None
+
+
+def _module_output(
+    module: ConsensusModule, instance: int, data: bytes, txid: bytes, out_idx: int
+) -> ItemEffect:
+    try:
+        return module.check_output(data, txid, out_idx)
+    except ModuleRefusal as refusal:
+        raise _Rejected(TransactionError.output_error(instance, refusal.encoded), refusal.reason) from None
 
 
 def _encode_error(error: TransactionError) -> bytes:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contrib.devfed.fedimint.store import FedimintStore
-from fedimint_gw.crypto.bls import dealer, tbs
+from fedimint_gw.crypto.bls import dealer, tbs, tpe
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, ModuleConfig, PeerUrl, threshold
+from fedimint_gw.fedimint.lnv2.config import LNV2_KIND, Lnv2ClientConfig, Lnv2Fee
 from fedimint_gw.fedimint.mint_types import MINT_KIND, FeeConsensus, MintClientConfig
 
 DEFAULT_TIERS: tuple[int, ...] = tuple(2**i for i in range(41))
@@ -24,6 +25,9 @@ MINT_INSTANCE_ID = 1
 the v0.7-era WASM client takes instance 1 as its primary module and panics without it."""
 MINT_CONSENSUS_VERSION = ConsensusVersion(2, 0)
 MAX_NOTES_PER_DENOMINATION = 3
+LNV2_INSTANCE_ID = 3
+"""LNv2's instance: after ln 0, mint 1 and wallet 2 (fedimintd's numbering of its defaults)."""
+LNV2_CONSENSUS_VERSION = ConsensusVersion(1, 0)
 DEFAULT_CORE_CONSENSUS = ConsensusVersion(2, 1)
 
 
@@ -40,6 +44,10 @@ class FedimintParams:
     to the federation when fees are not zero); 2.0 demands inputs == outputs + fees exactly."""
     tiers: tuple[int, ...] = DEFAULT_TIERS
     faucet_limit_msat: int = 100_000_000
+    lnv2: bool = False
+    """Also serve the LNv2 module (kind ``lnv2``) at instance :data:`LNV2_INSTANCE_ID`."""
+    lnv2_fee_base_msat: int = 0
+    lnv2_fee_ppm: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.guardians <= 64:
@@ -69,13 +77,40 @@ def deal_and_store(store: FedimintStore, params: FedimintParams) -> MintClientCo
     return MintClientConfig(aggregate, fee, peer_pks, MAX_NOTES_PER_DENOMINATION)
 
 
-def client_config(params: FedimintParams, urls: Sequence[str], mint: MintClientConfig) -> ClientConfig:
+def deal_lnv2(store: FedimintStore, params: FedimintParams) -> Lnv2ClientConfig:
+    """Deal the LNv2 tpe keys; each guardian's secret share is stored under its own key."""
+    keys = tpe.dealer_keys(dealer.random_coefficients(params.threshold), params.guardians)
+    for peer in range(params.guardians):
+        store.set_meta(f"lnv2_sk_{peer}", keys.secret_key_shares[peer].encode().hex())
+    fee = Lnv2Fee(params.lnv2_fee_base_msat, params.lnv2_fee_ppm)
+    return Lnv2ClientConfig(keys.aggregate_public_key, dict(enumerate(keys.public_key_shares)), fee)
+
+
+def lnv2_secret(store: FedimintStore, peer: int) -> tpe.SecretKeyShare:
+    """Guardian ``peer``'s own tpe secret share."""
+    raw = store.get_meta(f"lnv2_sk_{peer}")
+    if raw is None:
+        raise KeyError(f"no LNv2 key share for guardian {peer}")
+    return tpe.SecretKeyShare.decode(bytes.fromhex(raw))
+
+
+def client_config(
+    params: FedimintParams,
+    urls: Sequence[str],
+    mint: MintClientConfig,
+    lnv2: Lnv2ClientConfig | None = None,
+) -> ClientConfig:
     """The config every guardian serves on ``client_config``."""
     endpoints = {peer: PeerUrl(url, f"devfed-guardian-{peer}") for peer, url in enumerate(urls)}
     module = ModuleConfig(MINT_INSTANCE_ID, MINT_KIND, MINT_CONSENSUS_VERSION, mint.to_bytes())
+    modules = {MINT_INSTANCE_ID: module}
+    if lnv2 is not None:
+        modules[LNV2_INSTANCE_ID] = ModuleConfig(
+            LNV2_INSTANCE_ID, LNV2_KIND, LNV2_CONSENSUS_VERSION, lnv2.to_bytes()
+        )
     return ClientConfig(
         api_endpoints=endpoints,
         consensus_version=params.core_consensus,
         meta={"federation_name": params.name},
-        modules={MINT_INSTANCE_ID: module},
+        modules=modules,
     )

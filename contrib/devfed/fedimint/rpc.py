@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from contrib.devfed.fedimint.consensus import NoConsensus
+from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID
+from contrib.devfed.fedimint.lnv2_rpc import Lnv2Endpoints
 from contrib.devfed.fedimint.mint import FaultMode
 from fedimint_gw.fedimint import json_fields as jf
 from fedimint_gw.fedimint.encoding import encode
@@ -74,6 +76,14 @@ class GuardianRpc:
             f"module_{mint}_note_spent": self.note_spent,
             f"module_{mint}_blind_nonce_used": self.blind_nonce_used,
         }
+        if federation.lnv2 is not None:
+            lnv2 = Lnv2Endpoints(
+                federation.lnv2,
+                federation.lnv2_guardians[peer_id],
+                lambda: self.fed.await_timeout,
+                RpcError,
+            )
+            self.endpoints.update(lnv2.endpoints(LNV2_INSTANCE_ID))
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """Serve requests until the client closes (an offline guardian closes at once)."""

@@ -25,19 +25,27 @@ from aiohttp import WSCloseCode, web
 
 from contrib.devfed.fedimint.consensus import NoConsensus, Sequencer, Source
 from contrib.devfed.fedimint.keys import (
+    LNV2_CONSENSUS_VERSION,
+    LNV2_INSTANCE_ID,
     MINT_CONSENSUS_VERSION,
     MINT_INSTANCE_ID,
     FedimintParams,
     client_config,
     deal_and_store,
+    deal_lnv2,
+    lnv2_secret,
 )
+from contrib.devfed.fedimint.lnv2 import Lnv2Guardian, Lnv2Module
 from contrib.devfed.fedimint.mint import FaultMode, MintGuardian, MintVerifier
+from contrib.devfed.fedimint.modules import ConsensusModule
 from contrib.devfed.fedimint.rpc import GuardianRpc
 from contrib.devfed.fedimint.store import FedimintStore
+from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.fedimint.config import ClientConfig, parse_client_config
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.invite import InviteCode
+from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
 from fedimint_gw.fedimint.mint_types import MintClientConfig
 from fedimint_gw.fedimint.versions import (
     ApiVersion,
@@ -52,6 +60,7 @@ STATUS_FILE = "fedimint-status.json"
 INVITE_FILE = "fedimint-invite.txt"
 CORE_API = ApiVersion(0, 5)
 MINT_API = ApiVersion(0, 1)
+LNV2_API = ApiVersion(0, 0)
 AWAIT_TIMEOUT = 60.0
 
 
@@ -67,6 +76,23 @@ class FedimintFederation:
         self.federation_id: FederationId = config.federation_id()
         self.invite_code = str(InviteCode.new(config.api_endpoints[0].url, 0, self.federation_id))
         self.guardians = [MintGuardian(p, store.key_shares(p)) for p in sorted(config.api_endpoints)]
+        self.lnv2: Lnv2Module | None = None
+        self.lnv2_guardians: list[Lnv2Guardian] = []
+        modules: dict[int, ConsensusModule] = {}
+        module_versions = {
+            MINT_INSTANCE_ID: SupportedModuleApiVersions(
+                config.consensus_version, MINT_CONSENSUS_VERSION, (MINT_API,)
+            )
+        }
+        if LNV2_INSTANCE_ID in config.modules:
+            self.lnv2 = Lnv2Module(
+                store, Lnv2ClientConfig.from_bytes(config.modules[LNV2_INSTANCE_ID].raw), SystemClock().now
+            )
+            self.lnv2_guardians = [Lnv2Guardian(g, lnv2_secret(store, g.peer_id)) for g in self.guardians]
+            modules[LNV2_INSTANCE_ID] = self.lnv2
+            module_versions[LNV2_INSTANCE_ID] = SupportedModuleApiVersions(
+                config.consensus_version, LNV2_CONSENSUS_VERSION, (LNV2_API,)
+            )
         self.sequencer = Sequencer(
             store,
             MintVerifier(self.mint_config),
@@ -75,14 +101,10 @@ class FedimintFederation:
             faucet_limit_msat,
             online=self.online_guardians,
             threshold=config.threshold,
+            modules=modules,
         )
         self.api_versions = SupportedApiVersionsSummary(
-            SupportedCoreApiVersions(config.consensus_version, (CORE_API,)),
-            {
-                MINT_INSTANCE_ID: SupportedModuleApiVersions(
-                    config.consensus_version, MINT_CONSENSUS_VERSION, (MINT_API,)
-                )
-            },
+            SupportedCoreApiVersions(config.consensus_version, (CORE_API,)), module_versions
         )
         self.await_timeout = AWAIT_TIMEOUT
         self.sockets: set[web.WebSocketResponse] = set()
@@ -103,7 +125,8 @@ class FedimintFederation:
         if raw is None:
             with store.atomic():
                 mint = deal_and_store(store, params)
-                config = client_config(params, urls, mint)
+                lnv2 = deal_lnv2(store, params) if params.lnv2 else None
+                config = client_config(params, urls, mint, lnv2)
                 store.set_meta("client_config", json.dumps(config.to_json()))
                 store.set_meta("faucet_limit_msat", str(params.faucet_limit_msat))
         else:
@@ -225,7 +248,29 @@ def admin_app(federation: FedimintFederation) -> web.Application:
         guardian.fault = mode
         return web.json_response({"peer_id": peer, "fault": mode.value})
 
+    async def lnv2_admin(request: web.Request) -> web.Response:
+        """``{"add_gateway": url}``, ``{"remove_gateway": url}`` or ``{"block_count": n}``."""
+        module = federation.lnv2
+        if module is None:
+            return web.json_response({"error": "this federation does not serve lnv2"}, status=404)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or len(body) != 1:
+                raise ValueError("one of add_gateway, remove_gateway, block_count")
+            ((key, value),) = body.items()
+            if key == "block_count" and type(value) is int and value >= module.block_count():
+                module.set_block_count(value)
+                return web.json_response({"block_count": value})
+            if key in ("add_gateway", "remove_gateway") and isinstance(value, str) and value:
+                changed = module.add_gateway(value) if key == "add_gateway" else module.remove_gateway(value)
+                return web.json_response({"changed": changed, "gateways": module.gateways()})
+            raise ValueError(f"bad lnv2 admin request {key!r}")
+        except ValueError as exc:
+            log.info("lnv2 admin: bad request: %s", exc)
+            return web.json_response({"error": str(exc)}, status=400)
+
     app = web.Application()
+    app.router.add_post("/admin/lnv2", lnv2_admin)
     app.router.add_get("/admin/status", status)
     app.router.add_post("/admin/faucet", faucet)
     app.router.add_post("/admin/guardians/{peer_id}/fault", fault)

@@ -27,6 +27,8 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotReady
+from fedimint_gw.fedimint.lnv2.transactions import build as build_module_tx
+from fedimint_gw.fedimint.lnv2.transactions import claim_outputs, note_input, note_output, plan_funding
 from fedimint_gw.fedimint.mint_client import (
     FinishedNote,
     NoteSecrets,
@@ -38,7 +40,7 @@ from fedimint_gw.fedimint.mint_client import (
 )
 from fedimint_gw.fedimint.mint_types import MintClientConfig, SpendableNote
 from fedimint_gw.fedimint.oob import OOBNotes
-from fedimint_gw.fedimint.transaction import Transaction
+from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.store.db import Database
 
 RECEIVE = "fm_receive"
@@ -207,6 +209,77 @@ class FedimintNotes:
             await self._insert_op(conn, operation_id, SPEND, tx, outputs, len(plan.send))
         return await self._must_get(operation_id)
 
+    async def prepare_fund(
+        self, operation_id: str, kind: str, amount: Msat, module_fee: Msat, output: ModuleItem
+    ) -> MintOperation:
+        """Reserve notes and store a transaction paying them into another module's `output`
+        (worth `amount`, plus `module_fee`), our change first: the module output is the last
+        output, at index `len(op.outputs)`. Idempotent per operation id."""
+        existing = await self.get(operation_id)
+        if existing is not None:
+            return existing
+        async with self._db.transaction() as conn:
+            if await self._exists(conn, operation_id):
+                return await self._must_get(operation_id)
+            notes = await self._unspent(conn)
+            try:
+                plan = plan_funding(notes, amount.value, module_fee.value, self.config, overpay=self._overpay)
+            except InsufficientFunds:
+                if await self._reserved(conn) > 0:
+                    raise NotReady("notes are reserved by operations in flight; retry") from None
+                raise
+            change = self._outputs(operation_id, plan.change)
+            inputs = [note_input(self.mint_instance_id, a, n) for a, n in plan.inputs]
+            outputs = [note_output(self.mint_instance_id, o) for o in change] + [output]
+            tx = build_module_tx(inputs, outputs, secrets.token_bytes(8))
+            for _, note in plan.inputs:
+                await conn.execute(
+                    "UPDATE ecash_notes SET state = 'reserved', operation_id = ? "
+                    "WHERE secret = ? AND state = 'unspent'",
+                    (operation_id, note.spend_key.hex()),
+                )
+            await self._insert_op(conn, operation_id, kind, tx, change, 0)
+        return await self._must_get(operation_id)
+
+    async def prepare_claim(
+        self,
+        operation_id: str,
+        kind: str,
+        item: ModuleItem,
+        secret_key: bytes,
+        amount: Msat,
+        module_fee: Msat,
+    ) -> MintOperation:
+        """Store a transaction spending another module's input `item` (worth `amount`, signed
+        with `secret_key`) into fresh notes of ours. Idempotent per operation id."""
+        existing = await self.get(operation_id)
+        if existing is not None:
+            return existing
+        outputs = self._outputs(
+            operation_id, claim_outputs(amount.value, module_fee.value, self.config, self._overpay)
+        )
+        tx = build_module_tx(
+            [(item, secret_key)],
+            [note_output(self.mint_instance_id, o) for o in outputs],
+            secrets.token_bytes(8),
+        )
+        async with self._db.transaction() as conn:
+            if not await self._exists(conn, operation_id):
+                await self._insert_op(conn, operation_id, kind, tx, outputs, 0)
+        return await self._must_get(operation_id)
+
+    async def _unspent(self, conn: Any) -> list[tuple[int, SpendableNote]]:
+        async with conn.execute(
+            "SELECT secret, amount_msat, signature FROM ecash_notes "
+            "WHERE federation_id = ? AND state = 'unspent'",
+            (self._fid,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            (int(r["amount_msat"]), SpendableNote(bytes.fromhex(r["signature"]), bytes.fromhex(r["secret"])))
+            for r in rows
+        ]
+
     async def complete(
         self, operation_id: str, finished: Sequence[FinishedNote], result: dict[str, Any]
     ) -> None:
@@ -248,12 +321,13 @@ class FedimintNotes:
                 (json.dumps({"error": reason}), self._clock.now(), operation_id),
             )
 
-    async def unfinished(self) -> list[MintOperation]:
-        """Operations prepared but neither completed nor aborted (to resume at start)."""
+    async def unfinished(self, kinds: tuple[str, ...] = (RECEIVE, SPEND)) -> list[MintOperation]:
+        """Operations of `kinds` prepared but neither completed nor aborted (to resume at start)."""
+        marks = ", ".join("?" for _ in kinds)
         async with self._db.conn.execute(
             "SELECT operation_id FROM ecash_operations WHERE federation_id = ? AND state = 'prepared' "
-            "AND kind IN (?, ?) ORDER BY created_at, operation_id",
-            (self._fid, RECEIVE, SPEND),
+            f"AND kind IN ({marks}) ORDER BY created_at, operation_id",
+            (self._fid, *kinds),
         ) as cur:
             rows = await cur.fetchall()
         return [op for r in rows if (op := await self.get(r[0])) is not None]
