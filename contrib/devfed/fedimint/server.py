@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,19 +26,26 @@ from aiohttp import WSCloseCode, web
 
 from contrib.devfed.fedimint.consensus import NoConsensus, Sequencer, Source
 from contrib.devfed.fedimint.keys import (
+    LN_CONSENSUS_VERSION,
+    LN_PK_SET_KEY,
     MINT_CONSENSUS_VERSION,
     MINT_INSTANCE_ID,
     FedimintParams,
     client_config,
     deal_and_store,
+    deal_ln_and_store,
 )
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID, LnConsensus, LnGuardian
+from contrib.devfed.fedimint.ln_store import LnStore
 from contrib.devfed.fedimint.mint import FaultMode, MintGuardian, MintVerifier
 from contrib.devfed.fedimint.rpc import GuardianRpc
 from contrib.devfed.fedimint.store import FedimintStore
+from fedimint_gw.crypto.bls import threshold_crypto as tc
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.fedimint.config import ClientConfig, parse_client_config
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.invite import InviteCode
+from fedimint_gw.fedimint.ln.items import LN_KIND, LightningClientConfig
 from fedimint_gw.fedimint.mint_types import MintClientConfig
 from fedimint_gw.fedimint.versions import (
     ApiVersion,
@@ -52,6 +60,7 @@ STATUS_FILE = "fedimint-status.json"
 INVITE_FILE = "fedimint-invite.txt"
 CORE_API = ApiVersion(0, 5)
 MINT_API = ApiVersion(0, 1)
+LN_API = ApiVersion(0, 1)
 AWAIT_TIMEOUT = 60.0
 
 
@@ -67,6 +76,7 @@ class FedimintFederation:
         self.federation_id: FederationId = config.federation_id()
         self.invite_code = str(InviteCode.new(config.api_endpoints[0].url, 0, self.federation_id))
         self.guardians = [MintGuardian(p, store.key_shares(p)) for p in sorted(config.api_endpoints)]
+        self.ln = self._ln_module(store, config)
         self.sequencer = Sequencer(
             store,
             MintVerifier(self.mint_config),
@@ -75,20 +85,44 @@ class FedimintFederation:
             faucet_limit_msat,
             online=self.online_guardians,
             threshold=config.threshold,
+            ln=self.ln,
         )
+        module_versions = {
+            MINT_INSTANCE_ID: SupportedModuleApiVersions(
+                config.consensus_version, MINT_CONSENSUS_VERSION, (MINT_API,)
+            )
+        }
+        if self.ln is not None:
+            module_versions[LN_INSTANCE_ID] = SupportedModuleApiVersions(
+                config.consensus_version, LN_CONSENSUS_VERSION, (LN_API,)
+            )
         self.api_versions = SupportedApiVersionsSummary(
             SupportedCoreApiVersions(config.consensus_version, (CORE_API,)),
-            {
-                MINT_INSTANCE_ID: SupportedModuleApiVersions(
-                    config.consensus_version, MINT_CONSENSUS_VERSION, (MINT_API,)
-                )
-            },
+            dict(sorted(module_versions.items())),
         )
         self.await_timeout = AWAIT_TIMEOUT
+        self.clock: Callable[[], float] = time.time
+        """Wall clock for gateway registration TTLs (tests replace it)."""
         self.sockets: set[web.WebSocketResponse] = set()
         """Open client connections (closed first on stop, so shutdown does not wait for clients)."""
         self.unserved: list[str] = []
         """Methods clients asked for that devfed does not serve (also logged at WARNING)."""
+
+    def _ln_module(self, store: FedimintStore, config: ClientConfig) -> LnConsensus | None:
+        """The `ln` module when the config has one at instance 0 (each guardian with its own share)."""
+        module = config.modules.get(LN_INSTANCE_ID)
+        if module is None or module.kind != LN_KIND:
+            return None
+        raw_pk_set = store.get_meta(LN_PK_SET_KEY)
+        if raw_pk_set is None:
+            raise ValueError("the stored federation serves ln but has no ln key set")
+        ln_store = LnStore(store)
+        guardians = [
+            LnGuardian(g.peer_id, ln_store.key_share(g.peer_id), _fault_of(g)) for g in self.guardians
+        ]
+        pk_set = tc.PublicKeySet.decode(bytes.fromhex(raw_pk_set))
+        ln_config = LightningClientConfig.from_bytes(module.raw)
+        return LnConsensus(ln_store, ln_config, pk_set, guardians, config.threshold)
 
     def online_guardians(self) -> int:
         """How many guardians take part in consensus (not fault-injected offline)."""
@@ -103,7 +137,8 @@ class FedimintFederation:
         if raw is None:
             with store.atomic():
                 mint = deal_and_store(store, params)
-                config = client_config(params, urls, mint)
+                ln = deal_ln_and_store(store, params) if params.ln else None
+                config = client_config(params, urls, mint, ln)
                 store.set_meta("client_config", json.dumps(config.to_json()))
                 store.set_meta("faucet_limit_msat", str(params.faucet_limit_msat))
         else:
@@ -113,6 +148,10 @@ class FedimintFederation:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _fault_of(guardian: MintGuardian) -> Callable[[], FaultMode]:
+    return lambda: guardian.fault
 
 
 def stored_urls(data_dir: Path) -> list[str] | None:
@@ -223,12 +262,31 @@ def admin_app(federation: FedimintFederation) -> web.Application:
             log.info("fault: bad request: %s", exc)
             return web.json_response({"error": f"bad fault request: {exc}"}, status=400)
         guardian.fault = mode
+        await federation.sequencer.retry_decryptions()
         return web.json_response({"peer_id": peer, "fault": mode.value})
+
+    async def ln_block_count(request: web.Request) -> web.Response:
+        ln = federation.ln
+        try:
+            body = await request.json()
+            count = body["block_count"]
+            if ln is None or isinstance(count, bool) or not isinstance(count, int):
+                raise ValueError("the federation serves no ln module, or block_count is not an integer")
+            if not ln.store.block_count() <= count < 2**32:
+                raise ValueError("the block count only moves forward (and stays below 2^32)")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.info("ln block count: bad request: %s", exc)
+            return web.json_response({"error": f"bad block count request: {exc}"}, status=400)
+        with federation.store.atomic():
+            ln.store.set_block_count(count)
+        await federation.sequencer.notify()
+        return web.json_response({"block_count": count})
 
     app = web.Application()
     app.router.add_get("/admin/status", status)
     app.router.add_post("/admin/faucet", faucet)
     app.router.add_post("/admin/guardians/{peer_id}/fault", fault)
+    app.router.add_post("/admin/ln/block_count", ln_block_count)
     return app
 
 

@@ -47,6 +47,11 @@ class FedimintStore:
         self._conn.executescript(_SCHEMA)
         self._in_tx = False
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for a module's own tables (writes inside ``atomic()``)."""
+        return self._conn
+
     def close(self) -> None:
         """Close the database."""
         self._conn.close()
