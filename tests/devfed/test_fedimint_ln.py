@@ -176,8 +176,8 @@ async def test_incoming_contract_is_decrypted_by_the_guardians_and_claimed_by_th
     decrypted = await api.module_threshold_request(
         LN_INSTANCE_ID, "await_preimage_decryption", offer.hash.hex()
     )
-    assert isinstance(decrypted, list) and decrypted[1] == preimage_of_key(key).hex()
-    assert hashlib.sha256(bytes.fromhex(decrypted[1])).digest() == offer.hash
+    assert isinstance(decrypted, list) and bytes(decrypted[1]) == preimage_of_key(key)
+    assert hashlib.sha256(bytes(decrypted[1])).digest() == offer.hash
     # the offer is gone, a second funding is refused
     assert await api.module_threshold_request(LN_INSTANCE_ID, "offer", offer.hash.hex()) is None
     # the user claims with the decrypted key into fresh notes
@@ -255,7 +255,7 @@ async def test_one_byzantine_guardian_cannot_spoil_decryption_two_offline_delay_
     account = fm.federation.ln.store.account(offer.hash) if fm.federation.ln else None
     assert account is not None
     assert account.to_json()["contract"]["Incoming"]["contract"]["decrypted_preimage"] == {  # type: ignore[index]
-        "Some": user.public_key.format().hex()
+        "Some": list(user.public_key.format())
     }
     # with one byzantine and one offline guardian only two good shares exist: pending, not Invalid
     await fault(2, "offline")

@@ -26,6 +26,7 @@ from fedimint_gw.fedimint.ln.contracts import (
     IncomingContractOffer,
     OutgoingContract,
     PreimageState,
+    ciphertext_json,
     preimage_of_key,
 )
 from fedimint_gw.fedimint.ln.gateway import GatewayAnnouncement
@@ -135,7 +136,8 @@ class LnEndpoints:
         full = account.to_json()["contract"]
         inner = full.get("Incoming", {}).get("contract") if isinstance(full, dict) else None
         decrypted = funded.contract.decrypted_preimage
-        preimage = preimage_of_key(decrypted.key).hex() if decrypted.state is PreimageState.SOME else None
+        some = decrypted.state is PreimageState.SOME
+        preimage = list(preimage_of_key(decrypted.key)) if some else None  # `Preimage([u8; 32])`: numbers
         return [{"amount": account.amount, "contract": inner}, preimage]
 
     async def offer(self, params: object) -> object:
@@ -174,10 +176,10 @@ class LnEndpoints:
 
 
 def _offer_json(offer: IncomingContractOffer) -> object:
-    """serde form; the ciphertext as hex of its bytes (unverified with the official client)."""
+    """serde form (the ciphertext as threshold_crypto serializes it)."""
     return {
         "amount": offer.amount,
         "hash": offer.hash.hex(),
-        "encrypted_preimage": offer.encrypted_preimage.hex(),
+        "encrypted_preimage": ciphertext_json(offer.encrypted_preimage),
         "expiry_time": offer.expiry_time,
     }

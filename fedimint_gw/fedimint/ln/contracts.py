@@ -123,9 +123,10 @@ class DecryptedPreimage:
         )
 
     def to_json(self) -> object:
-        """serde form: "Pending" | {"Some": hex} | "Invalid" (unverified with the client)."""
+        """serde form: "Pending" | {"Some": [33 byte values]} | "Invalid" (`PreimageKey` is a
+        serde big array: a JSON array of numbers)."""
         if self.state is PreimageState.SOME:
-            return {"Some": self.key.hex()}
+            return {"Some": list(self.key)}
         return "Pending" if self.state is PreimageState.PENDING else "Invalid"
 
 
@@ -180,6 +181,16 @@ class IncomingContract:
 
 
 Contract = IncomingContract | OutgoingContract
+
+G1_LEN = 48
+G2_LEN = 96
+
+
+def ciphertext_json(raw: bytes) -> list[list[int]]:
+    """threshold_crypto's serde form of a ciphertext (U, V, W) from its bytes U || W || V: a
+    3-tuple of byte arrays, the points compressed (JSON arrays of numbers)."""
+    u, w, v = raw[:G1_LEN], raw[G1_LEN : G1_LEN + G2_LEN], raw[G1_LEN + G2_LEN :]
+    return [list(u), list(v), list(w)]
 
 
 def contract_id(contract: Contract) -> bytes:
@@ -253,14 +264,13 @@ class ContractAccount:
         return cls(amount, funded)
 
     def to_json(self) -> dict[str, object]:
-        """serde form. Outgoing as the official client accepted it; the incoming form
-        (ciphertext as hex of its bytes) is unverified with the client."""
+        """serde form, as the official client accepted it (docs/official-client.md)."""
         c = self.contract
         if isinstance(c, OutgoingContract):
             return {"amount": self.amount, "contract": {"Outgoing": c.to_json()}}
         inner = {
             "hash": c.contract.hash.hex(),
-            "encrypted_preimage": c.contract.encrypted_preimage.hex(),
+            "encrypted_preimage": ciphertext_json(c.contract.encrypted_preimage),
             "decrypted_preimage": c.contract.decrypted_preimage.to_json(),
             "gateway_key": c.contract.gateway_key.hex(),
         }
