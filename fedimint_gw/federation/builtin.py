@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.devfed import v1, v2
+from fedimint_gw.federation.fedimint import lnv1
 
 
 def builtin_adapters() -> list[AdapterFactory]:
-    """The adapters this package ships: devfed API v1 and v2."""
-    return [v1.FACTORY, v2.FACTORY]
+    """The adapters this package ships: devfed API v1 and v2, Fedimint's LNv1."""
+    return [v1.FACTORY, v2.FACTORY, lnv1.FACTORY]

@@ -55,6 +55,11 @@ class NoteWallet:
         self.federation_id = federation_id
         self._clock = clock
 
+    @property
+    def db(self) -> Database:
+        """The gateway's database (adapters keeping their own notes tables use it)."""
+        return self._db
+
     async def balance(self) -> Msat:
         """Spendable ecash (notes reserved by an unfinished operation do not count)."""
         async with self._db.conn.execute(

@@ -1,0 +1,184 @@
+"""The gateway's LNv1 adapter (fedimint-lnv1) against devfed's Fedimint family serving `ln`:
+joining from a `fed11` invite, registration, receive (funding an offer, the preimage decrypted by
+the guardians) and send (claiming the user's outgoing contract, or cancelling it)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from coincurve import PrivateKey
+
+from contrib.devfed.fedimint.faucet import faucet_notes
+from contrib.devfed.fedimint.keys import MINT_INSTANCE_ID, FedimintParams
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
+from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.crypto.bls import threshold_crypto as tc
+from fedimint_gw.domain.ids import FederationId, ShortChannelId
+from fedimint_gw.domain.payment import PaymentState
+from fedimint_gw.fedimint.encoding import encode
+from fedimint_gw.fedimint.ln.contracts import (
+    IncomingContractOffer,
+    OutgoingContract,
+    payment_hash_of_key,
+    preimage_of_key,
+)
+from fedimint_gw.fedimint.ln.items import ContractOutput, LightningClientConfig, ln_output_bytes
+from fedimint_gw.fedimint.mint_api import submit_transaction
+from fedimint_gw.fedimint.mint_client import mint_input
+from fedimint_gw.fedimint.mint_types import write_mint_input
+from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.store import payments as pay_repo
+from tests.e2e.conftest import Env
+from tests.support.fake_node import forward_payload
+
+
+@pytest.fixture
+async def fm(env: Env) -> AsyncIterator[RunningFedimint]:
+    running = await start_fedimint(env.tmp / "fm-ln", FedimintParams(name="e2e-ln", ln=True))
+    yield running
+    await running.stop()
+
+
+async def joined(env: Env, fm: RunningFedimint, fund_msat: int) -> dict[str, object]:
+    info = await env.gateway.federations.connect(fm.invite_code)
+    if fund_msat:
+        notes = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, fund_msat)
+        client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+        assert (await client.receive_ecash(notes.oob.encode())).value == fund_msat
+    return info
+
+
+async def balance(env: Env, fm: RunningFedimint) -> int:
+    return (await env.gateway.federations.client(FederationId(fm.federation_id.hex)).balance()).value
+
+
+async def submit(env: Env, fm: RunningFedimint, tx: Transaction) -> None:
+    api = FederationApi.from_config(fm.federation.client_config, env.session)
+    try:
+        assert (await submit_transaction(api, tx)).accepted
+    finally:
+        await api.close()
+
+
+async def test_joins_from_a_fed11_invite_and_registers_its_scid(env: Env, fm: RunningFedimint) -> None:
+    info = await joined(env, fm, 0)
+    assert info["adapter"] == "fedimint-lnv1" and info["federation_id"] == fm.federation_id.hex
+    ln = fm.federation.ln
+    assert ln is not None
+    [(gateway_json, _vetted, _until)] = ln.store.gateways(fm.federation.clock())
+    assert f'"mint_channel_id": {ShortChannelId.parse(info["scid"]).to_int()}' in gateway_json
+    assert f'"node_pub_key": "{env.node.node_id}"' in gateway_json
+
+
+async def test_receive_funds_the_offer_and_resolves_with_the_decrypted_preimage(
+    env: Env, fm: RunningFedimint
+) -> None:
+    info = await joined(env, fm, 20_000)
+    user = PrivateKey()
+    key = user.public_key.format()
+    ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
+    pk = tc.PublicKey.decode(ln_config.threshold_pub_key)
+    offer = IncomingContractOffer(5000, payment_hash_of_key(key), tc.encrypt(pk, key).to_bytes(), None)
+    await submit(
+        env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], b"\x01" * 8, [])
+    )
+    height = env.node.block_height
+    htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + 2015, height + 100, height)
+    answer = await env.htlc(*htlc)
+    assert answer["result"] == "resolve", (answer, env.logs[-5:])
+    assert bytes.fromhex(answer["payment_key"]) == preimage_of_key(key)
+    assert await balance(env, fm) == 15_000
+    account = fm.federation.ln.store.account(offer.hash) if fm.federation.ln else None
+    assert account is not None and account.amount == 5000  # the user's to claim with its key
+    assert await env.htlc(*htlc) == answer  # a replayed HTLC funds nothing twice
+    assert await balance(env, fm) == 15_000
+
+
+async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: RunningFedimint) -> None:
+    info = await joined(env, fm, 10_000)
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(str(info["scid"]), secrets.token_hex(32), 5000, 7000, height + 100, height)
+    )
+    assert answer["result"] == "fail"
+    assert await balance(env, fm) == 10_000
+
+
+async def outgoing(env: Env, fm: RunningFedimint, payment_hash: bytes, amount: int, timelock: int) -> str:
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    user = PrivateKey()
+    contract = OutgoingContract(
+        payment_hash, bytes.fromhex(client.gateway_pubkey), timelock, user.public_key.format()
+    )
+    notes = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, amount)
+    items = [
+        ModuleItem(MINT_INSTANCE_ID, encode(lambda w, n=n: write_mint_input(w, mint_input(n.amount, n.note))))
+        for n in notes.notes
+    ]
+    out = ModuleItem(LN_INSTANCE_ID, ln_output_bytes(ContractOutput(amount, contract)))
+    await submit(
+        env, fm, Transaction.signed(items, [out], b"\x02" * 8, [n.note.spend_key for n in notes.notes])
+    )
+    return contract.contract_id().hex()
+
+
+def invoice_for(payment_hash: bytes, amount_msat: int) -> str:
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=amount_msat,
+        timestamp=1_700_000_000 + secrets.randbelow(10**8),
+        payment_hash=payment_hash,
+        payment_secret=secrets.token_bytes(32),
+        description="e2e",
+        features=bolt11.DEFAULT_FEATURES,
+        expiry=10**9,
+    )
+    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey(bytes([9]) * 32))
+
+
+async def test_send_pays_the_invoice_and_claims_the_outgoing_contract(env: Env, fm: RunningFedimint) -> None:
+    await joined(env, fm, 0)
+    preimage = secrets.token_bytes(32)
+    payment_hash = bytes.fromhex(env.node.add_payee(preimage))
+    contract_id = await outgoing(env, fm, payment_hash, 12_030, 100 + 500)  # 10 000 + fee 2000 + 3000 ppm
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "invoice": invoice_for(payment_hash, 10_000),
+    }
+    async with env.session.post(f"{env.api_url}/v1/pay_invoice", json=body) as resp:
+        answer = await resp.json()
+    assert answer.get("preimage") == preimage.hex(), answer
+    await env.settled(contract_id)
+    rec = await pay_repo.get(env.gateway.db.conn, f"send:{contract_id}")
+    assert rec is not None and rec.state is PaymentState.SUCCEEDED
+    assert await balance(env, fm) == 12_030  # claimed into the gateway's notes
+    assert hashlib.sha256(preimage).digest() == payment_hash
+
+
+async def test_a_send_it_refuses_cancels_the_contract_so_the_user_refunds_at_once(
+    env: Env, fm: RunningFedimint
+) -> None:
+    await joined(env, fm, 0)
+    payment_hash = bytes.fromhex(env.node.add_payee(secrets.token_bytes(32)))
+    contract_id = await outgoing(env, fm, payment_hash, 10_500, 100 + 500)  # too little for the fee
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "invoice": invoice_for(payment_hash, 10_000),
+    }
+    async with env.session.post(f"{env.api_url}/v1/pay_invoice", json=body) as resp:
+        answer = await resp.json()
+    assert answer["state"] == "refunded" and "fee" in answer["error"]
+    ln = fm.federation.ln
+    assert ln is not None
+    account = ln.store.account(bytes.fromhex(contract_id))
+    assert (
+        account is not None and isinstance(account.contract, OutgoingContract) and account.contract.cancelled
+    )
+    assert account.amount == 10_500 and await balance(env, fm) == 0  # nothing taken by the gateway
