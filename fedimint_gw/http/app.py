@@ -33,6 +33,7 @@ from fedimint_gw.errors import (
     UnsupportedMediaType,
 )
 from fedimint_gw.http import jsonin
+from fedimint_gw.http.fedimint_routes import add_fedimint_routes
 from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter, client_key
 from fedimint_gw.http.peer import add_peer_routes
 from fedimint_gw.peer.wire import PeerAnswer
@@ -74,6 +75,10 @@ class PublicApi(Protocol):
     async def verify(self, payment_hash: str) -> dict[str, Any]: ...
 
     async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer: ...
+
+    async def fedimint_gateway_id(self) -> str: ...
+
+    async def fedimint_pay_invoice(self, body: dict[str, Any]) -> str: ...
 
 
 def error_body(code: int, name: str, message: str) -> dict[str, Any]:
@@ -172,6 +177,7 @@ def create_app(
     app.router.add_post("/v1/routing_info", post(api.routing_info, DEFAULT_DEADLINE))
     app.router.add_post("/v1/create_bolt11_invoice", post(api.create_bolt11_invoice, DEFAULT_DEADLINE))
     add_peer_routes(app, api)
+    add_fedimint_routes(app, api)
     return app
 
 

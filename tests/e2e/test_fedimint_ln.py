@@ -182,3 +182,63 @@ async def test_a_send_it_refuses_cancels_the_contract_so_the_user_refunds_at_onc
         account is not None and isinstance(account.contract, OutgoingContract) and account.contract.cancelled
     )
     assert account.amount == 10_500 and await balance(env, fm) == 0  # nothing taken by the gateway
+
+
+async def test_fedimint_routes_at_the_root_answer_bare_json_strings(env: Env, fm: RunningFedimint) -> None:
+    await joined(env, fm, 0)
+    async with env.session.get(f"{env.api_url}/id") as resp:
+        assert resp.status == 200 and await resp.json() == env.node.node_id
+    ln = fm.federation.ln
+    assert ln is not None
+    [(gateway_json, _vetted, _until)] = ln.store.gateways(fm.federation.clock())
+    assert f'"gateway_id": "{env.node.node_id}"' in gateway_json  # what GET /id says
+    preimage = secrets.token_bytes(32)
+    payment_hash = bytes.fromhex(env.node.add_payee(preimage))
+    contract_id = await outgoing(env, fm, payment_hash, 12_030, 100 + 500)
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "payment_data": {"invoice": invoice_for(payment_hash, 10_000)},
+        "preimage_auth": secrets.token_hex(32),
+    }
+    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
+        assert resp.status == 200 and await resp.json() == preimage.hex()
+
+
+@pytest.mark.parametrize("payment_data", [{"pruned_invoice": {"amount": 1}}, {"invoice": 5}, "lnbcrt1", None])
+async def test_pay_invoice_refuses_other_payment_data_and_pays_nothing(
+    env: Env, fm: RunningFedimint, payment_data: object
+) -> None:
+    await joined(env, fm, 0)
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": "00" * 32,
+        "payment_data": payment_data,
+        "preimage_auth": "00" * 32,
+    }
+    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["name"] == "InvalidInput"
+    assert env.node.pay_calls == []
+
+
+async def test_pay_invoice_failure_is_not_200_and_the_contract_is_cancelled(
+    env: Env, fm: RunningFedimint
+) -> None:
+    await joined(env, fm, 0)
+    payment_hash = bytes.fromhex(env.node.add_payee(secrets.token_bytes(32)))
+    contract_id = await outgoing(env, fm, payment_hash, 10_500, 100 + 500)  # too little for the fee
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "payment_data": {"invoice": invoice_for(payment_hash, 10_000)},
+        "preimage_auth": "00" * 32,
+    }
+    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
+        assert resp.status != 200 and "fee" in (await resp.json())["error"]["message"]
+    ln = fm.federation.ln
+    assert ln is not None
+    account = ln.store.account(bytes.fromhex(contract_id))
+    assert (
+        account is not None and isinstance(account.contract, OutgoingContract) and account.contract.cancelled
+    )

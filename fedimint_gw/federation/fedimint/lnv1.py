@@ -144,7 +144,7 @@ class FedimintLnv1Client:
             api=registration.api_url,
             fee_base_msat=registration.fees.base_msat,
             fee_ppm=registration.fees.ppm,
-            gateway_id=self._pub,
+            gateway_id=bytes.fromhex(registration.node_id),  # one id for every federation: GET /id
         )
         await self._ask("register_gateway", GatewayAnnouncement(info, False, registration.ttl_secs).to_json())
         expires = self._ctx.clock.now() + registration.ttl_secs
