@@ -2,7 +2,7 @@
 
 devfed run --name NAME --guardians 4 --threshold 3 --api 1,2 --data-dir DIR
            [--bitcoind-rpc URL] [--base-port P] [--admin-port P] [--tx-fee-msat F]
-devfed run --api fedimint --data-dir DIR [--fedimint-fee-base-msat B] [--fedimint-fee-ppm P]
+devfed run --api fedimint --data-dir DIR [--fedimint-fee-base-msat B] [--fedimint-fee-ppm P] [--fedimint-ln]
            (Fedimint's own protocol, its own guardians and invite; may be combined: --api 1,2,fedimint)
 devfed gateways add URL --admin ADMIN_URL      (also: remove, list)
 devfed admin fault PEER MODE [--delay-ms N] --admin ADMIN_URL
@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fedimint-fee-ppm", type=int, default=0, help="mint fee ppm per note (fedimint family)"
     )
+    run.add_argument(
+        "--fedimint-ln",
+        action="store_true",
+        help="the fedimint family also serves the LNv1 module (ln) at instance 0 (first start only)",
+    )
     gw = sub.add_parser("gateways", help="v2 gateway vetting (admin API)")
     gw.add_argument("action", choices=["add", "remove", "list"])
     gw.add_argument("url", nargs="?")
@@ -108,6 +113,7 @@ async def _run_fedimint(args: argparse.Namespace) -> RunningFedimint:
         guardians=args.guardians,
         fee_base_msat=args.fedimint_fee_base_msat,
         fee_ppm=args.fedimint_fee_ppm,
+        ln=args.fedimint_ln,
     )
     running = await start_fedimint(args.data_dir / FEDIMINT_FAMILY, params, host=args.host)
     print(running.invite_code, flush=True)
