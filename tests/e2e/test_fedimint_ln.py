@@ -109,12 +109,18 @@ async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: 
     assert await balance(env, fm) == 10_000
 
 
-async def outgoing(env: Env, fm: RunningFedimint, payment_hash: bytes, amount: int, timelock: int) -> str:
+async def outgoing(
+    env: Env,
+    fm: RunningFedimint,
+    payment_hash: bytes,
+    amount: int,
+    timelock: int,
+    gateway_key: bytes | None = None,
+) -> str:
     client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
     user = PrivateKey()
-    contract = OutgoingContract(
-        payment_hash, bytes.fromhex(client.gateway_pubkey), timelock, user.public_key.format()
-    )
+    key = gateway_key or bytes.fromhex(client.gateway_pubkey)
+    contract = OutgoingContract(payment_hash, key, timelock, user.public_key.format())
     notes = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, amount)
     items = [
         ModuleItem(MINT_INSTANCE_ID, encode(lambda w, n=n: write_mint_input(w, mint_input(n.amount, n.note))))
@@ -242,3 +248,21 @@ async def test_pay_invoice_failure_is_not_200_and_the_contract_is_cancelled(
     assert (
         account is not None and isinstance(account.contract, OutgoingContract) and account.contract.cancelled
     )
+
+
+async def test_a_contract_locked_to_another_gateway_is_refused_and_nothing_is_paid(
+    env: Env, fm: RunningFedimint
+) -> None:
+    await joined(env, fm, 0)
+    payment_hash = bytes.fromhex(env.node.add_payee(secrets.token_bytes(32)))
+    other = PrivateKey().public_key.format()
+    contract_id = await outgoing(env, fm, payment_hash, 12_030, 100 + 500, gateway_key=other)
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "payment_data": {"invoice": invoice_for(payment_hash, 10_000)},
+        "preimage_auth": "00" * 32,
+    }
+    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
+        assert resp.status != 200 and "not locked to this gateway" in (await resp.json())["error"]["message"]
+    assert env.node.pay_calls == []
