@@ -6,6 +6,7 @@ Driven over Fedimint's wire protocol with our own protocol code (no official cli
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -372,3 +373,38 @@ async def test_gateway_registrations_expire_after_their_ttl(fm: RunningFedimint,
     too_long = {"info": GATEWAY, "vetted": False, "ttl": {"secs": 10**9, "nanos": 0}}
     answers = await api.each(f"module_{LN_INSTANCE_ID}_register_gateway", too_long)
     assert all(a.error is not None for a in answers.values())
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "reason"),
+    [
+        ("account", "zz" * 32, "not hex"),
+        ("account", "00" * 31, "32 bytes"),
+        ("await_account", 7, "must be a string"),
+        ("offer", None, "must be a string"),
+        ("await_block_height", -1, "must be an integer"),
+        (
+            "register_gateway",
+            {"info": {**GATEWAY, "gateway_id": "04" + "00" * 32}, "ttl": {"secs": 60}},
+            "not a compressed public key",
+        ),
+        ("register_gateway", {"info": GATEWAY}, "missing 'ttl'"),
+        ("register_gateway", [1, 2, 3], "must be a JSON object"),
+    ],
+)
+async def test_bad_ln_requests_get_a_clear_error_and_change_nothing(
+    fm: RunningFedimint,
+    api: FederationApi,
+    endpoint: str,
+    params: object,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="devfed.fedimint")
+    answers = await api.each(f"module_{LN_INSTANCE_ID}_{endpoint}", params)
+    for answer in answers.values():
+        assert answer.error is not None and reason in answer.error.message, answer
+    ln = fm.federation.ln
+    assert ln is not None and ln.store.gateways(fm.federation.clock()) == []
+    assert [r for r in caplog.records if "bad" in r.getMessage()], "bad input is logged"
+    assert not [r for r in caplog.records if r.levelno > logging.INFO], "at info level, not above"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,54 @@ def test_bad_gateway_announcements_are_refused(path: tuple[str, ...], value: obj
     target[path[-1]] = value
     with pytest.raises(DecodeError):
         GatewayAnnouncement.from_json(bad)
+
+
+def test_account_json_round_trips_through_the_adapters_parser() -> None:
+    from fedimint_gw.fedimint.ln.json_forms import account_from_json
+
+    ct = bytes(range(48)) + bytes(range(96)) + b"\x07" * 33
+    for state in (
+        DecryptedPreimage(PreimageState.PENDING),
+        DecryptedPreimage(PreimageState.SOME, GW_KEY),
+        DecryptedPreimage(PreimageState.INVALID),
+    ):
+        incoming = ContractAccount(
+            900, FundedIncoming(IncomingContract(HASH, ct, state, GW_KEY), OutPoint(bytes(32), 1))
+        )
+        assert account_from_json(incoming.to_json()) == incoming
+    outgoing = ContractAccount(1000, OutgoingContract(HASH, GW_KEY, 617, USER_KEY, True))
+    assert account_from_json(outgoing.to_json()) == outgoing
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda j: j["contract"].update({"Both": {}}),
+        lambda j: j.update({"amount": -1}),
+        lambda j: j["contract"]["Incoming"]["contract"].update({"decrypted_preimage": {"Some": [256] * 33}}),
+        lambda j: j["contract"]["Incoming"]["contract"].update({"decrypted_preimage": {"Some": [1] * 32}}),
+        lambda j: j["contract"]["Incoming"]["contract"].update(
+            {"encrypted_preimage": [[0] * 48, [], [0] * 95]}
+        ),
+        lambda j: j["contract"]["Incoming"]["contract"].update(
+            {"encrypted_preimage": [[0] * 48, [0] * 999, [0] * 96]}
+        ),
+        lambda j: j["contract"]["Incoming"]["contract"].update({"decrypted_preimage": "Maybe"}),
+        lambda j: j["contract"]["Incoming"]["out_point"].update({"out_idx": True}),
+    ],
+)
+def test_malformed_guardian_accounts_are_refused(mutate: Any) -> None:
+    from fedimint_gw.fedimint.ln.json_forms import account_from_json
+
+    ct = bytes(48) + bytes(96) + b"\x07" * 33
+    good = ContractAccount(
+        900,
+        FundedIncoming(
+            IncomingContract(HASH, ct, DecryptedPreimage(PreimageState.PENDING), GW_KEY),
+            OutPoint(bytes(32), 1),
+        ),
+    ).to_json()
+    bad = copy.deepcopy(good)
+    mutate(bad)
+    with pytest.raises(DecodeError):
+        account_from_json(bad)
