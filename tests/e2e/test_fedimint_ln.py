@@ -266,3 +266,87 @@ async def test_a_contract_locked_to_another_gateway_is_refused_and_nothing_is_pa
     async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
         assert resp.status != 200 and "not locked to this gateway" in (await resp.json())["error"]["message"]
     assert env.node.pay_calls == []
+
+
+async def test_swap_from_a_devfed_v1_federation_into_a_fedimint_lnv1_offer(
+    env: Env, fm: RunningFedimint
+) -> None:
+    """A devfed v1 user pays an invoice that ends in the Fedimint federation on the same gateway:
+    no Lightning payment; the gateway funds the LNv1 offer and claims the v1 contract."""
+    from contrib.devfed import wallet_ln
+
+    info = await joined(env, fm, 50_000)
+    v1 = await env.federation("swap-v1", (1,))
+    await env.gateway.federations.connect(v1.invite_code)
+    payer = await env.wallet(v1, "payer")
+    await payer.faucet(100_000)
+    user = PrivateKey()
+    key = user.public_key.format()
+    ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
+    offer = IncomingContractOffer(
+        20_000,
+        payment_hash_of_key(key),
+        tc.encrypt(tc.PublicKey.decode(ln_config.threshold_pub_key), key).to_bytes(),
+    )
+    await submit(
+        env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], b"\x03" * 8, [])
+    )
+    hop = bolt11.RouteHop(
+        bytes.fromhex(env.node.node_id), ShortChannelId.parse(info["scid"]).to_int(), 0, 0, 30
+    )
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=20_000,
+        timestamp=1_700_000_000,
+        payment_hash=offer.hash,
+        payment_secret=secrets.token_bytes(32),
+        description="cross-family swap",
+        features=bolt11.DEFAULT_FEATURES,
+        expiry=10**9,
+        route_hints=((hop,),),
+    )
+    invoice = bolt11.sign_with_key(
+        bolt11.encode_unsigned(content), PrivateKey()
+    )  # as the official client does
+    v1_client = env.gateway.federations.client(FederationId(v1.federation_id))
+    fee = 2000 + 20_000 * 3000 // 1_000_000
+    result = await wallet_ln.pay(payer, invoice, env.api_url, v1_client.gateway_pubkey, fee)
+    await env.settled(str(result["contract_id"]))
+    assert bytes.fromhex(str(result["preimage"])) == preimage_of_key(key)
+    assert env.node.pay_calls == []  # no Lightning
+    ln = fm.federation.ln
+    assert ln is not None
+    account = ln.store.account(offer.hash)
+    assert account is not None and account.amount == 20_000  # funded for the Fedimint user
+    assert await balance(env, fm) == 30_000
+    assert (await v1_client.balance()).value == 20_000 + fee
+
+
+async def test_swap_from_a_fedimint_lnv1_contract_into_a_devfed_v1_receive(
+    env: Env, fm: RunningFedimint
+) -> None:
+    """The other direction: a Fedimint LNv1 user's outgoing contract pays a devfed v1 receive."""
+    from contrib.devfed import wallet_ln
+
+    await joined(env, fm, 0)
+    v1 = await env.federation("swap-v1-in", (1,))
+    await env.gateway.federations.connect(v1.invite_code)
+    await env.fund_gateway(v1, 100_000)
+    v1_client = env.gateway.federations.client(FederationId(v1.federation_id))
+    receiver = await env.wallet(v1, "receiver")
+    receive = await wallet_ln.receive_v1(receiver, v1_client.gateway_pubkey, 10_000, "from fedimint")
+    contract_id = await outgoing(env, fm, bytes.fromhex(receive.payment_hash), 12_030, 100 + 500)
+    body = {
+        "federation_id": fm.federation_id.hex,
+        "contract_id": contract_id,
+        "payment_data": {"invoice": receive.bolt11},
+        "preimage_auth": "00" * 32,
+    }
+    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
+        assert resp.status == 200
+        preimage = bytes.fromhex(await resp.json())
+    assert hashlib.sha256(preimage).hexdigest() == receive.payment_hash
+    await env.settled(contract_id)
+    assert env.node.pay_calls == []
+    assert await balance(env, fm) == 12_030  # the Fedimint contract claimed
+    assert (await v1_client.balance()).value == 90_000  # the v1 offer funded
