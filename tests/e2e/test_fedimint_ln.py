@@ -16,8 +16,10 @@ from contrib.devfed.fedimint.keys import MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.crypto.bls import threshold_crypto as tc
+from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
 from fedimint_gw.domain.payment import PaymentState
+from fedimint_gw.errors import GatewayError
 from fedimint_gw.fedimint.encoding import encode
 from fedimint_gw.fedimint.ln.contracts import (
     IncomingContractOffer,
@@ -350,3 +352,67 @@ async def test_swap_from_a_fedimint_lnv1_contract_into_a_devfed_v1_receive(
     assert env.node.pay_calls == []
     assert await balance(env, fm) == 12_030  # the Fedimint contract claimed
     assert (await v1_client.balance()).value == 90_000  # the v1 offer funded
+
+
+async def _offer(env: Env, fm: RunningFedimint, amount: int, nonce: bytes) -> IncomingContractOffer:
+    key = PrivateKey().public_key.format()
+    ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
+    pk = tc.PublicKey.decode(ln_config.threshold_pub_key)
+    offer = IncomingContractOffer(amount, payment_hash_of_key(key), tc.encrypt(pk, key).to_bytes())
+    await submit(
+        env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], nonce, [])
+    )
+    return offer
+
+
+async def _fault(env: Env, fm: RunningFedimint, peer: int, mode: str) -> None:
+    async with env.session.post(f"{fm.admin_url}/admin/guardians/{peer}/fault", json={"mode": mode}) as r:
+        assert r.status == 200
+
+
+async def test_a_funding_of_unknown_outcome_is_abandoned_only_by_spending_its_notes_elsewhere(
+    env: Env, fm: RunningFedimint
+) -> None:
+    await joined(env, fm, 20_000)
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    offer = await _offer(env, fm, 5000, b"\x04" * 8)
+    request = await client.lookup_incoming(offer.hash.hex())
+    assert request is not None
+    for peer in (2, 3):
+        await _fault(env, fm, peer, "offline")  # no consensus: the funding's fate is unknown
+    with pytest.raises(GatewayError):
+        await client.fund_incoming(request, "receive:lost")
+    assert await balance(env, fm) < 20_000  # its notes stay reserved: not assumed dead
+    with pytest.raises(GatewayError):
+        await client.abandon_funding("receive:lost")  # still no consensus: a doubt, not a yes
+    for peer in (2, 3):
+        await _fault(env, fm, peer, "honest")
+    assert await client.abandon_funding("receive:lost") is True
+    assert await balance(env, fm) == 20_000  # the notes came back through the release
+    ln = fm.federation.ln
+    assert ln is not None and ln.store.account(offer.hash) is None  # and nothing was funded
+    assert await client.abandon_funding("receive:lost") is True  # asked again: the same answer
+
+
+async def test_a_funding_accepted_behind_our_back_is_not_abandoned(env: Env, fm: RunningFedimint) -> None:
+    from fedimint_gw.federation.fedimint import module_ops
+    from fedimint_gw.fedimint.ln.contracts import DecryptedPreimage, IncomingContract, PreimageState
+
+    await joined(env, fm, 20_000)
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    offer = await _offer(env, fm, 5000, b"\x05" * 8)
+    contract = IncomingContract(
+        offer.hash,
+        offer.encrypted_preimage,
+        DecryptedPreimage(PreimageState.PENDING),
+        bytes.fromhex(client.gateway_pubkey),
+    )
+    output = ModuleItem(LN_INSTANCE_ID, ln_output_bytes(ContractOutput(5000, contract)))
+    notes = client._notes  # type: ignore[attr-defined]  # the adapter's own store, as a crash leaves it
+    op = await module_ops.prepare_fund(notes, "receive:answer-lost", Msat(5000), 0, output)
+    await submit(env, fm, op.tx)  # accepted, but the gateway never heard the answer
+    assert await client.abandon_funding("receive:answer-lost") is False
+    request = await client.lookup_incoming(offer.hash.hex())
+    assert request is None  # the offer is consumed by the accepted funding
+    ln = fm.federation.ln
+    assert ln is not None and ln.store.account(offer.hash) is not None

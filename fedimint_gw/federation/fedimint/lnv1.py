@@ -48,6 +48,7 @@ from fedimint_gw.federation.client import (
 from fedimint_gw.federation.fedimint import module_ops
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
+from fedimint_gw.federation.fedimint.release import ReleaseOutcome, release_funding
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, parse_client_config
 from fedimint_gw.fedimint.errors import FedimintProtocolError
 from fedimint_gw.fedimint.ln import contracts as lc
@@ -62,7 +63,6 @@ from fedimint_gw.fedimint.ln.items import (
     ln_output_bytes,
 )
 from fedimint_gw.fedimint.ln.json_forms import account_from_json, offer_from_json
-from fedimint_gw.fedimint.mint_api import await_transaction
 from fedimint_gw.fedimint.mint_types import MINT_KIND, MintClientConfig
 from fedimint_gw.fedimint.oob import parse_oob_notes
 from fedimint_gw.fedimint.query import FederationApi
@@ -194,17 +194,12 @@ class FedimintLnv1Client:
             return True
         if op.state is MintOpState.DONE:
             return False
-        try:  # accepted by a threshold: the caller finishes it (fund_incoming replays it)
-            await await_transaction(self._api, op.tx.txid(), timeout=self._ctx.request_timeout)
+        outcome = await release_funding(self._notes, self._api, op)
+        if outcome is ReleaseOutcome.RELEASED:
+            return True
+        if outcome is ReleaseOutcome.FUNDED:
             return False
-        except FedimintProtocolError:
-            pass
-        # Not known to be accepted, and not known to be dead (money rule 2): the notes stay
-        # reserved and the caller asks again later. (Making it impossible by spending the
-        # reserved notes elsewhere is not implemented yet.)
-        raise FederationUnreachable(
-            f"funding {operation_id} may have been submitted; its outcome is awaited (not abandoned)"
-        )
+        raise FederationUnreachable(f"funding {operation_id}: neither its release nor itself is accepted yet")
 
     async def _account(self, contract_id: str, timeout: float | None = None) -> lc.ContractAccount | None:
         answer = await self._ask("account", contract_id, timeout)

@@ -35,12 +35,12 @@ REDEEM = "fm_module_redeem"
 PLAIN = "fm_module_plain"
 
 
-def _mint_in(notes: FedimintNotes, amount: int, note: SpendableNote) -> ModuleItem:
+def mint_in_item(notes: FedimintNotes, amount: int, note: SpendableNote) -> ModuleItem:
     value = mint_input(amount, note)
     return ModuleItem(notes.mint_instance_id, encode(lambda w: write_mint_input(w, value)))
 
 
-def _mint_out(notes: FedimintNotes, secret: NoteSecrets) -> ModuleItem:
+def mint_out_item(notes: FedimintNotes, secret: NoteSecrets) -> ModuleItem:
     value = secret.output()
     return ModuleItem(notes.mint_instance_id, encode(lambda w: write_mint_output(w, value)))
 
@@ -88,9 +88,9 @@ async def prepare_fund(
         except Unbalanceable as exc:
             raise InsufficientFunds(str(exc)) from None
         outputs = notes.derive_outputs(operation_id, change)
-        items_out = [*(_mint_out(notes, o) for o in outputs), output]
+        items_out = [*(mint_out_item(notes, o) for o in outputs), output]
         tx = Transaction.signed(
-            [_mint_in(notes, a, n) for a, n in inputs],
+            [mint_in_item(notes, a, n) for a, n in inputs],
             items_out,
             secrets.token_bytes(8),
             [n.spend_key for _, n in inputs],
@@ -114,7 +114,7 @@ async def prepare_redeem(
         raise InsufficientFunds(f"{value} msat is too little to redeem after the mint's fees")
     outputs = notes.derive_outputs(operation_id, amounts)
     tx = Transaction.signed(
-        [module_input], [_mint_out(notes, o) for o in outputs], secrets.token_bytes(8), [key]
+        [module_input], [mint_out_item(notes, o) for o in outputs], secrets.token_bytes(8), [key]
     )
     async with notes.db.transaction() as conn:
         if not await notes.exists(conn, operation_id):

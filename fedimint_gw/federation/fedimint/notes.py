@@ -143,6 +143,29 @@ class FedimintNotes:
                 (operation_id, note.spend_key.hex()),
             )
 
+    async def reserved_notes(self, conn: Any, operation_id: str) -> list[tuple[int, SpendableNote]]:
+        """The notes an operation has reserved (inside the caller's transaction)."""
+        async with conn.execute(
+            "SELECT secret, amount_msat, signature FROM ecash_notes "
+            "WHERE federation_id = ? AND operation_id = ? AND state = 'reserved'",
+            (self._fid, operation_id),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            (int(r["amount_msat"]), SpendableNote(bytes.fromhex(r["signature"]), bytes.fromhex(r["secret"])))
+            for r in rows
+        ]
+
+    async def complete_release(self, release_id: str, fund_id: str, finished: Sequence[FinishedNote]) -> None:
+        """A release was accepted: the funding's reserved notes are spent, the release's notes ours."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'spent', operation_id = ? WHERE operation_id = ? "
+                "AND state = 'reserved'",
+                (release_id, fund_id),
+            )
+        await self.complete(release_id, finished, {"received_msat": sum(n.amount for n in finished)})
+
     async def exists(self, conn: Any, operation_id: str) -> bool:
         return await self._exists(conn, operation_id)
 
