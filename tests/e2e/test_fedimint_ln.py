@@ -416,3 +416,33 @@ async def test_a_funding_accepted_behind_our_back_is_not_abandoned(env: Env, fm:
     assert request is None  # the offer is consumed by the accepted funding
     ln = fm.federation.ln
     assert ln is not None and ln.store.account(offer.hash) is not None
+
+
+async def test_after_a_restart_the_gateway_reconnects_and_a_replayed_htlc_funds_nothing_twice(
+    env: Env, fm: RunningFedimint
+) -> None:
+    info = await joined(env, fm, 20_000)
+    offer = await _offer(env, fm, 5000, b"\x06" * 8)
+    height = env.node.block_height
+    htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + 2015, height + 100, height)
+    answer = await env.htlc(*htlc)
+    assert answer["result"] == "resolve"
+    await env.gateway.stop()
+    from fedimint_gw.clock import SystemClock
+    from fedimint_gw.services.gateway import Gateway
+    from tests.e2e.conftest import wait_until
+
+    env.gateway = Gateway(env.gateway.config, env.node, SystemClock(), env.log)
+    await env.gateway.start()
+    fid = FederationId(fm.federation_id.hex)
+
+    def connected() -> bool:
+        try:
+            env.gateway.federations.client(fid)
+        except GatewayError:
+            return False
+        return True
+
+    await wait_until(connected)  # reconnected from the stored config (Fedimint's rediscovery)
+    assert await env.htlc(*htlc) == answer
+    assert await balance(env, fm) == 15_000
