@@ -126,10 +126,10 @@ def _gateway_info(runner: LoopThread, client: OfficialClient) -> dict[str, Any]:
 
 
 def test_official_client_receives_pays_and_is_refunded_through_lightningd(
+    official: tuple[LoopThread, OfficialClient],
     node_factory: Any,
     gw_opts: Any,
     fedimint_devfed: dict[str, Any],
-    official: tuple[LoopThread, OfficialClient],
 ) -> None:
     runner, client = official
     fees0 = {"fedimint-gw-fee-base-msat": 0, "fedimint-gw-fee-ppm": 0}
