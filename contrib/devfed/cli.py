@@ -3,6 +3,7 @@
 devfed run --name NAME --guardians 4 --threshold 3 --api 1,2 --data-dir DIR
            [--bitcoind-rpc URL] [--base-port P] [--admin-port P] [--tx-fee-msat F]
 devfed run --api fedimint --data-dir DIR [--fedimint-fee-base-msat B] [--fedimint-fee-ppm P]
+           [--fedimint-ln]     (also serve Fedimint's LNv1 module, instance 0; first start only)
            [--fedimint-lnv2]   (also serve Fedimint's LNv2 module, instance 3; first start only)
            (Fedimint's own protocol, its own guardians and invite; may be combined: --api 1,2,fedimint)
 devfed gateways add URL --admin ADMIN_URL      (also: remove, list)
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fedimint-lnv2", action="store_true", help="also serve the LNv2 module (fedimint family)"
     )
+    run.add_argument(
+        "--fedimint-ln",
+        action="store_true",
+        help="the fedimint family also serves the LNv1 module (ln) at instance 0 (first start only)",
+    )
     gw = sub.add_parser("gateways", help="v2 gateway vetting (admin API)")
     gw.add_argument("action", choices=["add", "remove", "list"])
     gw.add_argument("url", nargs="?")
@@ -113,6 +119,7 @@ async def _run_fedimint(args: argparse.Namespace) -> RunningFedimint:
         fee_base_msat=args.fedimint_fee_base_msat,
         fee_ppm=args.fedimint_fee_ppm,
         lnv2=args.fedimint_lnv2,
+        ln=args.fedimint_ln,
     )
     running = await start_fedimint(args.data_dir / FEDIMINT_FAMILY, params, host=args.host)
     print(running.invite_code, flush=True)

@@ -34,6 +34,7 @@ from fedimint_gw.errors import (
 )
 from fedimint_gw.http import jsonin
 from fedimint_gw.http.fedimint_lnv2_routes import Lnv2Api, add_lnv2_routes
+from fedimint_gw.http.fedimint_routes import add_fedimint_routes
 from fedimint_gw.http.limits import ConnectionGuard, HttpLimits, RateLimiter, client_key
 from fedimint_gw.http.peer import add_peer_routes
 from fedimint_gw.peer.wire import PeerAnswer
@@ -75,6 +76,10 @@ class PublicApi(Protocol):
     async def verify(self, payment_hash: str) -> dict[str, Any]: ...
 
     async def peer_message(self, message: str, headers: Mapping[str, str], raw: bytes) -> PeerAnswer: ...
+
+    async def fedimint_gateway_id(self) -> str: ...
+
+    async def fedimint_pay_invoice(self, body: dict[str, Any]) -> str: ...
 
 
 def error_body(code: int, name: str, message: str) -> dict[str, Any]:
@@ -179,6 +184,7 @@ def create_app(
     add_peer_routes(app, api)
     if lnv2 is not None:
         add_lnv2_routes(app, lnv2)
+    add_fedimint_routes(app, api)
     return app
 
 

@@ -179,6 +179,23 @@ class PublicService:
             "known": bool(recs),
         }
 
+    async def fedimint_gateway_id(self) -> str:
+        """Fedimint's `GET /id`: the gateway id every LNv1 announcement of ours carries (the node id)."""
+        return (await self._ctx.node.info()).node_id
+
+    async def fedimint_pay_invoice(self, body: dict[str, Any]) -> str:
+        """Fedimint's LNv1 `POST /pay_invoice`: pay the invoice of the user's outgoing contract;
+        the preimage hex, or PaymentRefused (the contract is cancelled so the user refunds)."""
+        data = body.get("payment_data")
+        if not isinstance(data, dict) or not isinstance(data.get("invoice"), str):
+            raise InvalidInput("payment_data must be {invoice: bolt11} (pruned invoices are not supported)")
+        result = await self._outgoing.send(
+            _field(body, "federation_id"), _field(body, "contract_id"), str(data["invoice"])
+        )
+        if result.preimage is None:
+            raise PaymentRefused(result.error or f"the payment is {result.state.value}")
+        return result.preimage
+
 
 def _field(body: dict[str, Any], name: str) -> str:
     value = body.get(name)

@@ -64,3 +64,15 @@ def devfeds(bitcoind: Any, directory: str) -> Any:
     yield start
     for fed in started:
         fed.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A red line when the official client's end-to-end test (test_fedimint_ln.py) was skipped."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any("test_fedimint_ln.py" in str(getattr(r, "nodeid", "")) for r in skipped):
+        terminalreporter.write_sep(
+            "!",
+            "the official Fedimint client's e2e through lightningd was SKIPPED (see the skip reason)",
+            red=True,
+            bold=True,
+        )

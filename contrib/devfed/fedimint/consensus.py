@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
+from contrib.devfed.fedimint.ln import LnConsensus, LnRefusal, LnTx
 from contrib.devfed.fedimint.mint import CheckedInput, CheckedOutput, MintError, MintRefusal, MintVerifier
 from contrib.devfed.fedimint.modules import ConsensusModule, ItemEffect, ModuleRefusal
 from contrib.devfed.fedimint.store import FedimintStore, StoredOutput
@@ -23,6 +24,7 @@ from fedimint_gw.fedimint.config import ConsensusVersion
 from fedimint_gw.fedimint.encoding import Err, Ok, encode
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.transaction import (
+    OutPoint,
     Transaction,
     TransactionError,
     TransactionSubmissionOutcome,
@@ -56,10 +58,14 @@ class Sequencer:
         online: Callable[[], int],
         threshold: int,
         modules: Mapping[int, ConsensusModule] | None = None,
+        ln: LnConsensus | None = None,
     ) -> None:
         self.store = store
         self.modules: dict[int, ConsensusModule] = dict(modules or {})
         """Further modules by instance id (``lnv2``...): checked by their own rules."""
+        self.ln = ln
+        """The LNv1 module, when the federation serves it (its inputs and outputs are checked and
+        applied in the same transaction as the mint's; decryption runs after the commit)."""
         self._online = online
         self._threshold = threshold
         self.verifier = verifier
@@ -85,8 +91,9 @@ class Sequencer:
         async with self._lock:
             if self.store.transaction(txid) is not None and not self.recheck_accepted:
                 return TransactionSubmissionOutcome(Ok(txid))
+            ln_tx = self.ln.begin() if self.ln is not None else None
             try:
-                inputs, outputs, effects = self._check(tx, source)
+                inputs, outputs, effects = self._check(tx, source, ln_tx)
             except _Rejected as rejected:
                 log.info("transaction %s refused: %s", txid.hex(), rejected.reason)
                 with self.store.atomic():
@@ -100,18 +107,23 @@ class Sequencer:
                     self.store.add_output(txid, out_idx, out.amount, out.blind_nonce)
                 for effect in effects:
                     effect.apply(txid)
+                if self.ln is not None and ln_tx is not None:
+                    self.ln.apply(ln_tx, txid)
                 session = self.store.add_transaction(txid, tx.to_bytes(), source)
-        log.info("transaction %s accepted in session %d (%s)", txid.hex(), session, source)
+            log.info("transaction %s accepted in session %d (%s)", txid.hex(), session, source)
+            if self.ln is not None and ln_tx is not None and ln_tx.to_decrypt:
+                self.ln.decrypt_pending()
         async with self._changed:
             self._changed.notify_all()
         return TransactionSubmissionOutcome(Ok(txid))
 
     def _check(
-        self, tx: Transaction, source: str
+        self, tx: Transaction, source: str, ln_tx: LnTx | None = None
     ) -> tuple[list[CheckedInput], list[tuple[int, CheckedOutput]], list[ItemEffect]]:
         inputs: list[CheckedInput] = []
         effects: list[ItemEffect] = []
         keys: list[bytes] = []
+        ln_in = ln_out = ln_fee = 0
         seen: set[bytes] = set()
         for i, item in enumerate(tx.inputs):
             module = self.modules.get(item.module_instance_id)
@@ -124,6 +136,15 @@ class Sequencer:
                 seen.add(effect.unique)
                 effects.append(effect)
                 keys.append(effect.pubkey)
+                continue
+            if self.ln is not None and ln_tx is not None and item.module_instance_id == self.ln.instance_id:
+                try:
+                    amount, key, fee = self.ln.check_input(ln_tx, item.data)
+                except LnRefusal as refusal:
+                    error = TransactionError.input_error(item.module_instance_id, refusal.encoded())
+                    raise _Rejected(error, f"input {i}: {refusal}") from None
+                ln_in, ln_fee = ln_in + amount, ln_fee + fee
+                keys.append(key)
                 continue
             if item.module_instance_id != self.mint_instance_id:
                 raise DecodeError(f"input {i} names unknown module instance {item.module_instance_id}")
@@ -147,6 +168,14 @@ class Sequencer:
             if module is not None:
                 out_effects.append(_module_output(module, item.module_instance_id, item.data, txid, j))
                 continue
+            if self.ln is not None and ln_tx is not None and item.module_instance_id == self.ln.instance_id:
+                try:
+                    amount, fee = self.ln.check_output(ln_tx, j, item.data, OutPoint(txid, j))
+                except LnRefusal as refusal:
+                    error = TransactionError.output_error(item.module_instance_id, refusal.encoded())
+                    raise _Rejected(error, f"output {j}: {refusal}") from None
+                ln_out, ln_fee = ln_out + amount, ln_fee + fee
+                continue
             if item.module_instance_id != self.mint_instance_id:
                 raise DecodeError(f"output {j} names unknown module instance {item.module_instance_id}")
             try:
@@ -161,7 +190,9 @@ class Sequencer:
                 ) from None
             blind.add(out.blind_nonce)
             outputs.append((j, out))
-        self._check_balance(inputs, [o for _, o in outputs], source, effects, out_effects)
+        self._check_balance(
+            inputs, [o for _, o in outputs], source, effects, out_effects, (ln_in, ln_out, ln_fee)
+        )
         if not isinstance(tx.signatures, tuple) or len(tx.signatures) != len(keys):
             raise _Rejected(TransactionError.invalid_witness_length(), "wrong number of signatures")
         if not tx.signatures_valid(keys):
@@ -177,17 +208,21 @@ class Sequencer:
         source: str,
         in_effects: list[ItemEffect] | None = None,
         out_effects: list[ItemEffect] | None = None,
+        ln: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
+        """`ln` = the LNv1 items' (inputs, outputs, fees) in msat; effects are other modules' items."""
+        ln_in, ln_out, ln_fee = ln
         extra = (in_effects or []) + (out_effects or [])
         fee = (
-            sum(self.verifier.fee(i.amount) for i in inputs)
+            ln_fee
+            + sum(self.verifier.fee(i.amount) for i in inputs)
             + sum(self.verifier.fee(o.amount) for o in outputs)
             + sum(e.fee for e in extra)
         )
-        total_in = sum(i.amount for i in inputs) + sum(e.amount for e in in_effects or [])
-        total_out = sum(o.amount for o in outputs) + sum(e.amount for e in out_effects or [])
+        total_in = ln_in + sum(i.amount for i in inputs) + sum(e.amount for e in in_effects or [])
+        total_out = ln_out + sum(o.amount for o in outputs) + sum(e.amount for e in out_effects or [])
         if source == Source.FAUCET:
-            if inputs or extra or total_out > self.faucet_limit_msat:
+            if inputs or extra or ln_in or ln_out or total_out > self.faucet_limit_msat:
                 raise _Rejected(
                     TransactionError.unbalanced(total_in, total_out, fee),
                     f"the faucet issues at most {self.faucet_limit_msat} msat, without inputs",
@@ -199,6 +234,25 @@ class Sequencer:
                 TransactionError.unbalanced(total_in, total_out, fee),
                 f"unbalanced: inputs {total_in}, outputs {total_out}, fees {fee} msat",
             )
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until `predicate()` holds (checked after every change); TimeoutError after `timeout`."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def notify(self) -> None:
+        """Wake the waiters: state changed outside a submission (block count, decryption retry)."""
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def retry_decryptions(self) -> None:
+        """Decrypt the incoming contracts left pending (too few guardians were online before)."""
+        if self.ln is None:
+            return
+        async with self._lock:
+            done = self.ln.decrypt_pending()
+        if done:
+            await self.notify()
 
     async def await_accepted(self, txid: bytes, timeout: float) -> int:
         """The session of an accepted transaction, waiting for it up to `timeout` seconds."""

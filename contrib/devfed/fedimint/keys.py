@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
+from contrib.devfed.fedimint.ln_store import LnStore
 from contrib.devfed.fedimint.store import FedimintStore
 from fedimint_gw.crypto.bls import dealer, tbs, tpe
+from fedimint_gw.crypto.bls import threshold_crypto as tc
+from fedimint_gw.crypto.bls.chacha import ChaChaRng
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, ModuleConfig, PeerUrl, threshold
+from fedimint_gw.fedimint.ln.items import LN_KIND, LightningClientConfig
 from fedimint_gw.fedimint.lnv2.config import LNV2_KIND, Lnv2ClientConfig, Lnv2Fee
 from fedimint_gw.fedimint.mint_types import MINT_KIND, FeeConsensus, MintClientConfig
 
@@ -24,6 +29,9 @@ MINT_INSTANCE_ID = 1
 """The mint's module instance id, as fedimintd numbers its default modules (ln 0, mint 1, wallet 2);
 the v0.7-era WASM client takes instance 1 as its primary module and panics without it."""
 MINT_CONSENSUS_VERSION = ConsensusVersion(2, 0)
+LN_CONSENSUS_VERSION = ConsensusVersion(2, 0)
+"""The v0.7-era official client accepted `ln` 2.0 (docs/official-client.md)."""
+LN_PK_SET_KEY = "ln_pk_set"
 MAX_NOTES_PER_DENOMINATION = 3
 LNV2_INSTANCE_ID = 3
 """LNv2's instance: after ln 0, mint 1 and wallet 2 (fedimintd's numbering of its defaults)."""
@@ -48,6 +56,10 @@ class FedimintParams:
     """Also serve the LNv2 module (kind ``lnv2``) at instance :data:`LNV2_INSTANCE_ID`."""
     lnv2_fee_base_msat: int = 0
     lnv2_fee_ppm: int = 0
+    ln: bool = False
+    """Also serve the LNv1 module (`ln`) at instance 0, as fedimintd's default layout."""
+    ln_start_block_count: int = 100
+    """The `ln` module's consensus block count at first start (moved by the admin endpoint)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.guardians <= 64:
@@ -94,23 +106,40 @@ def lnv2_secret(store: FedimintStore, peer: int) -> tpe.SecretKeyShare:
     return tpe.SecretKeyShare.decode(bytes.fromhex(raw))
 
 
+def deal_ln_and_store(store: FedimintStore, params: FedimintParams) -> LightningClientConfig:
+    """Deal the `ln` module's threshold_crypto key (degree threshold - 1: a threshold of guardians
+    decrypts), store each guardian's own share and the public key set."""
+    secret = tc.SecretKeySet.random(params.threshold - 1, ChaChaRng.from_os_entropy())
+    ln_store = LnStore(store)
+    for peer in range(params.guardians):
+        ln_store.save_key_share(peer, secret.secret_key_share(peer).encode())
+    pk_set = secret.public_keys()
+    store.set_meta(LN_PK_SET_KEY, pk_set.encode().hex())
+    ln_store.set_block_count(params.ln_start_block_count)
+    return LightningClientConfig(pk_set.public_key().encode(), 0, 0)
+
+
 def client_config(
     params: FedimintParams,
     urls: Sequence[str],
     mint: MintClientConfig,
     lnv2: Lnv2ClientConfig | None = None,
+    ln: LightningClientConfig | None = None,
 ) -> ClientConfig:
     """The config every guardian serves on ``client_config``."""
     endpoints = {peer: PeerUrl(url, f"devfed-guardian-{peer}") for peer, url in enumerate(urls)}
-    module = ModuleConfig(MINT_INSTANCE_ID, MINT_KIND, MINT_CONSENSUS_VERSION, mint.to_bytes())
-    modules = {MINT_INSTANCE_ID: module}
+    modules = {
+        MINT_INSTANCE_ID: ModuleConfig(MINT_INSTANCE_ID, MINT_KIND, MINT_CONSENSUS_VERSION, mint.to_bytes())
+    }
     if lnv2 is not None:
         modules[LNV2_INSTANCE_ID] = ModuleConfig(
             LNV2_INSTANCE_ID, LNV2_KIND, LNV2_CONSENSUS_VERSION, lnv2.to_bytes()
         )
+    if ln is not None:
+        modules[LN_INSTANCE_ID] = ModuleConfig(LN_INSTANCE_ID, LN_KIND, LN_CONSENSUS_VERSION, ln.to_bytes())
     return ClientConfig(
         api_endpoints=endpoints,
         consensus_version=params.core_consensus,
         meta={"federation_name": params.name},
-        modules=modules,
+        modules=dict(sorted(modules.items())),
     )

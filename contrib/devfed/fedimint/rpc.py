@@ -20,11 +20,14 @@ from aiohttp import WSMsgType, web
 
 from contrib.devfed.fedimint.consensus import NoConsensus
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
+from contrib.devfed.fedimint.ln_rpc import LnAwaitTimeout, LnEndpoints
 from contrib.devfed.fedimint.lnv2_rpc import Lnv2Endpoints
 from contrib.devfed.fedimint.mint import FaultMode
 from fedimint_gw.fedimint import json_fields as jf
 from fedimint_gw.fedimint.encoding import encode
 from fedimint_gw.fedimint.errors import DecodeError
+from fedimint_gw.fedimint.ln.items import write_ln_outcome
 from fedimint_gw.fedimint.serde_value import from_serde, to_serde
 from fedimint_gw.fedimint.transaction import TXID_LEN
 
@@ -84,6 +87,8 @@ class GuardianRpc:
                 RpcError,
             )
             self.endpoints.update(lnv2.endpoints(LNV2_INSTANCE_ID))
+        if federation.ln is not None:
+            self.endpoints.update(LnEndpoints(federation, federation.ln).table())
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """Serve requests until the client closes (an offline guardian closes at once)."""
@@ -145,6 +150,8 @@ class GuardianRpc:
         except RpcError as exc:
             log.info("guardian %d: %s: %s", self.peer_id, method, exc.message)
             return _error(request_id, exc.code, exc.message)
+        except LnAwaitTimeout:
+            return _error(request_id, TIMEOUT, f"{method}: the awaited state was not reached (yet)")
         except NoConsensus as exc:
             log.info("guardian %d: %s: %s", self.peer_id, method, exc)
             return _error(request_id, NO_CONSENSUS, str(exc))
@@ -200,7 +207,11 @@ class GuardianRpc:
         except (TimeoutError, asyncio.TimeoutError):
             raise RpcError(TIMEOUT, f"transaction {txid.hex()} is not accepted (yet)") from None
         except KeyError as exc:
-            raise RpcError(NOT_FOUND, str(exc)) from None
+            ln_outcome = self.fed.ln.store.outcome(txid, out_idx) if self.fed.ln is not None else None
+            if ln_outcome is None:
+                raise RpcError(NOT_FOUND, str(exc)) from None
+            body = encode(lambda w: write_ln_outcome(w, ln_outcome))
+            return to_serde(encode(lambda w: w.dyn(LN_INSTANCE_ID, body)))
         outcome = self.guardian.sign(out.amount_msat, out.blind_nonce)
         return to_serde(encode(lambda w: w.dyn(self.fed.mint_instance_id, outcome)))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from aiohttp import WSCloseCode, web
 
 from contrib.devfed.fedimint.consensus import NoConsensus, Sequencer, Source
 from contrib.devfed.fedimint.keys import (
+    LN_CONSENSUS_VERSION,
+    LN_PK_SET_KEY,
     LNV2_CONSENSUS_VERSION,
     LNV2_INSTANCE_ID,
     MINT_CONSENSUS_VERSION,
@@ -32,19 +35,24 @@ from contrib.devfed.fedimint.keys import (
     FedimintParams,
     client_config,
     deal_and_store,
+    deal_ln_and_store,
     deal_lnv2,
     lnv2_secret,
 )
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID, LnConsensus, LnGuardian
+from contrib.devfed.fedimint.ln_store import LnStore
 from contrib.devfed.fedimint.lnv2 import Lnv2Guardian, Lnv2Module
 from contrib.devfed.fedimint.mint import FaultMode, MintGuardian, MintVerifier
 from contrib.devfed.fedimint.modules import ConsensusModule
 from contrib.devfed.fedimint.rpc import GuardianRpc
 from contrib.devfed.fedimint.store import FedimintStore
 from fedimint_gw.clock import SystemClock
+from fedimint_gw.crypto.bls import threshold_crypto as tc
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.fedimint.config import ClientConfig, parse_client_config
 from fedimint_gw.fedimint.errors import DecodeError
 from fedimint_gw.fedimint.invite import InviteCode
+from fedimint_gw.fedimint.ln.items import LN_KIND, LightningClientConfig
 from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
 from fedimint_gw.fedimint.mint_types import MintClientConfig
 from fedimint_gw.fedimint.versions import (
@@ -61,6 +69,7 @@ INVITE_FILE = "fedimint-invite.txt"
 CORE_API = ApiVersion(0, 5)
 MINT_API = ApiVersion(0, 1)
 LNV2_API = ApiVersion(0, 0)
+LN_API = ApiVersion(0, 1)
 AWAIT_TIMEOUT = 60.0
 
 
@@ -93,6 +102,7 @@ class FedimintFederation:
             module_versions[LNV2_INSTANCE_ID] = SupportedModuleApiVersions(
                 config.consensus_version, LNV2_CONSENSUS_VERSION, (LNV2_API,)
             )
+        self.ln = self._ln_module(store, config)
         self.sequencer = Sequencer(
             store,
             MintVerifier(self.mint_config),
@@ -102,15 +112,39 @@ class FedimintFederation:
             online=self.online_guardians,
             threshold=config.threshold,
             modules=modules,
+            ln=self.ln,
         )
+        if self.ln is not None:
+            module_versions[LN_INSTANCE_ID] = SupportedModuleApiVersions(
+                config.consensus_version, LN_CONSENSUS_VERSION, (LN_API,)
+            )
         self.api_versions = SupportedApiVersionsSummary(
-            SupportedCoreApiVersions(config.consensus_version, (CORE_API,)), module_versions
+            SupportedCoreApiVersions(config.consensus_version, (CORE_API,)),
+            dict(sorted(module_versions.items())),
         )
         self.await_timeout = AWAIT_TIMEOUT
+        self.clock: Callable[[], float] = time.time
+        """Wall clock for gateway registration TTLs (tests replace it)."""
         self.sockets: set[web.WebSocketResponse] = set()
         """Open client connections (closed first on stop, so shutdown does not wait for clients)."""
         self.unserved: list[str] = []
         """Methods clients asked for that devfed does not serve (also logged at WARNING)."""
+
+    def _ln_module(self, store: FedimintStore, config: ClientConfig) -> LnConsensus | None:
+        """The `ln` module when the config has one at instance 0 (each guardian with its own share)."""
+        module = config.modules.get(LN_INSTANCE_ID)
+        if module is None or module.kind != LN_KIND:
+            return None
+        raw_pk_set = store.get_meta(LN_PK_SET_KEY)
+        if raw_pk_set is None:
+            raise ValueError("the stored federation serves ln but has no ln key set")
+        ln_store = LnStore(store)
+        guardians = [
+            LnGuardian(g.peer_id, ln_store.key_share(g.peer_id), _fault_of(g)) for g in self.guardians
+        ]
+        pk_set = tc.PublicKeySet.decode(bytes.fromhex(raw_pk_set))
+        ln_config = LightningClientConfig.from_bytes(module.raw)
+        return LnConsensus(ln_store, ln_config, pk_set, guardians, config.threshold)
 
     def online_guardians(self) -> int:
         """How many guardians take part in consensus (not fault-injected offline)."""
@@ -126,7 +160,8 @@ class FedimintFederation:
             with store.atomic():
                 mint = deal_and_store(store, params)
                 lnv2 = deal_lnv2(store, params) if params.lnv2 else None
-                config = client_config(params, urls, mint, lnv2)
+                ln = deal_ln_and_store(store, params) if params.ln else None
+                config = client_config(params, urls, mint, lnv2, ln)
                 store.set_meta("client_config", json.dumps(config.to_json()))
                 store.set_meta("faucet_limit_msat", str(params.faucet_limit_msat))
         else:
@@ -136,6 +171,10 @@ class FedimintFederation:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _fault_of(guardian: MintGuardian) -> Callable[[], FaultMode]:
+    return lambda: guardian.fault
 
 
 def stored_urls(data_dir: Path) -> list[str] | None:
@@ -246,6 +285,7 @@ def admin_app(federation: FedimintFederation) -> web.Application:
             log.info("fault: bad request: %s", exc)
             return web.json_response({"error": f"bad fault request: {exc}"}, status=400)
         guardian.fault = mode
+        await federation.sequencer.retry_decryptions()
         return web.json_response({"peer_id": peer, "fault": mode.value})
 
     async def lnv2_admin(request: web.Request) -> web.Response:
@@ -269,11 +309,29 @@ def admin_app(federation: FedimintFederation) -> web.Application:
             log.info("lnv2 admin: bad request: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
 
+    async def ln_block_count(request: web.Request) -> web.Response:
+        ln = federation.ln
+        try:
+            body = await request.json()
+            count = body["block_count"]
+            if ln is None or isinstance(count, bool) or not isinstance(count, int):
+                raise ValueError("the federation serves no ln module, or block_count is not an integer")
+            if not ln.store.block_count() <= count < 2**32:
+                raise ValueError("the block count only moves forward (and stays below 2^32)")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.info("ln block count: bad request: %s", exc)
+            return web.json_response({"error": f"bad block count request: {exc}"}, status=400)
+        with federation.store.atomic():
+            ln.store.set_block_count(count)
+        await federation.sequencer.notify()
+        return web.json_response({"block_count": count})
+
     app = web.Application()
     app.router.add_post("/admin/lnv2", lnv2_admin)
     app.router.add_get("/admin/status", status)
     app.router.add_post("/admin/faucet", faucet)
     app.router.add_post("/admin/guardians/{peer_id}/fault", fault)
+    app.router.add_post("/admin/ln/block_count", ln_block_count)
     return app
 
 

@@ -49,7 +49,7 @@ class FedimintStore:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The connection, for further modules' own tables (written inside :meth:`atomic`)."""
+        """The connection, for a module's own tables (writes inside ``atomic()``)."""
         return self._conn
 
     def close(self) -> None:

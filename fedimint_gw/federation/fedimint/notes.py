@@ -110,6 +110,84 @@ class FedimintNotes:
         self._clock = clock
         self._overpay = overpay
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @property
+    def overpay(self) -> bool:
+        """Whether a transaction may leave dust to the federation (core consensus >= 2.1)."""
+        return self._overpay
+
+    def derive_outputs(self, operation_id: str, amounts: Sequence[int]) -> list[NoteSecrets]:
+        """Output secrets of an operation (derived: replays make the same notes)."""
+        return self._outputs(operation_id, amounts)
+
+    async def unspent(self, conn: Any) -> list[tuple[int, SpendableNote]]:
+        """Our unspent notes (inside the caller's transaction)."""
+        async with conn.execute(
+            "SELECT secret, amount_msat, signature FROM ecash_notes "
+            "WHERE federation_id = ? AND state = 'unspent'",
+            (self._fid,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            (int(r["amount_msat"]), SpendableNote(bytes.fromhex(r["signature"]), bytes.fromhex(r["secret"])))
+            for r in rows
+        ]
+
+    async def reserve(self, conn: Any, operation_id: str, inputs: Sequence[SpendableNote]) -> None:
+        """Reserve notes for an operation (inside the caller's transaction)."""
+        for note in inputs:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'reserved', operation_id = ? "
+                "WHERE secret = ? AND state = 'unspent'",
+                (operation_id, note.spend_key.hex()),
+            )
+
+    async def reserved_notes(self, conn: Any, operation_id: str) -> list[tuple[int, SpendableNote]]:
+        """The notes an operation has reserved (inside the caller's transaction)."""
+        async with conn.execute(
+            "SELECT secret, amount_msat, signature FROM ecash_notes "
+            "WHERE federation_id = ? AND operation_id = ? AND state = 'reserved'",
+            (self._fid, operation_id),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            (int(r["amount_msat"]), SpendableNote(bytes.fromhex(r["signature"]), bytes.fromhex(r["secret"])))
+            for r in rows
+        ]
+
+    async def complete_release(self, release_id: str, fund_id: str, finished: Sequence[FinishedNote]) -> None:
+        """A release was accepted: the funding's reserved notes are spent, the release's notes ours."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_notes SET state = 'spent', operation_id = ? WHERE operation_id = ? "
+                "AND state = 'reserved'",
+                (release_id, fund_id),
+            )
+        await self.complete(release_id, finished, {"received_msat": sum(n.amount for n in finished)})
+
+    async def exists(self, conn: Any, operation_id: str) -> bool:
+        return await self._exists(conn, operation_id)
+
+    async def reserved(self, conn: Any) -> int:
+        return await self._reserved(conn)
+
+    async def must_get(self, operation_id: str) -> MintOperation:
+        return await self._must_get(operation_id)
+
+    async def insert_op(
+        self,
+        conn: Any,
+        operation_id: str,
+        kind: str,
+        tx: Transaction,
+        outputs: Sequence[NoteSecrets],
+        send: int,
+    ) -> None:
+        await self._insert_op(conn, operation_id, kind, tx, outputs, send)
+
     async def balance(self) -> Msat:
         """Spendable notes (notes reserved by an unfinished operation do not count)."""
         async with self._db.conn.execute(
@@ -321,13 +399,16 @@ class FedimintNotes:
                 (json.dumps({"error": reason}), self._clock.now(), operation_id),
             )
 
-    async def unfinished(self, kinds: tuple[str, ...] = (RECEIVE, SPEND)) -> list[MintOperation]:
-        """Operations of `kinds` prepared but neither completed nor aborted (to resume at start)."""
-        marks = ", ".join("?" for _ in kinds)
+    async def unfinished(self, kinds: tuple[str, ...] | None = None) -> list[MintOperation]:
+        """Operations of `kinds` prepared but neither completed nor aborted (to resume at start);
+        `None`: every mint-driven kind (`fm_*`: receives, spends, LNv1 module operations)."""
+        marks = ", ".join("?" for _ in kinds or ())
+        where = f"AND kind IN ({marks}) " if kinds is not None else "AND kind LIKE 'fm_%' "
         async with self._db.conn.execute(
             "SELECT operation_id FROM ecash_operations WHERE federation_id = ? AND state = 'prepared' "
-            f"AND kind IN ({marks}) ORDER BY created_at, operation_id",
-            (self._fid, *kinds),
+            + where
+            + "ORDER BY created_at, operation_id",
+            (self._fid, *(kinds or ())),
         ) as cur:
             rows = await cur.fetchall()
         return [op for r in rows if (op := await self.get(r[0])) is not None]

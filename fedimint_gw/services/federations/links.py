@@ -33,6 +33,7 @@ from fedimint_gw.federation.client import (
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import federation_id_of, fetch_versions, negotiate
 from fedimint_gw.lightning.node import LightningNode
+from fedimint_gw.services.federations.fedimint_family import is_fedimint_major, rediscover_fedimint
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
 
@@ -213,6 +214,12 @@ class FederationLinks:
 
     async def _reconnect(self, rec: repo.FederationRecord, live: LiveFederation) -> None:
         """Re-negotiate with a joined federation from its stored config."""
+        if is_fedimint_major(rec.api_major):
+            _, desc, version = await rediscover_fedimint(
+                rec.config, rec.federation_id, self.session, self.adapters, self.config.request_timeout
+            )
+            await self.open(rec, live, version, desc)
+            return
         factory = self.adapters.get(rec.api_major) or next(iter(self.adapters.values()), None)
         if factory is None:
             raise IncompatibleFederation("no federation adapter is installed")

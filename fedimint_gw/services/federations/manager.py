@@ -26,6 +26,11 @@ from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import fetch_versions
 from fedimint_gw.lightning.node import LightningNode
 from fedimint_gw.services.federations.controls import controls_json
+from fedimint_gw.services.federations.fedimint_family import (
+    FedimintInvite,
+    discover_fedimint,
+    parse_fedimint_invite,
+)
 from fedimint_gw.services.federations.links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import controls as controls_repo
@@ -67,6 +72,7 @@ class FederationManager:
         self._router = router
         self._adapters = dict(adapters)
         self._clock = clock
+        self._session = session
         self._log = log
         self._live: dict[FederationId, LiveFederation] = {}
         self._links = FederationLinks(config, db, node, self._adapters, session, clock, log, self._live)
@@ -109,8 +115,9 @@ class FederationManager:
     # ----- connect ---------------------------------------------------------------------
     async def connect(self, invite_code: str) -> dict[str, Any]:
         """Join a federation (idempotent: joining again reports the existing membership)."""
+        fedimint = parse_fedimint_invite(invite_code) if isinstance(invite_code, str) else None
         try:
-            invite = parse_invite(invite_code)
+            invite = parse_invite(invite_code) if fedimint is None else fedimint
         except ValueError as exc:
             raise InvalidInput(f"invalid invite code: {exc}") from None
         async with self._connect_lock:
@@ -120,9 +127,14 @@ class FederationManager:
                 if live is not None and live.client is not None:
                     return await self.describe(existing)
             timeout = self._config.request_timeout
-            config, desc, version = await self._links.discover(
-                invite.guardian_urls, invite.federation_id.hex, timeout
-            )
+            if isinstance(invite, FedimintInvite):
+                config, desc, version = await discover_fedimint(
+                    invite, self._session, self._adapters, timeout
+                )
+            else:
+                config, desc, version = await self._links.discover(
+                    invite.guardian_urls, invite.federation_id.hex, timeout
+                )
             now = self._clock.now()
             if existing is not None:
                 rec = existing
