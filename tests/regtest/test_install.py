@@ -20,7 +20,11 @@ def test_reckless_installed_plugin_runs_as_important_plugin(
 
     # What the README asks operators to do: the plugin= line reckless wrote, made important.
     node = node_factory.get_node(
-        options={"important-plugin": str(installed.entry), "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}"}
+        options={
+            "important-plugin": str(installed.entry),
+            "fedimint-gw-api-bind": f"127.0.0.1:{reserve()}",
+            "xpay-slow-mode": "true",  # the gateway refuses to start without it
+        }
     )
     info = node.rpc.call("fedimint-info")
     assert info["node_id"] == node.info["id"] and info["federations"] == []
