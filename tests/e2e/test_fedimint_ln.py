@@ -34,6 +34,7 @@ from fedimint_gw.fedimint.mint_types import write_mint_input
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
 from tests.support.fake_node import forward_payload
@@ -446,3 +447,23 @@ async def test_after_a_restart_the_gateway_reconnects_and_a_replayed_htlc_funds_
     await wait_until(connected)  # reconnected from the stored config (Fedimint's rediscovery)
     assert await env.htlc(*htlc) == answer
     assert await balance(env, fm) == 15_000
+
+
+async def test_health_probes_a_fedimint_federation_over_its_own_transport(
+    env: Env, fm: RunningFedimint
+) -> None:
+    """Health and metrics probe guardians; a Fedimint federation answers over WebSocket JSON-RPC,
+    not devfed's HTTP `GET /version`, so the probe must speak its protocol (it once reported a
+    healthy Fedimint federation as unreachable)."""
+    await joined(env, fm, 0)
+    fid = FederationId(fm.federation_id.hex)
+    rec = next(r for r in await fed_repo.list_all(env.gateway.db.conn) if r.federation_id == fid)
+    probe = await env.gateway.federations.guardian_probe(rec, 3.0)
+    assert (probe.guardians, probe.answering, probe.threshold) == (4, 4, 3) and probe.reachable
+    for peer in (0, 1):
+        async with env.session.post(
+            f"{fm.admin_url}/admin/guardians/{peer}/fault", json={"mode": "offline"}
+        ) as r:
+            r.raise_for_status()
+    probe = await env.gateway.federations.guardian_probe(rec, 3.0)
+    assert probe.answering == 2 and not probe.reachable

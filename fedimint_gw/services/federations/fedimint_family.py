@@ -20,7 +20,7 @@ from fedimint_gw.errors import FederationUnreachable, IncompatibleFederation, In
 from fedimint_gw.federation.adapter import AdapterFactory, FederationDescription
 from fedimint_gw.federation.client import ApiVersion
 from fedimint_gw.fedimint.config import ClientConfig, parse_client_config
-from fedimint_gw.fedimint.endpoints import bootstrap_client_config, fetch_client_config
+from fedimint_gw.fedimint.endpoints import VERSION, bootstrap_client_config, fetch_client_config
 from fedimint_gw.fedimint.errors import ConfigMismatch, DecodeError, FedimintProtocolError
 from fedimint_gw.fedimint.invite import InviteCode, parse_invite_code
 from fedimint_gw.fedimint.query import FederationApi
@@ -107,3 +107,19 @@ async def rediscover_fedimint(
     finally:
         await api.close()
     return _choose(config, adapters)
+
+
+async def probe_fedimint(
+    stored: Mapping[str, Any], session: aiohttp.ClientSession, timeout: float
+) -> tuple[int, int, int]:
+    """(guardians, guardians answering `version` now, threshold) of a joined Fedimint federation,
+    over its own WebSocket transport (devfed's HTTP `GET /version` does not reach it)."""
+    config = parse_client_config(dict(stored))
+    api = FederationApi.from_config(
+        config, session, TransportSettings(call_timeout=timeout, connect_timeout=timeout)
+    )
+    try:
+        answers = await api.each(VERSION)
+    finally:
+        await api.close()
+    return config.num_peers, sum(1 for a in answers.values() if a.ok), config.threshold

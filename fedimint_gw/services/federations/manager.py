@@ -24,12 +24,15 @@ from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.client import Feature, FederationClient, RegistrationResult
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import fetch_versions
+from fedimint_gw.fedimint.errors import FedimintProtocolError
 from fedimint_gw.lightning.node import LightningNode
 from fedimint_gw.services.federations.controls import controls_json
 from fedimint_gw.services.federations.fedimint_family import (
     FedimintInvite,
     discover_fedimint,
+    is_fedimint_major,
     parse_fedimint_invite,
+    probe_fedimint,
 )
 from fedimint_gw.services.federations.links import ConnectionStatus, FederationLinks, LiveFederation
 from fedimint_gw.services.htlc_router import HtlcRouter
@@ -300,6 +303,11 @@ class FederationManager:
     async def guardian_probe(self, rec: repo.FederationRecord, timeout: float) -> GuardianProbe:
         """Ask every guardian of `rec` for its versions now (as connecting does): how many answer,
         and whether a threshold does. Never raises: an unreadable config counts as none answering."""
+        if is_fedimint_major(rec.api_major):  # Fedimint's family: its own WebSocket transport
+            try:
+                return GuardianProbe(*await probe_fedimint(rec.config, self._links.session, timeout))
+            except FedimintProtocolError:
+                return GuardianProbe(0, 0, 1)
         factory = self._adapters.get(rec.api_major)
         try:
             if factory is None:
