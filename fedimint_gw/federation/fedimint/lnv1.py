@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from coincurve import PrivateKey
 
 from fedimint_gw.domain.amount import Msat
@@ -25,11 +23,10 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import (
     FederationMisbehaved,
     FederationUnreachable,
-    GatewayError,
     InvalidInput,
     NotFound,
 )
-from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
+from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import (
     CancelResult,
     EcashNotes,
@@ -46,6 +43,7 @@ from fedimint_gw.federation.client import (
     RegistrationStatus,
 )
 from fedimint_gw.federation.fedimint import module_ops
+from fedimint_gw.federation.fedimint.factory_base import FedimintFactoryBase
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.federation.fedimint.release import ReleaseOutcome, release_funding
@@ -324,32 +322,11 @@ class FedimintLnv1Client:
         await self._api.close()
 
 
-class FedimintLnv1Factory:
+class FedimintLnv1Factory(FedimintFactoryBase):
     """The adapter factory: Fedimint's protocol, LNv1 module."""
 
     major = FEDIMINT_LNV1_MAJOR
-    min_minor = 0
     name = "fedimint-lnv1"
-
-    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-        api = FederationApi({0: url}, session, TransportSettings(call_timeout=timeout))
-        try:
-            answer = await api.request_peer(0, "client_config")
-        except FedimintProtocolError as exc:
-            raise ValueError(exc.message) from None
-        finally:
-            await api.close()
-        if not isinstance(answer, dict):
-            raise ValueError("client_config is not an object")
-        return answer
-
-    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
-        try:
-            parsed = parse_client_config(dict(config))
-        except GatewayError as exc:
-            raise ValueError(exc.message) from None
-        urls = tuple(p.url for _, p in sorted(parsed.api_endpoints.items()))
-        return FederationDescription(parsed.federation_name or "", parsed.threshold, urls)
 
     def create(self, ctx: AdapterContext) -> FedimintLnv1Client:
         return FedimintLnv1Client(ctx, parse_client_config(dict(ctx.config)))

@@ -11,20 +11,16 @@ client, the LNv2 side and the `FederationClient`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
-
-import aiohttp
 
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import GatewayError, InvalidInput
-from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
+from fedimint_gw.errors import InvalidInput
+from fedimint_gw.federation.adapter import AdapterContext
+from fedimint_gw.federation.fedimint.factory_base import FedimintFactoryBase
 from fedimint_gw.federation.fedimint.lnv2 import Lnv2Gateway
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient
 from fedimint_gw.federation.fedimint.mint import MintClient
 from fedimint_gw.federation.fedimint.notes import FedimintNotes
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, parse_client_config
-from fedimint_gw.fedimint.errors import FedimintProtocolError
 from fedimint_gw.fedimint.lnv2.config import LNV2_KIND, Lnv2ClientConfig
 from fedimint_gw.fedimint.mint_types import MINT_KIND, MintClientConfig
 from fedimint_gw.fedimint.query import FederationApi
@@ -74,33 +70,11 @@ def build_client(ctx: AdapterContext, config: ClientConfig) -> Lnv2FederationCli
     return Lnv2FederationClient(fid, name, api, notes, mint_client, gateway, ctx.clock, ctx.api_version)
 
 
-class FedimintLnv2Factory:
+class FedimintLnv2Factory(FedimintFactoryBase):
     """The adapter factory: Fedimint's protocol, LNv2 module."""
 
     major = FEDIMINT_LNV2_MAJOR
-    min_minor = 0
     name = "fedimint-lnv2"
-
-    async def fetch_config(self, session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-        """One guardian's `client_config` (the connect path checks it against the invite)."""
-        api = FederationApi({0: url}, session, TransportSettings(call_timeout=timeout))
-        try:
-            answer = await api.request_peer(0, "client_config")
-        except FedimintProtocolError as exc:
-            raise ValueError(exc.message) from None
-        finally:
-            await api.close()
-        if not isinstance(answer, dict):
-            raise ValueError("client_config is not an object")
-        return answer
-
-    def describe(self, config: Mapping[str, Any]) -> FederationDescription:
-        try:
-            parsed = parse_client_config(dict(config))
-        except GatewayError as exc:
-            raise ValueError(exc.message) from None
-        urls = tuple(p.url for _, p in sorted(parsed.api_endpoints.items()))
-        return FederationDescription(parsed.federation_name or "", parsed.threshold, urls)
 
     def create(self, ctx: AdapterContext) -> Lnv2FederationClient:
         return build_client(ctx, parse_client_config(dict(ctx.config)))
