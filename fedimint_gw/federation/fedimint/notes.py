@@ -27,6 +27,7 @@ from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotReady
+from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.fedimint.lnv2.transactions import build as build_module_tx
 from fedimint_gw.fedimint.lnv2.transactions import claim_outputs, note_input, note_output, plan_funding
 from fedimint_gw.fedimint.mint_client import (
@@ -189,14 +190,9 @@ class FedimintNotes:
         await self._insert_op(conn, operation_id, kind, tx, outputs, send)
 
     async def balance(self) -> Msat:
-        """Spendable notes (notes reserved by an unfinished operation do not count)."""
-        async with self._db.conn.execute(
-            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes "
-            "WHERE federation_id = ? AND state = 'unspent'",
-            (self._fid,),
-        ) as cur:
-            row = await cur.fetchone()
-        return Msat(int(row[0]) if row else 0)
+        """Spendable notes (notes reserved by an unfinished operation do not count): the same
+        ecash tables as every family, so the shared wallet's sum."""
+        return await NoteWallet(self._db, self._fid, self._clock).balance()
 
     async def get(self, operation_id: str) -> MintOperation | None:
         """The stored operation, or None."""
@@ -299,7 +295,7 @@ class FedimintNotes:
         async with self._db.transaction() as conn:
             if await self._exists(conn, operation_id):
                 return await self._must_get(operation_id)
-            notes = await self._unspent(conn)
+            notes = await self.unspent(conn)
             try:
                 plan = plan_funding(notes, amount.value, module_fee.value, self.config, overpay=self._overpay)
             except InsufficientFunds:
@@ -345,18 +341,6 @@ class FedimintNotes:
             if not await self._exists(conn, operation_id):
                 await self._insert_op(conn, operation_id, kind, tx, outputs, 0)
         return await self._must_get(operation_id)
-
-    async def _unspent(self, conn: Any) -> list[tuple[int, SpendableNote]]:
-        async with conn.execute(
-            "SELECT secret, amount_msat, signature FROM ecash_notes "
-            "WHERE federation_id = ? AND state = 'unspent'",
-            (self._fid,),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [
-            (int(r["amount_msat"]), SpendableNote(bytes.fromhex(r["signature"]), bytes.fromhex(r["secret"])))
-            for r in rows
-        ]
 
     async def complete(
         self, operation_id: str, finished: Sequence[FinishedNote], result: dict[str, Any]
