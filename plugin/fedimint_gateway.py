@@ -288,6 +288,13 @@ def _register(gw: GatewayPlugin) -> None:
         their ledgers. Restoring: docs/operator-guide.md, "Backup and restore"."""
         gw.bridge.answer(request, lambda: gw.require().backup(path))
 
+    @command("fedimint-dev-crash")
+    def fedimint_dev_crash(request: Any, point: str) -> None:
+        """Developer-only (lightningd --developer): kill this plugin with SIGKILL right after the
+        step `point` is next committed, e.g. receive:funded, send:paying, swap:claiming,
+        settlement:debtor:paying, ecash:<kind>:<state>. For crash tests; fires once, not kept."""
+        gw.bridge.answer(request, lambda: gw.require().dev_crash(point))
+
     @command("fedimint-help")
     def fedimint_help(request: Any, command: str = "") -> None:
         """Describe every fedimint-* command, or only `command` when given."""

@@ -134,6 +134,11 @@ class ClnNode:
         entry = (r.get("configs") or {}).get("xpay-slow-mode") or {}
         return entry.get("value_bool") is True
 
+    async def developer_mode(self) -> bool:
+        r = await self._call("listconfigs", {"config": "developer"})
+        entry = (r.get("configs") or {}).get("developer") or {}
+        return entry.get("set") is True
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         params = {
             "invstring": invoice,

@@ -93,6 +93,10 @@ class LightningNode(Protocol):
         `xpay-slow-mode`); the gateway refuses to start without it."""
         ...
 
+    async def developer_mode(self) -> bool:
+        """Whether lightningd runs with `--developer` (developer-only commands need it)."""
+        ...
+
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         """Pay an invoice. FAILED means no part can still succeed; PENDING means not known yet."""
         ...

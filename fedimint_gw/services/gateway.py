@@ -36,6 +36,7 @@ from fedimint_gw.lightning.node import LightningNode, NodeInfo
 from fedimint_gw.peer.wire import PeerAnswer
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.dashboard import DashboardService
+from fedimint_gw.services.dev import DevTools
 from fedimint_gw.services.events import GatewayEvents, NoEvents
 from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
@@ -100,6 +101,7 @@ class Gateway:
         self.dashboard_server: HttpServer | None = None  # fedimint-gw-dashboard-bind; .port once started
         self.restored_from: int | None = None  # set at start when the database is a restored backup
         self._stopping = False
+        self._dev: DevTools | None = None
 
     @property
     def db(self) -> Database:
@@ -468,6 +470,12 @@ class Gateway:
             raise
         self.log(f"database backed up to {result.path} ({result.size_bytes} bytes)", "info")
         return dataclasses.asdict(result)
+
+    async def dev_crash(self, point: object) -> dict[str, Any]:
+        """`fedimint-dev-crash` (developer-only): kill the plugin right after `point` is committed."""
+        if self._dev is None:
+            self._dev = DevTools(self.db, self.node, self.log)
+        return await self._dev.crash_at(point)
 
     async def handle_htlc(self, event: HtlcEvent) -> dict[str, Any]:
         """Answer an HTLC the router said is ours (unrelated ones never get here)."""

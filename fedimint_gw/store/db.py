@@ -20,6 +20,7 @@ from pathlib import Path
 import aiosqlite
 
 from fedimint_gw.errors import StoreError
+from fedimint_gw.store.crash_points import CrashPoints
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -57,6 +58,7 @@ class Database:
         self._conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._crash: CrashPoints | None = None
 
     @classmethod
     async def open(cls, path: str, migrations: list[Migration] | None = None) -> Database:
@@ -120,8 +122,18 @@ class Database:
                 yield self._conn
             except BaseException:
                 await self._conn.execute("ROLLBACK")
+                if self._crash is not None:
+                    self._crash.after_rollback()
                 raise
             await self._conn.execute("COMMIT")
+            if self._crash is not None:
+                self._crash.after_commit()
+
+    async def enable_crash_points(self, crash: CrashPoints) -> None:
+        """Developer-only: let `crash` kill the process after the commit of an armed step."""
+        async with self._write_lock:
+            await crash.install(self._conn)
+            self._crash = crash
 
     async def copy_to(self, path: str) -> None:
         """Write a consistent copy of the whole database to the new file `path` (SQLite's online

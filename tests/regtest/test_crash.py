@@ -139,3 +139,41 @@ def test_plugin_killed_while_holding_an_htlc_loses_nothing(
     assert all("plugin was down" in p["error"] for p in receives)
     assert l2.rpc.call("fedimint-balances")["federations"][0]["ecash_msat"] == 300_000  # nothing lost
     assert user.balance() == 0
+
+
+def test_crash_point_fires_inside_lightningd(
+    node_factory: Any, gw_opts: Any, devfeds: Any, directory: str, executor: Any
+) -> None:
+    """The crash matrix's mechanism in real lightningd: a v1 receive killed right after FUNDED is
+    committed. lightningd fails the held HTLC back; the gateway reports the documented loss."""
+    from tests.regtest.crashing import crash_at, crashing_opts
+
+    l1, l2 = node_factory.line_graph(
+        2, opts=[{"may_reconnect": True}, crashing_opts(gw_opts)], wait_for_announce=True
+    )
+    fed = devfeds("crashpt", "1")
+    l2.rpc.call("fedimint-connect", {"invite_code": fed.invite_code})
+    treasurer = User(Path(directory) / "treasurer.wallet", fed.invite_code)
+    treasurer.faucet(300_000)
+    l2.rpc.call(
+        "fedimint-ecash-receive", {"federation_id": fed.federation_id, "notes": treasurer.send_ecash(300_000)}
+    )
+    user = User(Path(directory) / "user.wallet", fed.invite_code)
+    receive = user.receive_v1(user.gateway_key_v1(l2.info["id"]), 50_000)
+    pay = crash_at(
+        l2,
+        "receive:funded",
+        lambda: executor.submit(l1.rpc.call, "xpay", {"invstring": receive.bolt11, "retry_for": 1}),
+    )
+    with pytest.raises(RpcError):
+        pay.result(timeout=120)
+
+    def settled() -> list[dict[str, Any]]:
+        receives = [p for p in l2.rpc.call("fedimint-payments")["payments"] if p["kind"] == "receive"]
+        return receives if receives and all(p["state"] in ("failed", "succeeded") for p in receives) else []
+
+    receives = wait_for(settled, timeout=180) or settled()
+    assert [p["state"] for p in receives] == ["failed"]
+    assert "never received" in receives[0]["error"]
+    assert user.claim(receive) == 50_000  # the receiver was paid: the documented loss
+    assert l2.rpc.call("fedimint-balances")["federations"][0]["ecash_msat"] == 300_000 - 50_000

@@ -34,6 +34,7 @@ class FakeNode:
     channels: set[ShortChannelId] = field(default_factory=set)
     own_hashes: set[str] = field(default_factory=set)  # payment hashes of this node's invoices
     slow_mode: bool = True  # `xpay-slow-mode`
+    developer: bool = False  # lightningd `--developer`
 
     @property
     def node_id(self) -> str:
@@ -76,6 +77,9 @@ class FakeNode:
 
     async def xpay_waits_for_all_parts(self) -> bool:
         return self.slow_mode
+
+    async def developer_mode(self) -> bool:
+        return self.developer
 
     async def pay(self, invoice: str, max_fee: Msat, max_delay: int) -> PaymentOutcome:
         await asyncio.sleep(0)
