@@ -14,43 +14,33 @@ they received is exactly what the gateway earned.
 from __future__ import annotations
 
 import hashlib
-import secrets
-import time
 from collections.abc import AsyncIterator
 
 import pytest
-from coincurve import PrivateKey
 
 from contrib.devfed import wallet_ln
-from contrib.devfed.fedimint.faucet import faucet_notes
-from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, FedimintParams
-from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
+from contrib.devfed.fedimint.keys import FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
-from fedimint_gw.crypto.bls import threshold_crypto as tc
-from fedimint_gw.domain.ids import FederationId, ShortChannelId
+from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.federation.client import FederationClient
-from fedimint_gw.federation.fedimint.lnv2_client import outgoing_handle
-from fedimint_gw.fedimint.ln.contracts import IncomingContractOffer, payment_hash_of_key, preimage_of_key
-from fedimint_gw.fedimint.ln.items import LightningClientConfig, ln_output_bytes
-from fedimint_gw.fedimint.lnv2 import api as lnv2_api
-from fedimint_gw.fedimint.lnv2 import items
-from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
+from fedimint_gw.fedimint.ln.contracts import preimage_of_key
 from fedimint_gw.fedimint.query import FederationApi
-from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
-from fedimint_gw.lightning import bolt11
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
+from tests.e2e.fedimint_helpers import (
+    AMOUNT,
+    bal,
+    fee_of,
+    join,
+    join_scid,
+    lnv1_offer_invoice,
+    lnv1_pay,
+    lnv2_claim,
+    lnv2_invoice,
+    lnv2_send,
+)
 from tests.e2e.helpers import claim_receive
-from tests.e2e.test_fedimint_ln import outgoing, submit
 from tests.support.lnv2_wallet import Lnv2Wallet
-
-AMOUNT = 20_000
-
-
-def fee_of(amount: int) -> int:
-    """The gateway's default schedule in the e2e env: 2000 msat + 3000 ppm."""
-    return 2000 + amount * 3000 // 1_000_000
 
 
 @pytest.fixture
@@ -74,121 +64,11 @@ async def lnv2_api_(lnv2_fm: RunningFedimint, env: Env) -> AsyncIterator[Federat
     await api.close()
 
 
-async def join(env: Env, fm: RunningFedimint, adapter: str, fund_msat: int) -> FederationClient:
-    """`fedimint-connect` with the federation's fed11 invite, then ecash for the gateway."""
-    client, _scid = await join_scid(env, fm, adapter, fund_msat)
-    return client
-
-
-async def join_scid(
-    env: Env, fm: RunningFedimint, adapter: str, fund_msat: int
-) -> tuple[FederationClient, str]:
-    """`join`, and the scid the gateway gave the federation."""
-    info = await env.gateway.federations.connect(fm.invite_code)
-    assert info["adapter"] == adapter, info
-    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
-    if fund_msat:
-        notes = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, fund_msat)
-        assert (await client.receive_ecash(notes.oob.encode())).value == fund_msat
-    return client, str(info["scid"])
-
-
-async def bal(client: FederationClient) -> int:
-    return (await client.balance()).value
-
-
 async def swap_record(env: Env, payment_id: str) -> pay_repo.PaymentRecord:
     await env.settled(payment_id.removeprefix("send:"))
     rec = await pay_repo.get(env.gateway.db.conn, payment_id)
     assert rec is not None
     return rec
-
-
-async def lnv2_invoice(
-    env: Env, fm: RunningFedimint, gw: FederationClient, receiver: Lnv2Wallet
-) -> tuple[str, bytes, object]:
-    """An LNv2 receive: the receiver's contract (invoice amount less our fee) as our invoice."""
-    preimage = secrets.token_bytes(32)
-    contract = receiver.incoming_contract(
-        bytes.fromhex(gw.gateway_pubkey), AMOUNT - fee_of(AMOUNT), int(time.time()) + 3600, preimage
-    )
-    body = {
-        "federation_id": fm.federation_id.hex,
-        "contract": contract.to_json(),
-        "amount": AMOUNT,
-        "description": {"Direct": "cross-family swap"},
-        "expiry_secs": 3600,
-    }
-    async with env.session.post(f"{env.api_url}/create_bolt11_invoice", json=body) as resp:
-        assert resp.status == 200
-        invoice = await resp.json()
-    return str(invoice), preimage, contract
-
-
-async def lnv2_claim(api: FederationApi, receiver: Lnv2Wallet, contract: object) -> None:
-    """The LNv2 receiver takes its funded contract: notes worth exactly the contract."""
-    from fedimint_gw.fedimint.lnv2.contracts import IncomingContract
-
-    assert isinstance(contract, IncomingContract)
-    outpoint = await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
-    assert outpoint is not None
-    agg = await lnv2_api.aggregate_decryption_key(api, LNV2_INSTANCE_ID, receiver.config, contract, outpoint)
-    assert (await receiver.spend(items.IncomingInput(outpoint, agg), AMOUNT - fee_of(AMOUNT))).accepted
-
-
-async def lnv1_offer_invoice(
-    env: Env, fm: RunningFedimint, scid: str
-) -> tuple[str, IncomingContractOffer, bytes]:
-    """An LNv1 receive as the official client makes it: an offer for AMOUNT in the federation and
-    an invoice signed by an ephemeral key whose route hint ends at our node's scid for it."""
-    key = PrivateKey().public_key.format()
-    ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
-    offer = IncomingContractOffer(
-        AMOUNT,
-        payment_hash_of_key(key),
-        tc.encrypt(tc.PublicKey.decode(ln_config.threshold_pub_key), key).to_bytes(),
-    )
-    nonce = secrets.token_bytes(8)
-    await submit(
-        env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], nonce, [])
-    )
-    hop = bolt11.RouteHop(bytes.fromhex(env.node.node_id), ShortChannelId.parse(scid).to_int(), 0, 0, 30)
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=AMOUNT,
-        timestamp=int(time.time()),
-        payment_hash=offer.hash,
-        payment_secret=secrets.token_bytes(32),
-        description="cross-family swap",
-        features=bolt11.DEFAULT_FEATURES,
-        expiry=3600,
-        route_hints=((hop,),),
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey()), offer, key
-
-
-async def lnv2_send(
-    env: Env, fm: RunningFedimint, gw: FederationClient, sender: Lnv2Wallet, invoice: str
-) -> tuple[str, int]:
-    """An LNv2 sender's contract (invoice + our fee) and /send_payment; (payment id, preimage hex)."""
-    total = AMOUNT + fee_of(AMOUNT)
-    contract = sender.outgoing_contract(
-        bytes.fromhex(gw.gateway_pubkey), total, 1000, bolt11.decode(invoice).payment_hash
-    )
-    submitted, outpoint = await sender.fund(contract, total)
-    assert submitted.accepted
-    body = {
-        "federation_id": fm.federation_id.hex,
-        "outpoint": outpoint.to_json(),
-        "contract": contract.to_json(),
-        "invoice": {"Bolt11": invoice},
-        "auth": sign_schnorr(sender.key, items.invoice_auth_message(invoice)).hex(),
-    }
-    async with env.session.post(f"{env.api_url}/send_payment", json=body) as resp:
-        assert resp.status == 200
-        answer = await resp.json()
-    assert set(answer) == {"Ok"}, answer
-    return f"send:{outgoing_handle(outpoint, contract)}", total
 
 
 def assert_swap(rec: pay_repo.PaymentRecord, src: RunningFedimint | str, dst: RunningFedimint | str) -> None:
@@ -207,16 +87,8 @@ async def test_lnv1_user_pays_an_lnv2_receiver(
     receiver = Lnv2Wallet(lnv2_fm, lnv2_api_, env.session)
     invoice, preimage, contract = await lnv2_invoice(env, lnv2_fm, dst, receiver)
     paid = AMOUNT + fee_of(AMOUNT)
-    contract_id = await outgoing(env, ln_fm, bolt11.decode(invoice).payment_hash, paid, 100 + 500)
-    body = {
-        "federation_id": ln_fm.federation_id.hex,
-        "contract_id": contract_id,
-        "payment_data": {"invoice": invoice},
-        "preimage_auth": "00" * 32,
-    }
-    async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
-        assert resp.status == 200
-        assert bytes.fromhex(await resp.json()) == preimage
+    contract_id, answered = await lnv1_pay(env, ln_fm, invoice, paid)
+    assert answered == preimage
     assert_swap(await swap_record(env, f"send:{contract_id}"), ln_fm, lnv2_fm)
     assert env.node.pay_calls == []  # no Lightning
     await lnv2_claim(lnv2_api_, receiver, contract)
@@ -279,15 +151,8 @@ async def test_fedimint_lnv1_and_devfed_v2_swap_both_ways(
         receiver = await env.wallet(v2, "receiver")
         receive = await wallet_ln.receive_v2(receiver, env.api_url, AMOUNT, "from lnv1")
         paid = AMOUNT + fee_of(AMOUNT)
-        contract_id = await outgoing(env, ln_fm, bytes.fromhex(receive.payment_hash), paid, 100 + 500)
-        body = {
-            "federation_id": ln_fm.federation_id.hex,
-            "contract_id": contract_id,
-            "payment_data": {"invoice": receive.bolt11},
-            "preimage_auth": "00" * 32,
-        }
-        async with env.session.post(f"{env.api_url}/pay_invoice", json=body) as resp:
-            assert resp.status == 200
+        contract_id, answered = await lnv1_pay(env, ln_fm, receive.bolt11, paid)
+        assert hashlib.sha256(answered).hexdigest() == receive.payment_hash
         assert_swap(await swap_record(env, f"send:{contract_id}"), ln_fm, v2.federation_id)
         net = await claim_receive(receiver, receive)
         assert net == AMOUNT - fee_of(AMOUNT)  # a devfed v2 receive carries the receive fee
