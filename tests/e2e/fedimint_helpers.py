@@ -92,10 +92,11 @@ async def lnv2_claim(api: FederationApi, receiver: Lnv2Wallet, contract: Incomin
 
 
 async def lnv1_offer_invoice(
-    env: Env, fm: RunningFedimint, scid: str
+    env: Env, fm: RunningFedimint, scid: str, hint_fees: tuple[int, int] = (0, 0)
 ) -> tuple[str, IncomingContractOffer, bytes]:
     """An LNv1 receive as the official client makes it: an offer for AMOUNT in the federation and
-    an invoice signed by an ephemeral key whose route hint ends at our node's scid for it."""
+    an invoice for AMOUNT signed by an ephemeral key whose route hint ends at our node's scid for
+    it, charging `hint_fees` (base msat, ppm: the gateway's fees the payer adds)."""
     key = PrivateKey().public_key.format()
     ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
     offer = IncomingContractOffer(
@@ -107,7 +108,8 @@ async def lnv1_offer_invoice(
     await submit(
         env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], nonce, [])
     )
-    hop = bolt11.RouteHop(bytes.fromhex(env.node.node_id), ShortChannelId.parse(scid).to_int(), 0, 0, 30)
+    base, ppm = hint_fees
+    hop = bolt11.RouteHop(bytes.fromhex(env.node.node_id), ShortChannelId.parse(scid).to_int(), base, ppm, 30)
     content = bolt11.InvoiceContent(
         currency="bcrt",
         amount_msat=AMOUNT,
@@ -123,10 +125,15 @@ async def lnv1_offer_invoice(
 
 
 async def lnv2_send(
-    env: Env, fm: RunningFedimint, gw: FederationClient, sender: Lnv2Wallet, invoice: str
+    env: Env,
+    fm: RunningFedimint,
+    gw: FederationClient,
+    sender: Lnv2Wallet,
+    invoice: str,
+    total: int = AMOUNT + fee_of(AMOUNT),
 ) -> tuple[str, int]:
-    """An LNv2 sender's contract (invoice + our fee) and /send_payment; (payment id, preimage hex)."""
-    total = AMOUNT + fee_of(AMOUNT)
+    """An LNv2 sender's contract worth `total` (by default the invoice + our fee) and
+    /send_payment; (payment id, total)."""
     contract = sender.outgoing_contract(
         bytes.fromhex(gw.gateway_pubkey), total, 1000, bolt11.decode(invoice).payment_hash
     )
@@ -142,7 +149,7 @@ async def lnv2_send(
     async with env.session.post(f"{env.api_url}/send_payment", json=body) as resp:
         assert resp.status == 200
         answer = await resp.json()
-    assert set(answer) == {"Ok"}, answer
+    assert set(answer) == {"Ok"}, (answer, env.logs[-5:])
     return f"send:{outgoing_handle(outpoint, contract)}", total
 
 
