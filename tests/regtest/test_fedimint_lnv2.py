@@ -36,10 +36,14 @@ from fedimint_gw.fedimint.endpoints import bootstrap_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
 from fedimint_gw.fedimint.lnv2 import api as lnv2_api
 from fedimint_gw.fedimint.lnv2 import items
+from fedimint_gw.fedimint.lnv2.contracts import IncomingContract, OutgoingContract
 from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
 from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.fedimint.transaction import OutPoint
 from fedimint_gw.lightning import bolt11
 from tests.regtest.test_fedimint_ln import LoopThread
+from tests.regtest.test_payments import _vet, settled
+from tests.regtest.user import User as RegtestUser
 from tests.support.lnv2_wallet import Lnv2Wallet, RemoteConfig, RemoteFedimint
 
 pytestmark = pytest.mark.regtest
@@ -106,6 +110,56 @@ class User:
 
         return self.runner.run(go())
 
+    def receive_invoice(
+        self, api_url: str, fid: str, gateway_pk: bytes, amount: int
+    ) -> tuple[str, bytes, IncomingContract]:
+        """An incoming contract worth `amount` less the gateway's fee, as the gateway's invoice."""
+        preimage = secrets.token_bytes(32)
+        contract = self.wallet.incoming_contract(
+            gateway_pk, amount - fee_of(amount), int(time.time()) + 3600, preimage
+        )
+        body = {
+            "federation_id": fid,
+            "contract": contract.to_json(),
+            "amount": amount,
+            "description": {"Direct": "regtest lnv2 receive"},
+            "expiry_secs": 3600,
+        }
+        status, invoice = self.post(api_url + "/create_bolt11_invoice", body)
+        assert status == 200 and isinstance(invoice, str), invoice
+        return invoice, preimage, contract
+
+    def claim(self, contract: IncomingContract) -> None:
+        """Take the funded contract with the guardians' aggregate key: notes worth exactly it."""
+        outpoint = self.runner.run(
+            lnv2_api.await_incoming_contract(self.api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
+        )
+        assert outpoint is not None
+        agg = self.runner.run(
+            lnv2_api.aggregate_decryption_key(
+                self.api, LNV2_INSTANCE_ID, self.wallet.config, contract, outpoint
+            )
+        )
+        value = items.IncomingInput(outpoint, agg)
+        assert self.runner.run(self.wallet.spend(value, contract.commitment.amount)).accepted
+
+    def send(
+        self, api_url: str, fid: str, gateway_pk: bytes, invoice: str, total: int
+    ) -> tuple[int, Any, OutgoingContract, OutPoint]:
+        """Fund an outgoing contract worth `total` for `invoice` and ask the gateway to pay it."""
+        contract = self.wallet.outgoing_contract(gateway_pk, total, 1000, bolt11.decode(invoice).payment_hash)
+        submitted, outpoint = self.runner.run(self.wallet.fund(contract, total))
+        assert submitted.accepted
+        body = {
+            "federation_id": fid,
+            "outpoint": outpoint.to_json(),
+            "contract": contract.to_json(),
+            "invoice": {"Bolt11": invoice},
+            "auth": sign_schnorr(self.wallet.key, items.invoice_auth_message(invoice)).hex(),
+        }
+        status, answer = self.post(api_url + "/send_payment", body)
+        return status, answer, contract, outpoint
+
     def close(self) -> None:
         self.runner.run(self.api.close())
         self.runner.run(self.session.close())
@@ -152,58 +206,21 @@ def test_lnv2_receive_send_and_refund_through_lightningd(
 
         # (a) receive: l1 pays the invoice amount; the user's contract is that less our fee
         amount = 50_000
-        preimage = secrets.token_bytes(32)
-        contract = user.wallet.incoming_contract(
-            gateway_pk, amount - fee_of(amount), int(time.time()) + 3600, preimage
-        )
-        status, invoice = user.post(
-            api_url + "/create_bolt11_invoice",
-            {
-                "federation_id": fid,
-                "contract": contract.to_json(),
-                "amount": amount,
-                "description": {"Direct": "regtest lnv2 receive"},
-                "expiry_secs": 3600,
-            },
-        )
-        assert status == 200 and isinstance(invoice, str), invoice
+        invoice, preimage, contract = user.receive_invoice(api_url, fid, gateway_pk, amount)
         decoded = bolt11.decode(invoice)
         assert decoded.payee.hex() == l2.info["id"] and decoded.amount_msat == amount
         paid = l1.rpc.call("xpay", {"invstring": invoice})
         assert paid["amount_msat"] == amount
         assert bytes.fromhex(paid["payment_preimage"]) == preimage
         assert _ecash(l2, fid) == 300_000 - (amount - fee_of(amount))
-        outpoint = user_loop.run(
-            lnv2_api.await_incoming_contract(user.api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
-        )
-        assert outpoint is not None
-        agg = user_loop.run(
-            lnv2_api.aggregate_decryption_key(
-                user.api, LNV2_INSTANCE_ID, user.wallet.config, contract, outpoint
-            )
-        )
-        claimed = user_loop.run(
-            user.wallet.spend(items.IncomingInput(outpoint, agg), amount - fee_of(amount))
-        )
-        assert claimed.accepted  # spend() checks the notes issued are worth exactly the contract
+        assert contract.commitment.amount == amount - fee_of(amount)
+        user.claim(contract)  # spend() checks the notes issued are worth exactly the contract
 
         # (b) send: l3's invoice; the contract carries the invoice amount plus our fee
         invoice = l3.rpc.invoice(20_000, "from-lnv2", "paid by our LNv2 client")["bolt11"]
         total = 20_000 + fee_of(20_000)
-        out = user.wallet.outgoing_contract(gateway_pk, total, 1000, bolt11.decode(invoice).payment_hash)
-        submitted, out_point = user_loop.run(user.wallet.fund(out, total))
-        assert submitted.accepted
         before = _ecash(l2, fid)
-        status, answer = user.post(
-            api_url + "/send_payment",
-            {
-                "federation_id": fid,
-                "outpoint": out_point.to_json(),
-                "contract": out.to_json(),
-                "invoice": {"Bolt11": invoice},
-                "auth": sign_schnorr(user.wallet.key, items.invoice_auth_message(invoice)).hex(),
-            },
-        )
+        status, answer, out, _ = user.send(api_url, fid, gateway_pk, invoice, total)
         assert status == 200 and set(answer) == {"Ok"}, answer
         assert hashlib.sha256(bytes(answer["Ok"])).digest() == bolt11.decode(invoice).payment_hash
         assert l3.rpc.listinvoices("from-lnv2")["invoices"][0]["status"] == "paid"
@@ -215,20 +232,8 @@ def test_lnv2_receive_send_and_refund_through_lightningd(
         # (c) unroutable: a forfeit signature back, the user cancels and has everything back
         invoice = unroutable_invoice(5_000)
         total_c = 5_000 + fee_of(5_000)
-        out_c = user.wallet.outgoing_contract(gateway_pk, total_c, 1000, bolt11.decode(invoice).payment_hash)
-        submitted, out_point_c = user_loop.run(user.wallet.fund(out_c, total_c))
-        assert submitted.accepted
         before = _ecash(l2, fid)
-        status, answer = user.post(
-            api_url + "/send_payment",
-            {
-                "federation_id": fid,
-                "outpoint": out_point_c.to_json(),
-                "contract": out_c.to_json(),
-                "invoice": {"Bolt11": invoice},
-                "auth": sign_schnorr(user.wallet.key, items.invoice_auth_message(invoice)).hex(),
-            },
-        )
+        status, answer, out_c, out_point_c = user.send(api_url, fid, gateway_pk, invoice, total_c)
         assert status == 200 and set(answer) == {"Err"}, answer
         forfeit = bytes.fromhex(str(answer["Err"]))
         assert out_c.verify_forfeit_signature(forfeit)
@@ -257,3 +262,75 @@ def test_lnv2_receive_send_and_refund_through_lightningd(
         )
     finally:
         user.close()
+
+
+def test_swaps_between_lnv2_and_a_devfed_v2_federation_in_lightningd(
+    node_factory: Any,
+    gw_opts: Any,
+    devfeds: Any,
+    directory: str,
+    lnv2_devfed: dict[str, Any],
+    user_loop: LoopThread,
+) -> None:
+    """Both directions between families on one gateway, no HTLC: a devfed v2 user pays an LNv2
+    receiver's invoice, and an LNv2 user pays a devfed v2 receiver's invoice."""
+    fees = {"fedimint-gw-fee-base-msat": BASE, "fedimint-gw-fee-ppm": PPM}
+    l2 = node_factory.get_node(options=gw_opts(**fees))
+    api_url = l2.rpc.call("fedimint-info")["api_url"].rstrip("/")
+    v2 = devfeds("lnv2x-v2", "2")
+    _vet(v2.admin_url, api_url)
+    l2.rpc.call("fedimint-connect", {"invite_code": v2.invite_code})
+    treasurer = RegtestUser(Path(directory) / "treasurer.wallet", v2.invite_code)
+    treasurer.faucet(300_000)
+    notes = treasurer.send_ecash(300_000)
+    l2.rpc.call("fedimint-ecash-receive", {"federation_id": v2.federation_id, "notes": notes})
+    invite, admin = lnv2_devfed["invite_code"], lnv2_devfed["admin_url"]
+    fid = l2.rpc.call("fedimint-connect", {"invite_code": invite})["federation_id"]
+    user = User(user_loop, invite, admin)
+    try:
+        l2.rpc.call("fedimint-ecash-receive", {"federation_id": fid, "notes": user.oob(300_000)})
+        gateway_pk = bytes.fromhex(user.post(api_url + "/routing_info", fid)[1]["module_public_key"])
+        amount = 30_000
+
+        # devfed v2 -> LNv2: the sender pays the invoice + our swap fee; the receiver's contract is
+        # the invoice less our receive fee
+        sender = RegtestUser(Path(directory) / "sender.wallet", v2.invite_code)
+        sender.faucet(200_000)
+        invoice, preimage, contract = user.receive_invoice(api_url, fid, gateway_pk, amount)
+        key = sender.routing_info(api_url)["module_pubkey"]
+        result = sender.pay(invoice, api_url, key, fee_of(amount))
+        assert bytes.fromhex(result["preimage"]) == preimage
+        user.claim(contract)
+        settled(l2)
+        assert sender.balance() == 200_000 - amount - fee_of(amount)
+        assert _ecash(l2, v2.federation_id) == 300_000 + amount + fee_of(amount)
+        assert _ecash(l2, fid) == 300_000 - (amount - fee_of(amount))
+
+        # LNv2 -> devfed v2: the LNv2 contract is the invoice + our swap fee
+        receiver = RegtestUser(Path(directory) / "receiver.wallet", v2.invite_code)
+        receive = receiver.receive_v2(api_url, amount)
+        status, answer, _, _ = user.send(api_url, fid, gateway_pk, receive.bolt11, amount + fee_of(amount))
+        assert status == 200 and set(answer) == {"Ok"}, answer
+        assert hashlib.sha256(bytes(answer["Ok"])).hexdigest() == receive.payment_hash
+        assert receiver.claim(receive) == amount - fee_of(amount)
+        settled(l2)
+        assert _ecash(l2, fid) == 300_000 - (amount - fee_of(amount)) + amount + fee_of(amount)
+        assert _ecash(l2, v2.federation_id) == 300_000 + amount + fee_of(amount) - (amount - fee_of(amount))
+    finally:
+        user.close()
+
+    # no HTLC anywhere: l2 has no channel at all, and forwarded nothing
+    assert l2.rpc.listpeerchannels()["channels"] == [] and l2.rpc.listforwards()["forwards"] == []
+    swaps = [p for p in _payments(l2) if p["kind"] == "swap"]
+    assert sorted(
+        (p["federation_id"], p["target_federation_id"], p["state"], p["fee_msat"]) for p in swaps
+    ) == sorted(
+        [
+            (v2.federation_id, fid, "succeeded", fee_of(amount)),
+            (fid, v2.federation_id, "succeeded", fee_of(amount)),
+        ]
+    )
+    kinds = l2.rpc.call("fedimint-summary")["kinds"]
+    assert kinds["swap"]["succeeded"] == 2 and kinds["swap"]["fees_earned_msat"] == 2 * fee_of(amount)
+    # the receive halves (the receivers' contracts) carry our receive fee: 4 fees earned in all
+    assert kinds["receive"]["fees_earned_msat"] == 2 * fee_of(amount)
