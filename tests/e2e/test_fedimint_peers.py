@@ -114,27 +114,35 @@ async def test_an_lnv2_user_of_a_pays_an_lnv1_receiver_of_b(
     assert await bal(dst) == 100_000 - AMOUNT  # B funded the offer; A owes B AMOUNT + B's fee
 
 
-async def test_an_lnv1_user_of_a_pays_an_lnv2_receiver_of_b(
-    env: Env, env_b: Env, fedimint: StartFedimint
+@pytest.mark.parametrize("src_module", ["ln", "lnv2"])
+async def test_a_fedimint_user_of_a_pays_an_lnv2_receiver_of_b(
+    env: Env, env_b: Env, fedimint: StartFedimint, src_module: str
 ) -> None:
-    src_fm, dst_fm = await fedimint("fwd-ln", "ln"), await fedimint("fwd-lnv2", "lnv2")
-    src = await join(env, src_fm, "fedimint-lnv1", 0)
+    src_fm, dst_fm = await fedimint(f"fwd-{src_module}", src_module), await fedimint("fwd-lnv2-b", "lnv2")
+    src = await join(env, src_fm, "fedimint-lnv1" if src_module == "ln" else "fedimint-lnv2", 0)
     dst = await join(env_b, dst_fm, "fedimint-lnv2", 100_000)
     await link(env, env_b)
     api = FederationApi.from_config(dst_fm.federation.client_config, env.session)
+    src_api = FederationApi.from_config(src_fm.federation.client_config, env.session)
     try:
         receiver = Lnv2Wallet(dst_fm, api, env.session)
         invoice, preimage, contract = await lnv2_invoice(env_b, dst_fm, dst, receiver)
         paid = AMOUNT + fee_of(AMOUNT)
-        contract_id, answered = await lnv1_pay(env, src_fm, invoice, paid)
-        assert answered == preimage
+        if src_module == "ln":
+            contract_id, answered = await lnv1_pay(env, src_fm, invoice, paid)
+            assert answered == preimage
+            payment_id = f"send:{contract_id}"
+        else:
+            sender = Lnv2Wallet(src_fm, src_api, env.session)
+            payment_id, _ = await lnv2_send(env, src_fm, src, sender, invoice, paid)
         net = AMOUNT - fee_of(AMOUNT)  # the receiver's contract: B's receive fee is inside
-        await assert_forwarded(env, env_b, f"send:{contract_id}", fee_of(AMOUNT), AMOUNT, net)
+        await assert_forwarded(env, env_b, payment_id, fee_of(AMOUNT), AMOUNT, net)
         await lnv2_claim(api, receiver, contract)  # the receiver: AMOUNT less B's receive fee
     finally:
         await api.close()
+        await src_api.close()
     assert await bal(src) == paid
-    assert await bal(dst) == 100_000 - (AMOUNT - fee_of(AMOUNT))  # B earned its receive fee
+    assert await bal(dst) == 100_000 - net  # B earned its receive fee
 
 
 # ----- migration --------------------------------------------------------------------------
