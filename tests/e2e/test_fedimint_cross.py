@@ -170,3 +170,26 @@ async def test_fedimint_lnv1_and_devfed_v2_swap_both_ways(
         assert await bal(v2_client) == AMOUNT + fee_of(AMOUNT)
         assert await bal(ln_client) == 100_000 - AMOUNT
     assert env.node.pay_calls == []
+
+
+async def test_lnv2_user_pays_an_lnv2_receiver_of_the_same_federation(
+    env: Env, lnv2_fm: RunningFedimint, lnv2_api_: FederationApi
+) -> None:
+    """Both users in one LNv2 federation, the invoice is ours: a swap from the federation to
+    itself (what Fedimint's gateway calls a direct swap), no Lightning."""
+    gw = await join(env, lnv2_fm, "fedimint-lnv2", 100_000)
+    receiver = Lnv2Wallet(lnv2_fm, lnv2_api_, env.session)
+    invoice, _preimage, contract = await lnv2_invoice(env, lnv2_fm, gw, receiver)
+    sender = Lnv2Wallet(lnv2_fm, lnv2_api_, env.session)
+    payment_id, total = await lnv2_send(env, lnv2_fm, gw, sender, invoice)
+    assert_swap(await swap_record(env, payment_id), lnv2_fm, lnv2_fm)
+    assert env.node.pay_calls == []
+    await lnv2_claim(lnv2_api_, receiver, contract)
+    # in: the sender's contract (AMOUNT + swap fee); out: the receiver's (AMOUNT - receive fee)
+    assert await bal(gw) == 100_000 + total - (AMOUNT - fee_of(AMOUNT))
+    receive = await pay_repo.get(env.gateway.db.conn, f"v2:{contract.commitment.payment_image.value.hex()}")
+    assert receive is not None and (receive.kind, receive.state) == (
+        PaymentKind.RECEIVE,
+        PaymentState.SUCCEEDED,
+    )
+    assert (receive.amount_msat, receive.fee_msat) == (AMOUNT - fee_of(AMOUNT), fee_of(AMOUNT))
