@@ -220,3 +220,35 @@ async def test_migration_out_of_and_into_fedimint_federations(
     assert [(r["state"], r["direction"], r["fee_msat"]) for r in theirs] == [("succeeded", "in", fee)]
     assert (await g.gateway.summary(None, None))["kinds"]["migrate"]["fees_paid_msat"] == fee
     assert (await p.gateway.summary(None, None))["kinds"]["migrate"]["fees_earned_msat"] == fee
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="KNOWN GAP: the exchange quote's transaction fees are flat (devfed's model); a Fedimint "
+    "federation charges its mint fee per note, which the Fedimint adapters do not report (their "
+    "tx_fee is the Lightning module's contract fee), so the peer passes its reissue fees on and "
+    "the migration counts them as the peer paying short",
+)
+async def test_migration_out_of_a_fedimint_federation_with_mint_fees(env: Env, env_b: Env) -> None:
+    """Upstream's default mint fee is 100 msat per note; an honest peer must not look short."""
+    g, p = env, env_b
+    fm = await start_fedimint(g.tmp / "fees", FedimintParams(name="fees", lnv2=True, fee_base_msat=100))
+    try:
+        v2 = await g.federation("fees-v2", (2,))
+        async with p.session.post(f"{v2.admin_url}/admin/gateways", json={"url": p.api_url}) as r:
+            r.raise_for_status()
+        for e in (g, p):
+            await join(e, fm, "fedimint-lnv2", 0)
+            await e.gateway.federations.connect(v2.invite_code)
+        notes = await faucet_notes(g.session, fm.admin_url, fm.federation.client_config, 400_000)
+        await g.gateway.federations.client(FederationId(fm.federation_id.hex)).receive_ecash(
+            notes.oob.encode()
+        )
+        await p.fund_gateway(v2, 400_000)
+        await link(g, p)
+        result = await g.gateway.migrations.migrate(fm.federation_id.hex, v2.federation_id, MOVED, None, None)
+        assert result["state"] == "succeeded", result
+        assert result["received_msat"] >= MOVED - result["fee_msat"] and "lost_msat" not in result
+    finally:
+        await fm.stop()
