@@ -67,9 +67,11 @@ def devfeds(bitcoind: Any, directory: str) -> Any:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A red line when the official client's end-to-end test (test_fedimint_ln.py) was skipped."""
+    """A red line when an official client's end-to-end test (test_fedimint_ln.py,
+    test_fedimint_cross.py) was skipped."""
     skipped = terminalreporter.stats.get("skipped", [])
-    if any("test_fedimint_ln.py" in str(getattr(r, "nodeid", "")) for r in skipped):
+    files = ("test_fedimint_ln.py", "test_fedimint_cross.py")
+    if any(f in str(getattr(r, "nodeid", "")) for r in skipped for f in files):
         terminalreporter.write_sep(
             "!",
             "the official Fedimint client's e2e through lightningd was SKIPPED (see the skip reason)",

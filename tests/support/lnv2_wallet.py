@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
 from contrib.devfed.fedimint.faucet import faucet_notes, fresh_secrets
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID
-from contrib.devfed.fedimint.server import RunningFedimint
+from fedimint_gw.fedimint.config import ClientConfig
 from fedimint_gw.fedimint.lnv2 import items
 from fedimint_gw.fedimint.lnv2 import transactions as txs
 from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
@@ -38,6 +39,35 @@ def secret_key() -> bytes:
     return secrets.token_bytes(31) + b"\x01"
 
 
+class _HasClientConfig(Protocol):
+    @property
+    def client_config(self) -> ClientConfig: ...
+
+
+class FedimintHandle(Protocol):
+    """What the wallet needs of a devfed Fedimint federation: its client config and admin URL
+    (a RunningFedimint in-process, or `RemoteFedimint` for devfed run as a process)."""
+
+    @property
+    def admin_url(self) -> str: ...
+
+    @property
+    def federation(self) -> _HasClientConfig: ...
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    client_config: ClientConfig
+
+
+@dataclass(frozen=True)
+class RemoteFedimint:
+    """A devfed Fedimint federation running in another process (regtest)."""
+
+    admin_url: str
+    federation: RemoteConfig
+
+
 @dataclass(frozen=True)
 class Submitted:
     tx: Transaction
@@ -51,7 +81,7 @@ class Submitted:
 class Lnv2Wallet:
     """One party (user or gateway) with a key, driving LNv2 transactions against devfed."""
 
-    def __init__(self, fm: RunningFedimint, api: FederationApi, session: aiohttp.ClientSession) -> None:
+    def __init__(self, fm: FedimintHandle, api: FederationApi, session: aiohttp.ClientSession) -> None:
         self.fm = fm
         self.api = api
         self.session = session
