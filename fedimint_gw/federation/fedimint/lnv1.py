@@ -183,7 +183,7 @@ class FedimintLnv1Client:
         op = await module_ops.prepare_fund(
             self._notes, operation_id, request.amount, self._ln.contract_output_fee, output
         )
-        await self._run(op)
+        await self._mint.run(op, notes_later=True)  # the preimage may be read once it is accepted
         return contract.contract_id().hex()
 
     async def abandon_funding(self, operation_id: str) -> bool:
@@ -318,7 +318,13 @@ class FedimintLnv1Client:
         fid = self._ctx.federation_id if self._ctx.federation_id.startswith(prefix) else prefix
         return NotesSummary(fid, Msat(oob.total_msat), fingerprint, received)
 
+    async def resume_operations(self) -> int:
+        """Finish the change notes of fundings a threshold accepted before a restart (the
+        receive took its preimage before they were finished)."""
+        return len(await self._mint.finish_accepted((module_ops.FUND,)))
+
     async def close(self) -> None:
+        await self._mint.close()
         await self._api.close()
 
 
