@@ -514,3 +514,37 @@ async def test_receive_resolves_before_two_unsigning_guardians_finish_its_change
     await balance_becomes(env, fm, 15_000)  # finished by the adapter afterwards, to the msat
     assert await env.htlc(*htlc) == answer
     assert await balance(env, fm) == 15_000
+
+
+async def test_the_preimage_one_guardian_shows_is_enough(env: Env, fm: RunningFedimint) -> None:
+    """A decrypted preimage proves itself: one guardian showing it settles the receive, while no
+    threshold answers the contract read (issue 14, finding 5)."""
+    from tests.e2e.conftest import wait_until
+
+    await joined(env, fm, 20_000)
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    offer = await _offer(env, fm, 5000, b"\x07" * 8)
+    request = await client.lookup_incoming(offer.hash.hex())
+    assert request is not None
+    contract_id = await client.fund_incoming(request, "receive:one-guardian")
+    ln = fm.federation.ln
+    assert ln is not None
+
+    def decrypted() -> bool:
+        from fedimint_gw.fedimint.ln import contracts as lc
+
+        account = ln.store.account(offer.hash)
+        return (
+            account is not None
+            and isinstance(account.contract, lc.FundedIncoming)
+            and account.contract.contract.decrypted_preimage.state is lc.PreimageState.SOME
+        )
+
+    await wait_until(decrypted)
+    for peer in (1, 2, 3):  # one guardian left: no threshold read can answer
+        await _fault(env, fm, peer, "offline")
+    outcome = await client.await_preimage(contract_id, 5.0)
+    assert outcome.state.value == "preimage" and outcome.preimage is not None
+    assert hashlib.sha256(outcome.preimage).digest() == offer.hash
+    for peer in (1, 2, 3):
+        await _fault(env, fm, peer, "honest")

@@ -208,10 +208,34 @@ class FedimintLnv1Client:
             raise FederationMisbehaved(f"the guardians served another contract for {contract_id}")
         return account
 
+    async def _shown_preimage(self, contract_id: str) -> bytes | None:
+        """A decrypted preimage any one guardian shows for the contract and that hashes to its
+        payment hash (it proves itself: no threshold needed), else None."""
+
+        def verify(_peer: int, answer: object) -> bytes | None:
+            if answer is None:
+                return None
+            account = account_from_json(answer)
+            if account.contract_id.hex() != contract_id or not isinstance(account.contract, lc.FundedIncoming):
+                return None
+            incoming = account.contract.contract
+            if incoming.decrypted_preimage.state is not lc.PreimageState.SOME:
+                return None
+            preimage = lc.preimage_of_key(incoming.decrypted_preimage.key)
+            return preimage if hashlib.sha256(preimage).digest() == incoming.hash else None
+
+        try:
+            return await self._api.first_valid(self._method("account"), contract_id, verify)
+        except FedimintProtocolError:
+            return None
+
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            preimage = await self._shown_preimage(contract_id)
+            if preimage is not None:
+                return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             account = await self._account(contract_id)
             if account is None or not isinstance(account.contract, lc.FundedIncoming):
                 raise NotFound(f"no incoming contract {contract_id}")
