@@ -111,7 +111,7 @@ async def test_receive_funds_the_offer_and_resolves_with_the_decrypted_preimage(
     account = fm.federation.ln.store.account(offer.hash) if fm.federation.ln else None
     assert account is not None and account.amount == 5000  # the user's to claim with its key
     assert await env.htlc(*htlc) == answer  # a replayed HTLC funds nothing twice
-    assert await balance(env, fm) == 15_000
+    await balance_becomes(env, fm, 15_000)
 
 
 async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: RunningFedimint) -> None:
@@ -121,7 +121,7 @@ async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: 
         *forward_payload(str(info["scid"]), secrets.token_hex(32), 5000, 7000, height + 100, height)
     )
     assert answer["result"] == "fail"
-    assert await balance(env, fm) == 10_000
+    await balance_becomes(env, fm, 10_000)
 
 
 async def outgoing(
@@ -178,7 +178,7 @@ async def test_send_pays_the_invoice_and_claims_the_outgoing_contract(env: Env, 
     await env.settled(contract_id)
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{contract_id}")
     assert rec is not None and rec.state is PaymentState.SUCCEEDED
-    assert await balance(env, fm) == 12_030  # claimed into the gateway's notes
+    await balance_becomes(env, fm, 12_030)  # claimed into the gateway's notes
     assert hashlib.sha256(preimage).digest() == payment_hash
 
 
@@ -333,7 +333,7 @@ async def test_swap_from_a_devfed_v1_federation_into_a_fedimint_lnv1_offer(
     assert ln is not None
     account = ln.store.account(offer.hash)
     assert account is not None and account.amount == 20_000  # funded for the Fedimint user
-    assert await balance(env, fm) == 30_000
+    await balance_becomes(env, fm, 30_000)
     assert (await v1_client.balance()).value == 20_000 + fee
 
 
@@ -363,7 +363,7 @@ async def test_swap_from_a_fedimint_lnv1_contract_into_a_devfed_v1_receive(
     assert hashlib.sha256(preimage).hexdigest() == receive.payment_hash
     await env.settled(contract_id)
     assert env.node.pay_calls == []
-    assert await balance(env, fm) == 12_030  # the Fedimint contract claimed
+    await balance_becomes(env, fm, 12_030)  # the Fedimint contract claimed
     assert (await v1_client.balance()).value == 90_000  # the v1 offer funded
 
 
@@ -401,7 +401,7 @@ async def test_a_funding_of_unknown_outcome_is_abandoned_only_by_spending_its_no
     for peer in (2, 3):
         await _fault(env, fm, peer, "honest")
     assert await client.abandon_funding("receive:lost") is True
-    assert await balance(env, fm) == 20_000  # the notes came back through the release
+    await balance_becomes(env, fm, 20_000)  # the notes came back through the release
     ln = fm.federation.ln
     assert ln is not None and ln.store.account(offer.hash) is None  # and nothing was funded
     assert await client.abandon_funding("receive:lost") is True  # asked again: the same answer
@@ -513,7 +513,7 @@ async def test_receive_resolves_before_two_unsigning_guardians_finish_its_change
 
     await balance_becomes(env, fm, 15_000)  # finished by the adapter afterwards, to the msat
     assert await env.htlc(*htlc) == answer
-    assert await balance(env, fm) == 15_000
+    await balance_becomes(env, fm, 15_000)
 
 
 async def test_the_preimage_one_guardian_shows_is_enough(env: Env, fm: RunningFedimint) -> None:

@@ -83,7 +83,7 @@ async def test_v1_htlc_resolved_while_two_guardians_sign_no_change_notes(env: En
 
 async def test_v1_unfinished_change_notes_are_finished_after_a_restart(env: Env) -> None:
     fed = await env.federation("slowsign1r", (1,))
-    _, receive, htlc = await _v1_receive(env, fed, 30_000)
+    _, _receive, htlc = await _v1_receive(env, fed, 30_000)
     for peer in (2, 3):
         await _fault(env, fed, peer, mode="unsigning")
     answer = await asyncio.wait_for(env.htlc(*htlc), HOOK_WAIT)

@@ -433,8 +433,8 @@ class Ledger:
         many were settled. Operations running in this process are left to their caller, and
         fundings to their payment flows (resubmitting the funding of a receive whose HTLC is
         gone would pay its receiver for nothing), except accepted ones: their change notes are
-        finished now, or in the background until enough guardians sign. Raises the first failure (FederationUnreachable,
-        ...) after trying all of them."""
+        finished now, or in the background until enough guardians sign. Raises the first failure
+        (FederationUnreachable, ...) after trying all of them."""
         settled = 0
         failure: GatewayError | None = None
         for op in await self.wallet.unfinished():

@@ -216,7 +216,9 @@ class FedimintLnv1Client:
             if answer is None:
                 return None
             account = account_from_json(answer)
-            if account.contract_id.hex() != contract_id or not isinstance(account.contract, lc.FundedIncoming):
+            if account.contract_id.hex() != contract_id:
+                return None
+            if not isinstance(account.contract, lc.FundedIncoming):
                 return None
             incoming = account.contract.contract
             if incoming.decrypted_preimage.state is not lc.PreimageState.SOME:
