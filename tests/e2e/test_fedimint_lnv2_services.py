@@ -38,7 +38,7 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.federations.links import ConnectionStatus, LiveFederation
 from fedimint_gw.store import federations as fed_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, wait_until
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
@@ -132,7 +132,11 @@ async def test_receive_through_an_invoice_of_our_node(
         *final_payload(inv.payment_hash.hex(), secret, amount, amount, height + 50, height, 1)
     )
     assert answer["result"] == "resolve" and answer["payment_key"] == preimage.hex()
-    assert await client.balance() == Msat(200_000 - (amount - fee_of(amount)))
+
+    async def exact() -> bool:  # the funding's change notes are finished after the preimage
+        return await client.balance() == Msat(200_000 - (amount - fee_of(amount)))
+
+    await wait_until(exact)
     # the receiver takes its contract with the aggregate key: notes worth the contract
     found = await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
     assert found is not None

@@ -212,7 +212,7 @@ class Ledger:
             try:
                 await self.finish_accepted(operation_id)
                 return
-            except GatewayError:  # not enough signature shares yet: the notes wait
+            except FederationUnreachable:  # not enough signature shares yet: the notes wait
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, FINISH_PAUSE_MAX)
 

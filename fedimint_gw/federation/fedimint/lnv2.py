@@ -27,7 +27,7 @@ from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationMisbehaved, FederationUnreachable, InvalidInput, NotFound
 from fedimint_gw.federation.client import IncomingOutcome, IncomingState
 from fedimint_gw.federation.fedimint.mint import MintClient
-from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
+from fedimint_gw.federation.fedimint.notes import FedimintNotes
 from fedimint_gw.fedimint.errors import DecodeError, FedimintProtocolError, ThresholdNotReached
 from fedimint_gw.fedimint.lnv2 import api as lnv2_api
 from fedimint_gw.fedimint.lnv2 import items
@@ -181,9 +181,9 @@ class Lnv2Gateway:
         """Drive every unfinished LNv2 operation again (after a crash); ids finished now."""
         finished = []
         for op in await self._notes.unfinished(KINDS):
-            try:  # accepted: its notes are collected in the background until enough guardians sign
-                if (await self._mint.run(op, notes_later=True)).state is MintOpState.DONE:
-                    finished.append(op.operation_id)
+            try:
+                await self._mint.run(op)
+                finished.append(op.operation_id)
             except (FederationUnreachable, InvalidInput) as exc:
                 log.info("lnv2 operation %s not finished: %s", op.operation_id, exc)
         return finished

@@ -86,9 +86,9 @@ class MintClient:
         """Drive every unfinished operation again; the ids of those that finished now."""
         finished = []
         for op in await self.notes.unfinished():
-            try:  # accepted: its notes are collected in the background until enough guardians sign
-                if (await self.run(op, notes_later=True)).state is MintOpState.DONE:
-                    finished.append(op.operation_id)
+            try:
+                await self.run(op)
+                finished.append(op.operation_id)
             except (FederationUnreachable, FederationRejected) as exc:
                 log.info("mint operation %s not finished: %s", op.operation_id, exc)
         return finished
