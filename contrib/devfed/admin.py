@@ -66,8 +66,9 @@ class AdminRoutes:
     async def set_fault(self, request: web.Request) -> web.Response:
         """POST /admin/guardians/{peer_id}/fault ``{"mode", ...}``: one of honest, offline, slow
         (``delay_ms``), byzantine, lying (``contracts``: {id: view}, ``height_offset``,
-        ``refuse_submissions``), withholding, dropping (``defer`` or ``discard``). Leaving a deferring
-        ``dropping`` applies the submissions it held back (answered under ``flushed``)."""
+        ``refuse_submissions``), withholding, unsigning, dropping (``defer`` or ``discard``).
+        Leaving a deferring ``dropping`` applies the submissions it held back (answered under
+        ``flushed``)."""
         try:
             peer_id = int(request.match_info["peer_id"])
         except ValueError:

@@ -105,7 +105,7 @@ class V1Routes:
     async def signature_shares(self, request: web.Request) -> web.Response:
         """GET /v1/transactions/{txid}/signature_shares: this guardian's shares."""
         txid = _hex_param(request, "txid")
-        shares = self.fed.signature_shares(self.peer_id, txid)
+        shares = faults.signature_shares(self.fed, self.peer_id, txid)
         return web.json_response(
             {
                 "peer_id": self.peer_id,

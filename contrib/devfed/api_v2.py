@@ -132,7 +132,7 @@ class V2Rpc:
 
     async def signature_shares(self, params: Params) -> object:
         """``signature_shares {txid}`` → ``{"peer": p, "shares": {"<out_idx>": {index, C_, dleq}}}``."""
-        shares = self.fed.signature_shares(self.peer_id, get_hex(params, "txid", "params", 32))
+        shares = faults.signature_shares(self.fed, self.peer_id, get_hex(params, "txid", "params", 32))
         return {"peer": self.peer_id, "shares": {str(j): s.to_dict() for j, s in shares}}
 
     async def contract(self, params: Params) -> object:

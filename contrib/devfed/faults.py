@@ -7,6 +7,8 @@ misbehaves the same way in v1 and v2 (:class:`contrib.devfed.guardian.Fault` say
   refusal for a submission it passed on to consensus all the same;
 - ``withholding``: no preimage, ever: v1 incoming contracts still "decrypting", v2 views
   without the preimage, no decryption share;
+- ``unsigning``: no signature shares for any transaction's notes (the guardian seems offline
+  to that call only) until the fault is lifted; everything else it answers honestly;
 - ``dropping``: it processes a submission and gives no answer (the submitter sees the
   guardian offline); with ``defer`` it holds the submission back until the fault is lifted,
   with ``discard`` it loses it unprocessed.
@@ -21,6 +23,7 @@ from contrib.devfed.errors import DevfedError, ErrorCode
 from contrib.devfed.federation import Federation
 from contrib.devfed.guardian import FaultMode
 from contrib.devfed.transactions import OutputKind
+from fedimint_gw.crypto.threshold_bdhke import BlindSignatureShare
 from fedimint_gw.crypto.threshold_elgamal import DecryptionShare
 
 Json = dict[str, object]
@@ -80,6 +83,14 @@ async def block_height(fed: Federation, peer_id: int) -> int:
     fault = fed.guardian(peer_id).fault
     height = await fed.chain.height()
     return height + fault.height_offset if fault.mode is FaultMode.LYING else height
+
+
+def signature_shares(fed: Federation, peer_id: int, txid: str) -> list[tuple[int, BlindSignatureShare]]:
+    """Guardian `peer_id`'s signature shares of an accepted transaction's notes (none from an
+    unsigning guardian: it answers as if offline)."""
+    if fed.guardian(peer_id).fault.mode is FaultMode.UNSIGNING:
+        raise DevfedError(ErrorCode.GUARDIAN_OFFLINE, f"guardian {peer_id} is not signing notes")
+    return fed.signature_shares(peer_id, txid)
 
 
 def decryption_share(fed: Federation, peer_id: int, contract_id: str) -> DecryptionShare:

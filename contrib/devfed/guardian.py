@@ -29,6 +29,7 @@ class FaultMode(Enum):
     LYING = "lying"  # answers the contract views, height and submission refusals it is told to
     WITHHOLDING = "withholding"  # never reveals a preimage (views nor decryption shares)
     DROPPING = "dropping"  # processes a submission, then drops its answer
+    UNSIGNING = "unsigning"  # gives no signature shares (notes are not finished) until lifted
 
 
 @dataclass(frozen=True)

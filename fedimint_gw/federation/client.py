@@ -192,7 +192,10 @@ class FederationClient(Protocol):
         ...
 
     async def fund_incoming(self, request: IncomingRequest, operation_id: str) -> str:
-        """Fund the receive with gateway ecash; returns the contract id. Idempotent per operation id."""
+        """Fund the receive with gateway ecash; returns the contract id once the federation
+        accepted the funding (its preimage may be read from then on). The change notes may be
+        finished afterwards, by the adapter (and by `OperationLog.resume_operations` after a
+        restart): until then they are missing from `balance`. Idempotent per operation id."""
         ...
 
     async def abandon_funding(self, operation_id: str) -> bool:

@@ -255,6 +255,17 @@ class NoteWallet:
                 (json.dumps(result, sort_keys=True), self._clock.now(), operation_id),
             )
 
+    async def note_accepted(self, operation_id: str, result: dict[str, Any]) -> None:
+        """A threshold accepted the operation's transaction but its notes are not finished yet:
+        store `result` (with the key `accepted`) so a restart finishes them without asking the
+        payment flow again. The operation stays prepared (its inputs reserved) until `complete`."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE ecash_operations SET result_json = ?, updated_at = ? "
+                "WHERE operation_id = ? AND state = 'prepared'",
+                (json.dumps(result, sort_keys=True), self._clock.now(), operation_id),
+            )
+
     async def abort(self, operation_id: str, reason: str, spent: Sequence[str] = ()) -> None:
         """The federation refused the transaction: release the reserved inputs, except the notes
         in `spent` (secrets the federation says were spent already), which are marked spent so

@@ -3,6 +3,7 @@ their factories (found by the registry, never imported directly), and devfed use
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -157,6 +158,17 @@ async def user(make_user: UserFactory, fed: RunningFederation) -> Wallet:
 async def fund_gateway(user: Wallet, client: FederationClient, amount: int) -> Msat:
     """Give the gateway `amount` msat of ecash: user's `send_ecash` → adapter's `receive_ecash`."""
     return await client.receive_ecash(await user.send_ecash(amount))
+
+
+async def balance_becomes(client: FederationClient, amount: int, timeout: float = 30.0) -> None:
+    """Wait until the gateway's balance is exactly `amount`: `fund_incoming` returns once the
+    funding is accepted and its change notes are finished afterwards (issue 14, finding 5)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (balance := await client.balance()) != Msat(amount):
+        if loop.time() > deadline:
+            raise AssertionError(f"the balance stayed {balance}, not {amount} msat")
+        await asyncio.sleep(0.05)
 
 
 async def admin(session: aiohttp.ClientSession, running: RunningFederation, path: str, body: object) -> Any:

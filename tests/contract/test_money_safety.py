@@ -27,7 +27,7 @@ from fedimint_gw.federation.client import IncomingState
 from fedimint_gw.federation.devfed.notes_format import decode_notes
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.store.db import Database
-from tests.contract.conftest import Gateway, admin, fund_gateway, set_fault
+from tests.contract.conftest import Gateway, admin, balance_becomes, fund_gateway, set_fault
 from tests.contract.test_adapters import Crash, CrashingWallet, new_receive, outgoing
 
 
@@ -48,7 +48,7 @@ def contract_exists(fed: RunningFederation, contract_id: str) -> bool:
 async def assert_ecash_is_good(gateway: Gateway, user: Wallet, amount: int) -> None:
     """The gateway's balance is `amount` and all of it is real: the user can receive it."""
     client = gateway.client
-    assert await client.balance() == Msat(amount)
+    await balance_becomes(client, amount)  # a funding's change notes may be finished just after
     notes = await client.spend_ecash(Msat(amount), f"check-{os.urandom(4).hex()}")
     assert await user.receive_ecash(notes.notes) == amount
 

@@ -112,6 +112,20 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: f
         await asyncio.sleep(0.05)
 
 
+async def ecash_becomes(env: Env, federation_id: str, amount: int) -> None:
+    """Wait until the gateway holds exactly `amount` msat of ecash in the federation: a receive
+    resolves its HTLC once its funding is accepted, and finishes its change notes afterwards."""
+    client = env.gateway.federations.client(FederationId(federation_id))
+
+    async def exact() -> bool:
+        return (await client.balance()).value == amount
+
+    try:
+        await wait_until(exact)
+    except AssertionError:
+        raise AssertionError(f"the gateway holds {await client.balance()}, not {amount} msat") from None
+
+
 @asynccontextmanager
 async def _gateway_env(tmp_path: Path, payees: dict[str, bytes] | None = None) -> AsyncIterator[Env]:
     """A gateway with its own fake node, database and API port. Nodes given the same `payees`

@@ -12,7 +12,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.errors import InvalidInput, NotFound
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, ecash_becomes
 from tests.e2e.test_payments import _external_invoice, _gateway_ecash
 from tests.support.fake_node import forward_payload
 
@@ -93,7 +93,7 @@ async def test_receive_refused_by_drain_or_switch_funds_nothing(env: Env, contro
     payload = forward_payload(str(info["scid"]), receive.payment_hash, 10_000, 20_000, height + 100, height)
     answer = await env.htlc(*payload)
     assert answer["result"] == "fail" and answer["failure_message"].startswith("400f")
-    assert await _gateway_ecash(env, fed.federation_id) == 100_000
+    await ecash_becomes(env, fed.federation_id, 100_000)
     rec = await pay_repo.by_htlc(env.gateway.db.conn, payload[1]["short_channel_id"], payload[1]["id"])
     assert rec is not None and rec.state is PaymentState.FAILED
     assert "draining" in str(rec.error) or "disabled" in str(rec.error)
@@ -141,7 +141,7 @@ async def test_send_over_the_cap_or_disabled_is_refunded_and_nothing_paid(
     assert "preimage" not in result and result["refunded_msat"] == 30_000 + FEE_30K
     assert env.node.pay_calls == []
     assert user.balance_msat() == 100_000
-    assert await _gateway_ecash(env, fed.federation_id) == 20_000
+    await ecash_becomes(env, fed.federation_id, 20_000)
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.state is PaymentState.REFUNDED
     assert "cap" in str(rec.error) or "disabled" in str(rec.error)
@@ -158,7 +158,7 @@ async def test_send_under_the_cap_is_paid(env: Env) -> None:
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
-    assert await _gateway_ecash(env, fed.federation_id) == 30_000 + FEE_30K
+    await ecash_becomes(env, fed.federation_id, 30_000 + FEE_30K)
 
 
 @pytest.mark.parametrize(
@@ -195,8 +195,8 @@ async def test_swap_controls_refund_the_sender_and_fund_nothing(
         return
     assert "preimage" not in result and rec.state is PaymentState.REFUNDED
     assert sender.balance_msat() == 100_000
-    assert await _gateway_ecash(env, dst.federation_id) == 100_000  # nothing funded in the target
-    assert await _gateway_ecash(env, src.federation_id) == 0
+    await ecash_becomes(env, dst.federation_id, 100_000)  # nothing funded in the target
+    await ecash_becomes(env, src.federation_id, 0)
 
 
 async def test_setlimits_stands_when_the_limit_check_after_it_fails(

@@ -4,6 +4,7 @@ the guardians) and send (claiming the user's outgoing contract, or cancelling it
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -60,6 +61,17 @@ async def balance(env: Env, fm: RunningFedimint) -> int:
     return (await env.gateway.federations.client(FederationId(fm.federation_id.hex)).balance()).value
 
 
+async def balance_becomes(env: Env, fm: RunningFedimint, expected: int) -> None:
+    """Wait for the gateway's balance to be `expected`: a receive's change notes are finished
+    after its HTLC is settled (issue 14, finding 5)."""
+    from tests.e2e.conftest import wait_until
+
+    async def there() -> bool:
+        return await balance(env, fm) == expected
+
+    await wait_until(there)
+
+
 async def submit(env: Env, fm: RunningFedimint, tx: Transaction) -> None:
     api = FederationApi.from_config(fm.federation.client_config, env.session)
     try:
@@ -95,11 +107,11 @@ async def test_receive_funds_the_offer_and_resolves_with_the_decrypted_preimage(
     answer = await env.htlc(*htlc)
     assert answer["result"] == "resolve", (answer, env.logs[-5:])
     assert bytes.fromhex(answer["payment_key"]) == preimage_of_key(key)
-    assert await balance(env, fm) == 15_000
+    await balance_becomes(env, fm, 15_000)
     account = fm.federation.ln.store.account(offer.hash) if fm.federation.ln else None
     assert account is not None and account.amount == 5000  # the user's to claim with its key
     assert await env.htlc(*htlc) == answer  # a replayed HTLC funds nothing twice
-    assert await balance(env, fm) == 15_000
+    await balance_becomes(env, fm, 15_000)
 
 
 async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: RunningFedimint) -> None:
@@ -109,7 +121,7 @@ async def test_an_htlc_without_an_offer_is_failed_without_funding(env: Env, fm: 
         *forward_payload(str(info["scid"]), secrets.token_hex(32), 5000, 7000, height + 100, height)
     )
     assert answer["result"] == "fail"
-    assert await balance(env, fm) == 10_000
+    await balance_becomes(env, fm, 10_000)
 
 
 async def outgoing(
@@ -166,7 +178,7 @@ async def test_send_pays_the_invoice_and_claims_the_outgoing_contract(env: Env, 
     await env.settled(contract_id)
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{contract_id}")
     assert rec is not None and rec.state is PaymentState.SUCCEEDED
-    assert await balance(env, fm) == 12_030  # claimed into the gateway's notes
+    await balance_becomes(env, fm, 12_030)  # claimed into the gateway's notes
     assert hashlib.sha256(preimage).digest() == payment_hash
 
 
@@ -321,7 +333,7 @@ async def test_swap_from_a_devfed_v1_federation_into_a_fedimint_lnv1_offer(
     assert ln is not None
     account = ln.store.account(offer.hash)
     assert account is not None and account.amount == 20_000  # funded for the Fedimint user
-    assert await balance(env, fm) == 30_000
+    await balance_becomes(env, fm, 30_000)
     assert (await v1_client.balance()).value == 20_000 + fee
 
 
@@ -351,7 +363,7 @@ async def test_swap_from_a_fedimint_lnv1_contract_into_a_devfed_v1_receive(
     assert hashlib.sha256(preimage).hexdigest() == receive.payment_hash
     await env.settled(contract_id)
     assert env.node.pay_calls == []
-    assert await balance(env, fm) == 12_030  # the Fedimint contract claimed
+    await balance_becomes(env, fm, 12_030)  # the Fedimint contract claimed
     assert (await v1_client.balance()).value == 90_000  # the v1 offer funded
 
 
@@ -389,7 +401,7 @@ async def test_a_funding_of_unknown_outcome_is_abandoned_only_by_spending_its_no
     for peer in (2, 3):
         await _fault(env, fm, peer, "honest")
     assert await client.abandon_funding("receive:lost") is True
-    assert await balance(env, fm) == 20_000  # the notes came back through the release
+    await balance_becomes(env, fm, 20_000)  # the notes came back through the release
     ln = fm.federation.ln
     assert ln is not None and ln.store.account(offer.hash) is None  # and nothing was funded
     assert await client.abandon_funding("receive:lost") is True  # asked again: the same answer
@@ -446,7 +458,7 @@ async def test_after_a_restart_the_gateway_reconnects_and_a_replayed_htlc_funds_
 
     await wait_until(connected)  # reconnected from the stored config (Fedimint's rediscovery)
     assert await env.htlc(*htlc) == answer
-    assert await balance(env, fm) == 15_000
+    await balance_becomes(env, fm, 15_000)  # the change notes were finished after the restart
 
 
 async def test_health_probes_a_fedimint_federation_over_its_own_transport(
@@ -467,3 +479,72 @@ async def test_health_probes_a_fedimint_federation_over_its_own_transport(
             r.raise_for_status()
     probe = await env.gateway.federations.guardian_probe(rec, 3.0)
     assert probe.answering == 2 and not probe.reachable
+
+
+async def test_receive_resolves_before_two_unsigning_guardians_finish_its_change_notes(
+    env: Env, fm: RunningFedimint
+) -> None:
+    """Issue 14, finding 5: once the funding is accepted the decrypted preimage settles the HTLC;
+    the change notes, which 2 of 4 guardians do not sign yet, are finished afterwards."""
+    from contrib.devfed.fedimint.mint import FaultMode
+    from fedimint_gw.domain.payment import PaymentKind
+
+    info = await joined(env, fm, 20_000)
+    user = PrivateKey()
+    key = user.public_key.format()
+    ln_config = LightningClientConfig.from_bytes(fm.federation.client_config.modules[LN_INSTANCE_ID].raw)
+    pk = tc.PublicKey.decode(ln_config.threshold_pub_key)
+    offer = IncomingContractOffer(5000, payment_hash_of_key(key), tc.encrypt(pk, key).to_bytes(), None)
+    await submit(
+        env, fm, Transaction.signed([], [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))], b"\x02" * 8, [])
+    )
+    for peer in (2, 3):
+        await _fault(env, fm, peer, FaultMode.UNSIGNING.value)
+    height = env.node.block_height
+    htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + 2015, height + 100, height)
+    answer = await asyncio.wait_for(env.htlc(*htlc), 20.0)  # the old code never answered here
+    assert answer["result"] == "resolve", (answer, env.logs[-5:])
+    assert bytes.fromhex(answer["payment_key"]) == preimage_of_key(key)
+    assert await balance(env, fm) < 15_000  # the change is not finished yet
+    [rec] = await pay_repo.by_hash(env.gateway.db.conn, offer.hash.hex(), PaymentKind.RECEIVE)
+    assert rec.state is PaymentState.SUCCEEDED
+    for peer in (2, 3):
+        await _fault(env, fm, peer, FaultMode.HONEST.value)
+
+    await balance_becomes(env, fm, 15_000)  # finished by the adapter afterwards, to the msat
+    assert await env.htlc(*htlc) == answer
+    await balance_becomes(env, fm, 15_000)
+
+
+async def test_the_preimage_one_guardian_shows_is_enough(env: Env, fm: RunningFedimint) -> None:
+    """A decrypted preimage proves itself: one guardian showing it settles the receive, while no
+    threshold answers the contract read (issue 14, finding 5)."""
+    from tests.e2e.conftest import wait_until
+
+    await joined(env, fm, 20_000)
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    offer = await _offer(env, fm, 5000, b"\x07" * 8)
+    request = await client.lookup_incoming(offer.hash.hex())
+    assert request is not None
+    contract_id = await client.fund_incoming(request, "receive:one-guardian")
+    ln = fm.federation.ln
+    assert ln is not None
+
+    def decrypted() -> bool:
+        from fedimint_gw.fedimint.ln import contracts as lc
+
+        account = ln.store.account(offer.hash)
+        return (
+            account is not None
+            and isinstance(account.contract, lc.FundedIncoming)
+            and account.contract.contract.decrypted_preimage.state is lc.PreimageState.SOME
+        )
+
+    await wait_until(decrypted)
+    for peer in (1, 2, 3):  # one guardian left: no threshold read can answer
+        await _fault(env, fm, peer, "offline")
+    outcome = await client.await_preimage(contract_id, 5.0)
+    assert outcome.state.value == "preimage" and outcome.preimage is not None
+    assert hashlib.sha256(outcome.preimage).digest() == offer.hash
+    for peer in (1, 2, 3):
+        await _fault(env, fm, peer, "honest")

@@ -49,6 +49,7 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint
 from fedimint_gw.fedimint.transport import TransportSettings
 from fedimint_gw.store.db import Database
+from tests.e2e.conftest import wait_until
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 PARAMS = FedimintParams(name="e2e-lnv2-adapter", lnv2=True)
@@ -339,4 +340,8 @@ async def test_a_federation_that_is_down_gives_typed_errors(
         guardian.fault = FaultMode.HONEST
     handle = await client.fund_incoming(request, "down-1")  # the same stored funding, once
     assert (await client.await_preimage(handle, 1.0)).state is IncomingState.PREIMAGE
-    assert await client.balance() == Msat(100_000 - AMOUNT)
+
+    async def exact() -> bool:  # the funding's change notes are finished after it is accepted
+        return await client.balance() == Msat(100_000 - AMOUNT)
+
+    await wait_until(exact)

@@ -36,6 +36,7 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint
 from fedimint_gw.fedimint.transport import TransportSettings
 from fedimint_gw.store.db import Database
+from tests.e2e.conftest import wait_until
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 PARAMS = FedimintParams(
@@ -136,8 +137,13 @@ async def test_receive_funds_decrypts_and_the_user_claims(
     contract = incoming(user, gw, preimage)
     gw.check_incoming(contract, Msat(AMOUNT))
     outpoint = await gw.fund_incoming(contract, "recv-1")
-    # the gateway paid the contract amount plus LNv2's output fee, nothing else (mint fees are 0)
-    assert before - await balance(gw) == AMOUNT + FEE
+    # the gateway paid the contract amount plus LNv2's output fee, nothing else (mint fees are 0);
+    # the change notes are finished after the funding is accepted
+
+    async def exact() -> bool:
+        return before - await balance(gw) == AMOUNT + FEE
+
+    await wait_until(exact)
     assert (
         await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
         == outpoint

@@ -27,7 +27,7 @@ from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.services.payments import receive as receive_module
 from fedimint_gw.services.payments import send as send_module
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env, wait_until
+from tests.e2e.conftest import Env, ecash_becomes, wait_until
 from tests.support.fake_node import FakeNode, final_payload, forward_payload
 
 
@@ -166,7 +166,7 @@ async def test_after_funding_an_unexpected_error_keeps_the_htlc_and_resolves(
     monkeypatch.setattr(client, "await_preimage", malformed_once)
     answer = await env.htlc(hook["onion"], hook["htlc"])
     assert answer["result"] == "resolve" and len(calls) == 2
-    assert await _ecash(env, fed.federation_id) == 90_000
+    await ecash_becomes(env, fed.federation_id, 90_000)
     assert any(lvl == "error" and "KeyError" in m for lvl, m in env.logs)
 
 
@@ -183,7 +183,7 @@ async def test_a_replayed_funded_htlc_resolves_even_when_getinfo_fails(
 
     monkeypatch.setattr(env.node, "info", broken_getinfo)
     assert await env.htlc(hook["onion"], hook["htlc"]) == first
-    assert await _ecash(env, fed.federation_id) == 90_000
+    await ecash_becomes(env, fed.federation_id, 90_000)
 
 
 async def test_shutdown_under_a_held_funded_htlc_answers_nothing_and_the_replay_resolves(
@@ -216,7 +216,7 @@ async def test_shutdown_under_a_held_funded_htlc_answers_nothing_and_the_replay_
     await env.restart_gateway()  # lightningd restarted: it replays the held HTLC
     answer = await env.htlc(hook["onion"], hook["htlc"])
     assert answer["result"] == "resolve"
-    assert await _ecash(env, fed.federation_id) == 90_000  # funded once
+    await ecash_becomes(env, fed.federation_id, 90_000)  # funded once
 
 
 async def test_an_htlc_replayed_under_the_channels_real_scid_is_recognised(env: Env) -> None:
@@ -230,7 +230,7 @@ async def test_an_htlc_replayed_under_the_channels_real_scid_is_recognised(env: 
     assert first["result"] == "resolve"
     replay = await env.htlc(hook["onion"], {**hook["htlc"], "short_channel_id": "103x1x0"})
     assert replay == first
-    assert await _ecash(env, fed.federation_id) == 90_000
+    await ecash_becomes(env, fed.federation_id, 90_000)
     # Another channel's HTLC with the same id is not mistaken for it.
     other = {**hook["htlc"], "short_channel_id": "104x1x0"}
     assert (await env.htlc(hook["onion"], other))["result"] == "fail"
@@ -310,7 +310,7 @@ async def test_an_htlc_not_funded_by_its_deadline_is_failed_in_time(
     assert answer["result"] == "fail" and answer["failure_message"].startswith("400f")
     rec = await pay_repo.by_htlc(env.gateway.db.conn, "103x1x0", 0)
     assert rec is not None and rec.state is PaymentState.FAILED and "deadline" in (rec.error or "")
-    assert await _ecash(env, fed.federation_id) == 100_000  # nothing funded
+    await ecash_becomes(env, fed.federation_id, 100_000)  # nothing funded
 
 
 async def test_a_funded_htlc_past_its_deadline_is_never_held_silently(

@@ -13,7 +13,7 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, ecash_becomes
 from tests.e2e.helpers import claim_receive, route_hop
 from tests.support.fake_node import final_payload, forward_payload
 
@@ -40,14 +40,14 @@ async def test_receive_v1_settles_with_the_offer_preimage(env: Env) -> None:
     )
     assert answer["result"] == "resolve"
     assert hashlib.sha256(bytes.fromhex(answer["payment_key"])).hexdigest() == receive.payment_hash
-    assert await _gateway_ecash(env, fed.federation_id) == 150_000
+    await ecash_becomes(env, fed.federation_id, 150_000)  # the change notes come after the preimage
     assert await claim_receive(user, receive) == 50_000
     # A replay of the same HTLC (lightningd after a restart) gets the same answer, funds nothing.
     again = await env.htlc(
         *forward_payload(info["scid"], receive.payment_hash, 50_000, 50_000 + fee, height + 100, height)
     )
     assert again == answer
-    assert await _gateway_ecash(env, fed.federation_id) == 150_000
+    await ecash_becomes(env, fed.federation_id, 150_000)
 
 
 @pytest.mark.parametrize("problem", ["underpaid_fee", "cltv_too_close", "unknown_hash"])
@@ -68,7 +68,7 @@ async def test_receive_v1_refuses_bad_htlcs_without_funding(env: Env, problem: s
         payment_hash = secrets.token_hex(32)
     answer = await env.htlc(*forward_payload(info["scid"], payment_hash, 10_000, amount, cltv, height))
     assert answer["result"] == "fail" and answer["failure_message"].startswith("400f")
-    assert await _gateway_ecash(env, fed.federation_id) == 100_000
+    await ecash_becomes(env, fed.federation_id, 100_000)
 
 
 async def test_receive_v2_through_a_gateway_invoice(env: Env) -> None:
@@ -88,7 +88,7 @@ async def test_receive_v2_through_a_gateway_invoice(env: Env) -> None:
         *final_payload(receive.payment_hash, "00" * 32, 40_000, 40_000, height + 50, height, 1)
     )
     assert bad["result"] == "continue"
-    assert await _gateway_ecash(env, fed.federation_id) == 200_000
+    await ecash_becomes(env, fed.federation_id, 200_000)
     answer = await env.htlc(
         *final_payload(receive.payment_hash, secret, 40_000, 40_000, height + 50, height, 2)
     )
@@ -96,7 +96,7 @@ async def test_receive_v2_through_a_gateway_invoice(env: Env) -> None:
     assert hashlib.sha256(bytes.fromhex(answer["payment_key"])).hexdigest() == receive.payment_hash
     net = await claim_receive(user, receive)
     assert net < 40_000  # the receive fee stayed with the gateway
-    assert await _gateway_ecash(env, fed.federation_id) == 200_000 - net
+    await ecash_becomes(env, fed.federation_id, 200_000 - net)
 
 
 @pytest.mark.parametrize("majors", [(1,), (2,)])
@@ -114,7 +114,7 @@ async def test_send_pays_the_invoice_and_claims_the_contract(env: Env, majors: t
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert user.balance_msat() == 100_000 - 30_000 - fee
-    assert await _gateway_ecash(env, fed.federation_id) == 30_000 + fee
+    await ecash_becomes(env, fed.federation_id, 30_000 + fee)
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.state is PaymentState.SUCCEEDED and rec.fee_msat == fee
 
@@ -132,7 +132,7 @@ async def test_failed_send_refunds_the_user(env: Env, majors: tuple[int, ...]) -
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and result["refunded_msat"] == 30_000 + fee
     assert user.balance_msat() == 100_000
-    assert await _gateway_ecash(env, fed.federation_id) == 0
+    await ecash_becomes(env, fed.federation_id, 0)
 
 
 async def test_unknown_outcome_is_resolved_by_a_later_query(env: Env) -> None:
@@ -187,7 +187,7 @@ async def test_concurrent_receives_wait_for_ecash_held_by_each_other(env: Env) -
         )
     )
     assert [a["result"] for a in answers] == ["resolve"] * 6
-    assert await _gateway_ecash(env, fed.federation_id) == 131_072 - 60_000
+    await ecash_becomes(env, fed.federation_id, 131_072 - 60_000)
 
 
 async def test_v2_send_with_a_forged_auth_is_refused(env: Env) -> None:
@@ -263,7 +263,7 @@ async def test_receive_v1_expired_offer_is_refused(env: Env) -> None:
         *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
     )
     assert answer["result"] == "fail"
-    assert await _gateway_ecash(env, fed.federation_id) == 50_000
+    await ecash_becomes(env, fed.federation_id, 50_000)
 
 
 async def test_receive_works_with_a_guardian_offline(env: Env) -> None:
@@ -298,7 +298,7 @@ async def test_receive_v1_invalid_preimage_fails_the_htlc_and_refunds_the_gatewa
         *forward_payload(info["scid"], payment_hash, 20_000, 30_000, height + 100, height)
     )
     assert answer["result"] == "fail"
-    assert await _gateway_ecash(env, fed.federation_id) == 50_000
+    await ecash_becomes(env, fed.federation_id, 50_000)
     recs = await pay_repo.by_hash(env.gateway.db.conn, payment_hash, PaymentKind.RECEIVE)
     assert [r.state for r in recs] == [PaymentState.REFUNDED]
 

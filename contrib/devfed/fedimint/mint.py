@@ -135,6 +135,7 @@ class FaultMode(enum.Enum):
     HONEST = "honest"
     OFFLINE = "offline"
     BYZANTINE = "byzantine"
+    UNSIGNING = "unsigning"  # gives no signature share for any note until the fault is lifted
 
 
 class MintGuardian:

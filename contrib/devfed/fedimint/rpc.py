@@ -212,6 +212,8 @@ class GuardianRpc:
                 raise RpcError(NOT_FOUND, str(exc)) from None
             body = encode(lambda w: write_ln_outcome(w, ln_outcome))
             return to_serde(encode(lambda w: w.dyn(LN_INSTANCE_ID, body)))
+        if self.guardian.fault is FaultMode.UNSIGNING:
+            raise RpcError(TIMEOUT, f"guardian {self.peer_id} signs no notes (fault injected)")
         outcome = self.guardian.sign(out.amount_msat, out.blind_nonce)
         return to_serde(encode(lambda w: w.dyn(self.fed.mint_instance_id, outcome)))
 

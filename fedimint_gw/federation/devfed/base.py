@@ -155,7 +155,8 @@ class LedgerClient:
         return await self._ledger.resume()
 
     async def close(self) -> None:
-        """Nothing to release: the session belongs to the gateway, each call is self-contained."""
+        """Stop finishing notes in the background (the session belongs to the gateway)."""
+        await self._ledger.close()
 
     async def abandon_funding(self, operation_id: str) -> bool:
         """Give up `fund_incoming(…, operation_id)` whose outcome is unknown. True: it certainly

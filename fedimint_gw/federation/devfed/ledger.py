@@ -11,6 +11,11 @@ Operation ids are deterministic
 (`fund:<op>`, `claim:<contract>`, `refund:<contract>`, `spend:<op>`, `reissue:<hash>`), so a
 retry after a crash or timeout resubmits the identical transaction; devfed answers an
 accepted transaction's replay identically, and the outputs are finished then.
+
+A funding (`fund`) returns as soon as a threshold accepted it: its contract is funded, and the
+receive may take the preimage from any guardian at once. Its change notes are finished in the
+background (`note_accepted` stores the acceptance first, so `resume` finishes them after a crash);
+until then its inputs stay reserved and the change is not in the balance.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from fedimint_gw.federation.ecash import Note, PendingOutput, finish_outputs
 from fedimint_gw.federation.notes import NoteWallet, Operation, OperationState, TxBuilder
 
 _ZERO = Msat(0)
+FINISH_PAUSE = 0.2  # first pause before asking for an accepted funding's signature shares again
+FINISH_PAUSE_MAX = 5.0
 
 
 def _kept(op: Operation) -> Msat:
@@ -87,6 +94,8 @@ class Ledger:
         self.reads = Reads(guardians, api, self.misbehaving)
         # One lock per operation in flight (entries vanish when no caller holds them).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Accepted fundings whose change notes are being finished in the background.
+        self._finishing: dict[str, asyncio.Task[None]] = {}
 
     # ---- reads: on a threshold of agreeing guardians (reads.py) --------------------------
     async def contract(self, contract_id: str, preimage_ok: bool = False) -> Json:
@@ -129,16 +138,20 @@ class Ledger:
         receive: Msat = _ZERO,
         fixed_outputs: Sequence[Json] = (),
         given: Sequence[PendingOutput] = (),
+        notes_later: bool = False,
     ) -> tuple[Operation, dict[str, Any]]:
         """Prepare (or find) the operation, submit its stored transaction, finish its notes.
 
         `given` are note outputs (among `fixed_outputs`) handed out rather than kept; their
-        notes are returned in the result as `given`. Returns the operation and its result.
-        Concurrent calls with one operation id run one after the other.
+        notes are returned in the result as `given`. With `notes_later`, return once a threshold
+        accepted the transaction and finish the notes in the background. Returns the operation
+        and its result. Concurrent calls with one operation id run one after the other.
         """
         lock = self._locks.setdefault(operation_id, asyncio.Lock())
         async with lock:
-            return await self._run(operation_id, kind, build, spend, receive, fixed_outputs, given)
+            return await self._run(
+                operation_id, kind, build, spend, receive, fixed_outputs, given, notes_later
+            )
 
     async def _run(
         self,
@@ -149,6 +162,7 @@ class Ledger:
         receive: Msat,
         fixed_outputs: Sequence[Json],
         given: Sequence[PendingOutput],
+        notes_later: bool,
     ) -> tuple[Operation, dict[str, Any]]:
         op = await self.wallet.prepare(operation_id, kind, spend, self.keys.tx_fee, receive, build)
         if any(o not in op.tx["outputs"] for o in fixed_outputs):
@@ -164,13 +178,60 @@ class Ledger:
                 raise FederationRejected(f"{kind}: abandoned: a conflicting transaction spent its inputs")
             done = await self.wallet.get(operation_id)
             return (done or op), (done or op).result
+        if op.result.get("accepted"):  # a threshold accepted it already: only its notes are left
+            if notes_later:
+                self._finish_later(operation_id)
+                return op, op.result
+            return op, await self._finished(op, op.result, given)
         txid = txid_of(op.tx)
         try:
             answer = await self.reads.submit(op.tx, f"{kind} transaction {txid[:16]}")
         except (FederationRejected, NotFound) as exc:
             await self.wallet.abort(operation_id, exc.message, double_spent(op.tx, exc.message))
             raise
+        if notes_later and op.outputs and not given:
+            result = {"accepted": True, "txid": txid, "height": answer.get("height")}
+            await self.wallet.note_accepted(operation_id, result)
+            self._finish_later(operation_id)
+            return op, result
         return op, await self._finished(op, answer, given)
+
+    def _finish_later(self, operation_id: str) -> None:
+        """Finish an accepted operation's notes in the background (once per operation)."""
+        if operation_id in self._finishing:
+            return
+        task = asyncio.create_task(self._keep_finishing(operation_id))
+        self._finishing[operation_id] = task
+        task.add_done_callback(lambda _t: self._finishing.pop(operation_id, None))
+
+    async def _keep_finishing(self, operation_id: str) -> None:
+        """Ask for the signature shares until a threshold gave good ones (pausing longer each
+        time, up to FINISH_PAUSE_MAX). Cancelled by `close`; `resume` takes over after a restart."""
+        pause = FINISH_PAUSE
+        while True:
+            try:
+                await self.finish_accepted(operation_id)
+                return
+            except FederationUnreachable:  # not enough signature shares yet: the notes wait
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FINISH_PAUSE_MAX)
+
+    async def finish_accepted(self, operation_id: str) -> None:
+        """Finish the notes of an operation a threshold accepted (`note_accepted`); nothing
+        is submitted again. Raises FederationUnreachable while too few guardians sign."""
+        lock = self._locks.setdefault(operation_id, asyncio.Lock())
+        async with lock:
+            op = await self.wallet.get(operation_id)
+            if op is None or op.state is not OperationState.PREPARED or not op.result.get("accepted"):
+                return
+            await self._finished(op, op.result)
+
+    async def close(self) -> None:
+        """Stop finishing notes in the background (their operations stay stored: `resume`)."""
+        tasks = list(self._finishing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _finished(
         self, op: Operation, answer: Json, given: Sequence[PendingOutput] = ()
@@ -220,10 +281,18 @@ class Ledger:
         )
 
     async def fund(self, operation_id: str, output: Json) -> str:
-        """Buy a contract output with gateway notes; returns the contract id."""
+        """Buy a contract output with gateway notes; returns the contract id as soon as a
+        threshold accepted the funding (the change notes are finished afterwards)."""
         amount = Msat(int(output["amount_msat"]))
         build = self.builder([], [output])
-        await self.run(f"fund:{operation_id}", "fund_incoming", build, spend=amount, fixed_outputs=[output])
+        await self.run(
+            f"fund:{operation_id}",
+            "fund_incoming",
+            build,
+            spend=amount,
+            fixed_outputs=[output],
+            notes_later=True,
+        )
         return object_id(output)
 
     async def abandon_funding(self, operation_id: str) -> bool:
@@ -236,7 +305,7 @@ class Ledger:
             op = await self.wallet.get(op_id)
             if op is None or op.state is OperationState.FAILED:
                 return True
-            if op.state is OperationState.DONE:
+            if op.state is OperationState.DONE or op.result.get("accepted"):
                 return False
             return await self._abandon(op)
 
@@ -363,15 +432,17 @@ class Ledger:
         """Finish (or settle the abandon of) every operation a crash left prepared; returns how
         many were settled. Operations running in this process are left to their caller, and
         fundings to their payment flows (resubmitting the funding of a receive whose HTLC is
-        gone would pay its receiver for nothing). Raises the first failure (FederationUnreachable,
-        ...) after trying all of them."""
+        gone would pay its receiver for nothing), except accepted ones: their change notes are
+        finished now, or in the background until enough guardians sign. Raises the first failure
+        (FederationUnreachable, ...) after trying all of them."""
         settled = 0
         failure: GatewayError | None = None
         for op in await self.wallet.unfinished():
             lock = self._locks.get(op.operation_id)
             if lock is not None and lock.locked():
                 continue  # in flight in this process: its caller finishes it
-            if op.kind == "fund_incoming":
+            accepted_funding = op.kind == "fund_incoming" and bool(op.result.get("accepted"))
+            if op.kind == "fund_incoming" and not accepted_funding:
                 continue  # its payment flow resumes and decides: fund, or abandon (HTLC gone)
             target_id = op.result.get("conflicts_with")
             if target_id:  # settles with its target; left over only if the target landed first
@@ -384,6 +455,14 @@ class Ledger:
                 spent = sum(int(i["amount_msat"]) for i in op.tx["inputs"])
                 kept = sum(o.amount_msat for o in op.outputs)
                 given = derived_outputs(self.secret, op.operation_id, spent - kept - self.keys.tx_fee.value)
+            if accepted_funding:  # accepted: only its change notes are missing
+                try:
+                    await self.finish_accepted(op.operation_id)
+                except GatewayError:
+                    self._finish_later(op.operation_id)  # asked again until enough guardians sign
+                    continue
+                settled += 1
+                continue
             try:
                 if op.kind == "spend_ecash" and op.operation_id.startswith("spend:" + VOLATILE_PREFIX):
                     await self._reclaim(op.operation_id, given)

@@ -183,7 +183,7 @@ class FedimintLnv1Client:
         op = await module_ops.prepare_fund(
             self._notes, operation_id, request.amount, self._ln.contract_output_fee, output
         )
-        await self._run(op)
+        await self._mint.run(op, notes_later=True)  # the preimage may be read once it is accepted
         return contract.contract_id().hex()
 
     async def abandon_funding(self, operation_id: str) -> bool:
@@ -208,10 +208,36 @@ class FedimintLnv1Client:
             raise FederationMisbehaved(f"the guardians served another contract for {contract_id}")
         return account
 
+    async def _shown_preimage(self, contract_id: str) -> bytes | None:
+        """A decrypted preimage any one guardian shows for the contract and that hashes to its
+        payment hash (it proves itself: no threshold needed), else None."""
+
+        def verify(_peer: int, answer: object) -> bytes | None:
+            if answer is None:
+                return None
+            account = account_from_json(answer)
+            if account.contract_id.hex() != contract_id:
+                return None
+            if not isinstance(account.contract, lc.FundedIncoming):
+                return None
+            incoming = account.contract.contract
+            if incoming.decrypted_preimage.state is not lc.PreimageState.SOME:
+                return None
+            preimage = lc.preimage_of_key(incoming.decrypted_preimage.key)
+            return preimage if hashlib.sha256(preimage).digest() == incoming.hash else None
+
+        try:
+            return await self._api.first_valid(self._method("account"), contract_id, verify)
+        except FedimintProtocolError:
+            return None
+
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            preimage = await self._shown_preimage(contract_id)
+            if preimage is not None:
+                return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             account = await self._account(contract_id)
             if account is None or not isinstance(account.contract, lc.FundedIncoming):
                 raise NotFound(f"no incoming contract {contract_id}")
@@ -318,7 +344,13 @@ class FedimintLnv1Client:
         fid = self._ctx.federation_id if self._ctx.federation_id.startswith(prefix) else prefix
         return NotesSummary(fid, Msat(oob.total_msat), fingerprint, received)
 
+    async def resume_operations(self) -> int:
+        """Finish the change notes of fundings a threshold accepted before a restart (the
+        receive took its preimage before they were finished)."""
+        return len(await self._mint.finish_accepted((module_ops.FUND,)))
+
     async def close(self) -> None:
+        await self._mint.close()
         await self._api.close()
 
 

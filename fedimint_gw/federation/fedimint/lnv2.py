@@ -108,7 +108,7 @@ class Lnv2Gateway:
         amount = Msat(contract.commitment.amount)
         output = lnv2_output(self._instance, contract)
         op = await self._notes.prepare_fund(operation_id, FUND, amount, self._fee(amount), output)
-        await self._mint.run(op)
+        await self._mint.run(op, notes_later=True)  # decryption may start once it is accepted
         return OutPoint(op.tx.txid(), len(op.outputs))
 
     async def incoming_outcome(

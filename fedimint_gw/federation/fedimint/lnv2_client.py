@@ -294,6 +294,7 @@ class Lnv2FederationClient:
         return len(await self._mint.resume()) + len(await self._lnv2.resume())
 
     async def close(self) -> None:
+        await self._mint.close()
         await self._api.close()
 
 

@@ -6,11 +6,13 @@ collect and check every guardian's signature share, store the notes. A crash or 
 failure anywhere leaves the operation `prepared`; `resume` (or the same call again) replays it
 from the start, which is harmless: the same transaction gets the same outcome and the same
 outputs (their secrets are derived from the operation id). Only a refusal agreed by a threshold
-of guardians aborts an operation (money rule 2).
+of guardians aborts an operation (money rule 2). A funding may return once accepted
+(`notes_later`): its change notes are finished in the background, or by `resume` after a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.query import FederationApi
 
 log = logging.getLogger("fedimint_gw.fedimint.mint")
+FINISH_PAUSE = 0.2  # first pause before asking for an accepted operation's notes again
+FINISH_PAUSE_MAX = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class MintClient:
         self._api = api
         self._peer_apis = peer_apis
         self._accept_check_timeout = accept_check_timeout
+        self._finishing: dict[str, asyncio.Task[None]] = {}
 
     async def receive(self, oob: OOBNotes) -> ReceiveResult:
         """Reissue out-of-band notes into ours; what we hold afterwards is the notes' value less
@@ -88,6 +93,23 @@ class MintClient:
                 log.info("mint operation %s not finished: %s", op.operation_id, exc)
         return finished
 
+    async def finish_accepted(self, kinds: tuple[str, ...]) -> list[str]:
+        """After a restart: finish the notes of the unfinished operations of `kinds` that a
+        threshold accepted, without submitting anything (a funding not accepted is left to its
+        payment flow, which decides whether it is ever submitted). The ids finished now; the
+        others are collected in the background until enough guardians sign."""
+        finished = []
+        for op in await self.notes.unfinished(kinds):
+            try:
+                if not await self._accepted_anyway(op):
+                    continue
+                await self._finish(op)
+                finished.append(op.operation_id)
+            except FederationUnreachable as exc:
+                log.info("mint operation %s not finished: %s", op.operation_id, exc.message)
+                self._finish_later(op.operation_id)
+        return finished
+
     async def _accepted_anyway(self, op: MintOperation) -> bool:
         """A refusal of a transaction we may have submitted before (a replay after a crash) can
         mean its inputs are spent by that very transaction: ask whether a threshold of guardians
@@ -102,8 +124,10 @@ class MintClient:
             ) from None
         return True
 
-    async def run(self, op: MintOperation) -> MintOperation:
-        """Submit, await, collect shares, store: the replayable steps of one operation."""
+    async def run(self, op: MintOperation, *, notes_later: bool = False) -> MintOperation:
+        """Submit, await, collect shares, store: the replayable steps of one operation. With
+        `notes_later`, return (the operation still prepared) once a threshold accepted the
+        transaction, and collect the shares in the background."""
         if op.state is MintOpState.DONE:
             return op
         if op.state is MintOpState.FAILED:
@@ -118,6 +142,43 @@ class MintClient:
             reason = outcome.result.error.describe()
             await self.notes.abort(op.operation_id, reason)
             raise FederationRejected(f"the federation refused the transaction: {reason}")
+        if notes_later and op.outputs:
+            self._finish_later(op.operation_id)
+            return op
+        return await self._finish(op)
+
+    def _finish_later(self, operation_id: str) -> None:
+        if operation_id in self._finishing:
+            return
+        task = asyncio.create_task(self._keep_finishing(operation_id))
+        self._finishing[operation_id] = task
+        task.add_done_callback(lambda _t: self._finishing.pop(operation_id, None))
+
+    async def _keep_finishing(self, operation_id: str) -> None:
+        """Collect an accepted operation's notes until a threshold signed them (pausing longer
+        each time). Cancelled by `close`; `resume` drives the operation after a restart."""
+        pause = FINISH_PAUSE
+        while True:
+            op = await self.notes.get(operation_id)
+            if op is None or op.state is not MintOpState.PREPARED:
+                return
+            try:
+                await self._finish(op)
+                return
+            except FederationUnreachable as exc:
+                log.info("notes of %s not finished yet: %s", operation_id, exc.message)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, FINISH_PAUSE_MAX)
+
+    async def close(self) -> None:
+        """Stop collecting notes in the background (the operations stay stored: `resume`)."""
+        tasks = list(self._finishing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _finish(self, op: MintOperation) -> MintOperation:
+        """Collect and check the signature shares of an accepted operation; store its notes."""
         try:
             finished = await collect_notes(
                 self._api, self.notes.mint_instance_id, self.notes.config, op.tx.txid(), op.outputs
