@@ -96,6 +96,7 @@ class Network:
                 "xpay-slow-mode": "true",
                 "fedimint-gw-fee-base-msat": FEES["base_msat"],
                 "fedimint-gw-fee-ppm": FEES["ppm"],
+                "fedimint-gw-api-rate-limit": 0,  # the bench is one client making hundreds of requests
             }
 
         self.nodes = [self._node(opts) for opts in ({}, gw(), {}, {}, {}, gw())]
