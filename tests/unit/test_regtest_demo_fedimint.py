@@ -41,3 +41,17 @@ def test_rows_skip_on_a_network_without_the_fedimint_federation(tmp_path: Path) 
     rows = demo_fedimint.fedimint_rows(_state(tmp_path, with_fm=False))
     assert len(rows) == 3
     assert all(r.result == "skipped" and "no Fedimint-family federation" in r.detail for r in rows)
+
+
+def test_the_launcher_says_loudly_what_was_skipped_and_still_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contrib.regtest import launcher
+
+    state = _state(tmp_path, with_fm=False)
+    rows = demo_fedimint.fedimint_rows(state)
+    monkeypatch.setattr(launcher, "run_demo", lambda st, *extra: (rows, tmp_path / "demo.json"))
+    assert launcher.run_and_print_demo(state) == 0
+    out = capsys.readouterr().out
+    assert "!!! 3 row(s) SKIPPED, not run: this network has no Fedimint-family federation" in out
+    assert "make interop-deps" in out and "Demo passed" in out
