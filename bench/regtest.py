@@ -1,4 +1,4 @@
-"""The Lightning scenarios (1-6) against real lightningd.
+"""The Lightning scenarios (1-7; 7 in bench/fedimint_regtest.py) against real lightningd.
 
 Every flow is interleaved with its baseline (one of each per round) so drift on a shared
 machine hits both alike. Untimed: making invoices, offers and contracts, and the user funding
@@ -18,8 +18,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.fedimint_regtest import FedimintScenario
 from bench.regtest_net import FEDERATION_APIS, PEER_FEDERATION_APIS, Network, gateway_fee, rss_kb
 from bench.stats import Row, Summary, ratio, selected
+from bench.stats import latency_row as _row
 from contrib.devfed import wallet_ln
 from contrib.devfed.codec import sign
 from contrib.devfed.contracts import SEND_AUTH_PURPOSE
@@ -400,29 +402,6 @@ class Scenarios:
         )
 
 
-def _row(
-    group: str,
-    name: str,
-    samples: list[float],
-    base: str | None,
-    base_samples: list[float] | None,
-    target: str,
-    note: str = "",
-) -> Row:
-    summary = Summary.of([x * 1000 for x in samples])
-    base_p50 = Summary.of([x * 1000 for x in base_samples]).p50 if base_samples else None
-    return Row(
-        group,
-        name,
-        "ms",
-        summary,
-        baseline=base,
-        ratio=ratio(summary.p50, base_p50),
-        target=target,
-        note=note,
-    )
-
-
 def pending_rows() -> list[Row]:
     """Scenarios whose flows are not implemented yet (none left; kept for a future scenario)."""
     return []
@@ -464,6 +443,8 @@ async def run_regtest(net: Network, counts: RegtestCounts, only: str | None, tic
             rows += await sc.swaps(counts.per_flow)
         if want("5 peer"):
             rows += await sc.peers(counts.per_flow)
+        if want("7 fedimint"):
+            rows += await FedimintScenario(net, sc.rpc, tick).run(counts.per_flow)
         rows += [r for r in pending_rows() if want(r.group)]
         if want("6 throughput"):
             rows += await sc.throughput(counts)

@@ -7,7 +7,8 @@
 Forwards l1→l2→l3 and l1→l4→l5 cross identical nodes, one with the plugin and one without.
 Four devfed federations (processes) follow bitcoind on gateway A: two serve API v1, two API v2.
 Gateway B has its own two (v1 and v2) for scenario 5, started only when it runs; the channel
-l2→l6 carries the baseline (and a settlement of the peers' credit line).
+l2→l6 carries the baseline (and a settlement of the peers' credit line). Scenario 7 starts one
+more on A, speaking Fedimint's own protocol (mint + LNv1), for the official Fedimint client.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.regtest.devfed_proc import DevfedProcess, start_devfed
+from tests.regtest.devfed_proc import DevfedProcess, start_devfed, start_fedimint_devfed
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugin" / "fedimint-gw"
@@ -49,6 +50,7 @@ class Network:
     nodes: list[Any] = field(default_factory=list)
     feds: list[DevfedProcess] = field(default_factory=list)
     peer_feds: list[DevfedProcess] = field(default_factory=list)
+    fedimint_feds: list[DevfedProcess] = field(default_factory=list)  # scenario 7
     api_url: str = ""
     peer_api_url: str = ""
 
@@ -94,6 +96,7 @@ class Network:
                 "xpay-slow-mode": "true",
                 "fedimint-gw-fee-base-msat": FEES["base_msat"],
                 "fedimint-gw-fee-ppm": FEES["ppm"],
+                "fedimint-gw-api-rate-limit": 0,  # the bench is one client making hundreds of requests
             }
 
         self.nodes = [self._node(opts) for opts in ({}, gw(), {}, {}, {}, gw())]
@@ -130,6 +133,12 @@ class Network:
                 self._federation(f"devfed-b{i}", f"benchB{i}-v{api}", api, self.peer_api_url)
             )
 
+    def start_fedimint_federation(self) -> DevfedProcess:
+        """Scenario 7: a devfed speaking Fedimint's protocol (mint + LNv1), for the official client."""
+        fed = start_fedimint_devfed(self.tmp / "devfed-fm", "bench-fedimint")
+        self.fedimint_feds.append(fed)
+        return fed
+
     def _federation(self, directory: str, name: str, api: str, gateway_url: str) -> DevfedProcess:
         import json
         import urllib.request
@@ -164,7 +173,7 @@ class Network:
 
     def close(self) -> None:
         """Stop the federations, the nodes and bitcoind (only what this object started)."""
-        for fed in self.feds + self.peer_feds:
+        for fed in self.feds + self.peer_feds + self.fedimint_feds:
             fed.stop()
         if self.factory is not None:
             self.factory.killall([False] * len(self.factory.nodes))

@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke check, not figures")
     parser.add_argument(
-        "--only", metavar="NAME", help="scenarios whose group contains NAME (e.g. routing, 2 receive)"
+        "--only", metavar="NAME", help="scenarios whose group contains NAME (e.g. routing, 7 fedimint)"
     )
     parser.add_argument(
         "--no-regtest", action="store_true", help="skip the scenarios needing lightningd/bitcoind"

@@ -90,3 +90,27 @@ def unavailable(group: str, name: str, target: str, why: str) -> Row:
 def selected(only: str | None, group: str) -> bool:
     """Whether `--only NAME` selects a scenario group (a case-insensitive substring match)."""
     return only is None or only.lower() in group.lower()
+
+
+def latency_row(
+    group: str,
+    name: str,
+    samples: list[float],
+    base: str | None,
+    base_samples: list[float] | None,
+    target: str,
+    note: str = "",
+) -> Row:
+    """A row of latencies (`samples` in seconds, shown in ms) with its ratio of p50 to the baseline's."""
+    summary = Summary.of([x * 1000 for x in samples])
+    base_p50 = Summary.of([x * 1000 for x in base_samples]).p50 if base_samples else None
+    return Row(
+        group,
+        name,
+        "ms",
+        summary,
+        baseline=base,
+        ratio=ratio(summary.p50, base_p50),
+        target=target,
+        note=note,
+    )

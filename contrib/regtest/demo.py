@@ -20,6 +20,7 @@ from fedimint_gw.lightning import bolt11
 PAID = "paid"
 REFUNDED = "refunded"
 UNAVAILABLE = "unavailable"
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,9 @@ def table(rows: list[Row]) -> str:
             _amount(r.fee_msat),
             r.path,
             "" if r.latency_ms is None else f"{r.latency_ms} ms",
-            r.detail if r.result == UNAVAILABLE else (r.result + ("" if r.ok else f": {r.detail}")),
+            r.detail
+            if r.result in (UNAVAILABLE, SKIPPED)
+            else (r.result + ("" if r.ok else f": {r.detail}")),
         )
         for r in rows
     ]
@@ -277,9 +280,11 @@ def table(rows: list[Row]) -> str:
     return "\n".join([fmt(head), rule, *(fmt(b) for b in body)])
 
 
-def run_demo(state: NetworkState) -> tuple[list[Row], Path]:
-    """Run the demo and write ``demo.json``; returns the rows and the file."""
+def run_demo(state: NetworkState, *extra: Callable[[NetworkState], list[Row]]) -> tuple[list[Row], Path]:
+    """Run the demo (then the ``extra`` row groups) and write ``demo.json``; returns rows and file."""
     rows = Demo(state).run()
+    for group in extra:
+        rows += group(state)
     out = state.base / DEMO_FILE
     data = {
         "ok": all(r.ok for r in rows),

@@ -50,6 +50,13 @@ def write_env(state: NetworkState) -> Path:
             f'wallet-{spec.key}() {{ devfed wallet --wallet {shlex.quote(wallet)} "$@"; }}',
             f'lnwallet-{spec.key}() {{ {_launcher(state)} wallet {base} user-{spec.key} "$@"); }}',
         ]
+    fm = state.federations.get("fm")
+    if fm is not None:
+        lines += [
+            f"export INVITE_FM={shlex.quote(str(fm['invite_code']))}",
+            f"export ADMIN_FM={shlex.quote(str(fm['admin_url']))}",
+            f"export FED_FM={fm['federation_id']}",
+        ]
     path = state.base / ENV_FILE
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -69,6 +76,12 @@ def overview(state: NetworkState) -> str:
         out.append(
             f"  {spec.key:<4} {spec.name:<13} API {spec.api:<4} gateway {spec.gateway.upper()}"
             f"  id {str(fed['federation_id'])[:16]}…  admin {fed['admin_url']}"
+        )
+    fm = state.federations.get("fm")
+    if fm is not None:
+        out.append("For the official Fedimint client (Fedimint's protocol: mint, ln; block counter):")
+        out.append(
+            f"  fm   {fm['name']:<13} gateway A  id {str(fm['federation_id'])[:16]}…  admin {fm['admin_url']}"
         )
     return "\n".join(out)
 
@@ -96,7 +109,8 @@ Without the env file:
   {_q(lightning_cli(state, "a"))} fedimint-info
   {_q(bitcoin_cli(state))} getblockcount
   {state.python} -m contrib.devfed.cli wallet --wallet {w1} balance
-Invite codes: $INVITE_V1, $INVITE_V12, $INVITE_V2 (in {env}); everything is in {state.base / "network.json"}.
+Invite codes: $INVITE_V1, $INVITE_V12, $INVITE_V2, $INVITE_FM (in {env})
+Everything is in {state.base / "network.json"}.
 Logs: {state.base / "logs"}/, {state.base}/lightning-*/log, {state.bitcoind["datadir"]}/debug.log
 Stop everything: make regtest-stop   (or: python -m contrib.regtest.launcher stop --dir {state.base})"""
 

@@ -45,10 +45,24 @@ class DevfedProcess:
                 self.proc.wait(5)
 
 
-def start_devfed(data_dir: Path, name: str, api: str, bitcoind_rpc: str | None = None) -> DevfedProcess:
-    """Start `devfed run` and wait (up to 30 s) for its status file."""
+def start_fedimint_devfed(data_dir: Path, name: str) -> DevfedProcess:
+    """Start `devfed run --api fedimint --fedimint-ln` (Fedimint's protocol: mint + LNv1)."""
+    status = data_dir / "fedimint" / "fedimint-status.json"
+    return start_devfed(data_dir, name, "fedimint", extra=("--fedimint-ln",), status_file=status)
+
+
+def start_devfed(
+    data_dir: Path,
+    name: str,
+    api: str,
+    bitcoind_rpc: str | None = None,
+    *,
+    extra: tuple[str, ...] = (),
+    status_file: Path | None = None,
+) -> DevfedProcess:
+    """Start `devfed run` and wait (up to 30 s) for its status file (default `status.json`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    status_file = data_dir / "status.json"
+    status_file = status_file or data_dir / "status.json"
     status_file.unlink(missing_ok=True)
     cmd = [
         sys.executable,
@@ -64,6 +78,7 @@ def start_devfed(data_dir: Path, name: str, api: str, bitcoind_rpc: str | None =
     ]
     if bitcoind_rpc:
         cmd += ["--bitcoind-rpc", bitcoind_rpc]
+    cmd += extra
     log = open(data_dir / "devfed.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
     deadline = time.monotonic() + 30

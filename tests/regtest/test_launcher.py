@@ -11,6 +11,7 @@ import pytest
 
 from contrib.regtest.procs import Daemon, group_members, is_alive
 from contrib.regtest.state import NetworkState
+from tests.interop.official_client import missing_requirements
 
 pytestmark = pytest.mark.regtest
 
@@ -32,6 +33,18 @@ def _leftovers(daemons: list[Daemon]) -> list[int]:
     return [p for d in daemons for p in {d.pid, *group_members(d.pid)} if is_alive(p)]
 
 
+def _check_official_rows(rows: dict[str, dict[str, object]]) -> None:
+    """The official Fedimint client received, paid (with A's fee) and was refunded through A."""
+    receive = rows["Lightning -> Fedimint client (LNv1)"]
+    assert receive["result"] == "paid" and receive["fee_msat"] == 0, receive  # LNv1 receives are free
+    assert receive["detail"] == f"client got {receive['amount_msat']} msat"
+    send = rows["Fedimint client (LNv1) -> Lightning"]
+    assert send["result"] == "paid" and send["fee_msat"] == 1000 + 10_000_000 * 1000 // 1_000_000, send
+    refund = rows["Fedimint client refund"]
+    assert refund["result"] == "refunded" and refund["fee_msat"] == 0, refund
+    assert all(r["path"] == "Lightning via A" for r in rows.values())
+
+
 def test_launcher_start_demo_stop(tmp_path: Path) -> None:
     net = tmp_path / "net"
     daemons: list[Daemon] = []
@@ -49,13 +62,26 @@ def test_launcher_start_demo_stop(tmp_path: Path) -> None:
             "devfed-v1",
             "devfed-v12",
             "devfed-v2",
+            "devfed-fm",
         }
         assert all(is_alive(d.pid) for d in daemons), "daemons must outlive the launcher"
 
         demo = json.loads((net / "demo.json").read_text())
         rows = {r["kind"]: r for r in demo["rows"]}
         assert demo["ok"] and all(r["ok"] for r in demo["rows"]), json.dumps(demo, indent=2)
-        available = [r for r in demo["rows"] if r["expected"] != "unavailable"]
+        available = [r for r in demo["rows"] if r["expected"] not in ("unavailable", "skipped")]
+        official = [
+            r for r in demo["rows"] if r["source"] == "official client" or r["target"] == "official client"
+        ]
+        assert len(official) == 3
+        missing = missing_requirements()
+        if missing:  # the rows say why, loudly; the rest of the demo ran
+            assert all(r["result"] == "skipped" and "SKIPPED" in r["detail"] for r in official)
+            assert "SKIPPED" in started.stdout
+        else:
+            assert len(available) == 11
+            _check_official_rows({r["kind"]: r for r in official})
+        available = [r for r in available if r not in official]
         assert len(available) == 8
         assert all(r["result"] == "paid" for r in available if r["kind"] != "failing payment, refunded")
         assert rows["failing payment, refunded"]["result"] == "refunded"
