@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from typing import Any
 
 from fedimint_gw.domain.amount import Msat
@@ -28,6 +29,9 @@ PAY_DELAY = 1008  # blocks a settlement payment may lock funds for
 STATUS_PAUSE = 2.0
 ATTEMPTS = 5  # tries at one peer request before leaving the settlement for the next refresh
 OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement invoice as open
+# Seconds after an xpay call of this process whose answer was lost (it may still be finding a
+# route, with no part sent yet) before "no part for this hash" may count as "never paid".
+PAY_GRACE = 120.0
 S = repo.SettlementState
 
 
@@ -39,6 +43,10 @@ class SettleService:
         self._peers = peers
         self._running: dict[str, asyncio.Task[repo.Settlement]] = {}  # per link: at most one
         self._locks: dict[str, asyncio.Lock] = {}
+        # payment hash -> when this process last called xpay for it. In memory on purpose: the
+        # plugin is not dynamic, so a new process means lightningd restarted, and no xpay call
+        # of the old process is still running.
+        self._xpay_called: dict[str, float] = {}
 
     # ----- debtor ----------------------------------------------------------------------
     async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
@@ -152,8 +160,16 @@ class SettleService:
 
     async def _pay(self, s: repo.Settlement) -> repo.Settlement:
         node = self._ctx.node
-        outcome = await node.payment_status(str(s.payment_hash))
+        payment_hash = str(s.payment_hash)
+        outcome = await node.payment_status(payment_hash)
         if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
+            called = self._xpay_called.get(payment_hash)
+            if called is not None and time.monotonic() - called < PAY_GRACE:
+                # Our xpay call's answer was lost and it has sent no part yet: it may still send
+                # one. Paying again now could pay the invoice twice.
+                await asyncio.sleep(STATUS_PAUSE)
+                return s
+            self._xpay_called[payment_hash] = time.monotonic()
             max_fee = Msat(max(1000, s.amount_msat // 100))
             outcome = await node.pay(str(s.invoice), max_fee, PAY_DELAY)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:

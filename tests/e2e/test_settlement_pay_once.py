@@ -1,0 +1,41 @@
+"""A settlement's Lightning payment whose outcome the gateway did not see is never paid again
+while the xpay call may still be running (money rule 6: one payment per payment hash)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fedimint_gw.domain.amount import Msat
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
+from fedimint_gw.services.peering import settlement
+from tests.e2e.conftest import Env
+from tests.e2e.test_peers import _balance, _in_debt
+
+
+async def test_a_settlement_payment_lost_in_flight_is_not_paid_twice(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xpay's answer is lost (lightningd's socket dropped) while xpay goes on: it has sent no
+    part yet when the settlement next asks lightningd. The old code took "no part" as "never
+    paid" and called xpay again for the same invoice."""
+    monkeypatch.setattr(settlement, "STATUS_PAUSE", 0.05)
+    await _in_debt(env, env_b, 40_000)
+    node = env.node
+    loop = asyncio.get_running_loop()
+
+    def lost_answer(inv: bolt11.Invoice) -> PaymentOutcome:
+        h = inv.payment_hash.hex()
+        done = PaymentOutcome(
+            PaymentStatus.SUCCEEDED, node.payees[h], Msat(inv.amount_msat or 0), attempts=1
+        )
+        loop.call_later(0.5, node.sent.__setitem__, h, done)  # xpay's part lands a little later
+        return PaymentOutcome(PaymentStatus.PENDING, reason="lost contact with lightningd")
+
+    node.script = lost_answer
+    settled = await env.gateway.peer_settle(env_b.node.node_id, None)
+    assert settled["state"] == "done" and await _balance(env, env_b) == 0
+    # The forward went over the peer link: every xpay call was the settlement's, and only one.
+    assert len(node.pay_calls) == 1, node.pay_calls
