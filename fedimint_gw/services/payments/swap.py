@@ -129,6 +129,27 @@ class SwapService:
             await repo.save(conn, taken)
         return True
 
+    async def release_orphans(self) -> int:
+        """At start, before any flow runs: give back to the HTLC path every v2 registration
+        taken for a swap whose record was never written (the plugin died between taking it and
+        recording the send). Nothing was funded for it; the sender's contract was never acted on
+        (its wallet may ask again, or refund at the timelock). Returns how many were released."""
+        released = 0
+        async with self._ctx.db.transaction() as conn:
+            for reg in await repo.unfinished(conn):
+                swap_id = reg.data.get("swap")
+                if (
+                    reg.kind is PaymentKind.RECEIVE
+                    and reg.state is PaymentState.HTLC_HELD
+                    and isinstance(swap_id, str)
+                    and await repo.get(conn, swap_id) is None
+                ):
+                    await repo.save(conn, reg.advance(PaymentState.REGISTERED, self._ctx.clock.now()))
+                    released += 1
+        if released:
+            self._ctx.log(f"{released} receive(s) taken by a swap that was never recorded: released", "info")
+        return released
+
     async def drive(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
         """Run the B side of a swap until the preimage is known or the sender must be refunded.
         Returns the record in CLAIMING or CANCELLING (claiming/cancelling A is the send flow's)."""
