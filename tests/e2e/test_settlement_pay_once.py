@@ -28,9 +28,7 @@ async def test_a_settlement_payment_lost_in_flight_is_not_paid_twice(
 
     def lost_answer(inv: bolt11.Invoice) -> PaymentOutcome:
         h = inv.payment_hash.hex()
-        done = PaymentOutcome(
-            PaymentStatus.SUCCEEDED, node.payees[h], Msat(inv.amount_msat or 0), attempts=1
-        )
+        done = PaymentOutcome(PaymentStatus.SUCCEEDED, node.payees[h], Msat(inv.amount_msat or 0), attempts=1)
         loop.call_later(0.5, node.sent.__setitem__, h, done)  # xpay's part lands a little later
         return PaymentOutcome(PaymentStatus.PENDING, reason="lost contact with lightningd")
 
