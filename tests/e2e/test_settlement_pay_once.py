@@ -37,3 +37,27 @@ async def test_a_settlement_payment_lost_in_flight_is_not_paid_twice(
     assert settled["state"] == "done" and await _balance(env, env_b) == 0
     # The forward went over the peer link: every xpay call was the settlement's, and only one.
     assert len(node.pay_calls) == 1, node.pay_calls
+
+
+async def test_a_settlement_payment_that_fails_once_is_paid_again(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settlement resumed right after a restart pays before the channels are back and fails
+    (seen in the regtest crash matrix). No part is in flight after a failed xpay, so paying
+    again is safe: the old code gave the settlement up at once."""
+    monkeypatch.setattr(settlement, "REPAY_PAUSE", 0.05)
+    await _in_debt(env, env_b, 40_000)
+    node = env.node
+    failures: list[str] = []
+
+    def fails_once(inv: bolt11.Invoice) -> PaymentOutcome:
+        h = inv.payment_hash.hex()
+        if not failures:
+            failures.append(h)
+            return PaymentOutcome(PaymentStatus.FAILED, reason="all channels disabled", attempts=1)
+        return PaymentOutcome(PaymentStatus.SUCCEEDED, node.payees[h], Msat(inv.amount_msat or 0), attempts=1)
+
+    node.script = fails_once
+    settled = await env.gateway.peer_settle(env_b.node.node_id, None)
+    assert settled["state"] == "done" and await _balance(env, env_b) == 0
+    assert node.pay_calls == [failures[0], failures[0]]  # one failed payment, one that succeeded

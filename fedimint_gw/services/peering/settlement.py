@@ -1,7 +1,8 @@
 """Settlement of a peer link over Lightning (docs/peer-protocol.md §6).
 
 Debtor: REQUESTED --settle_invoice--> PAYING --xpay ok--> PAID (+ledger entry) --settled--> DONE
-        (an invoice refused, or a payment that definitely failed: FAILED, nothing changed).
+        (an invoice refused, or a payment that definitely failed PAY_TRIES times: FAILED,
+        nothing changed).
 Creditor: INVOICED (our node's invoice for the id) --settled with the preimage--> DONE (+entry).
 Each step is written before it runs; the same settlement id always gets the same invoice, and a
 payment's unknown outcome is asked of lightningd, never guessed.
@@ -18,7 +19,7 @@ from typing import Any
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.lightning.node import PaymentStatus
+from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import PeerRefused, proves_not_started
 from fedimint_gw.services.context import ServiceContext
@@ -32,6 +33,8 @@ OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement in
 # Seconds after an xpay call of this process whose answer was lost (it may still be finding a
 # route, with no part sent yet) before "no part for this hash" may count as "never paid".
 PAY_GRACE = 120.0
+PAY_TRIES = 3  # Lightning payments of one settlement that may fail before the settlement does
+REPAY_PAUSE = 10.0  # seconds between them
 S = repo.SettlementState
 
 
@@ -47,6 +50,8 @@ class SettleService:
         # plugin is not dynamic, so a new process means lightningd restarted, and no xpay call
         # of the old process is still running.
         self._xpay_called: dict[str, float] = {}
+        self._repay: set[str] = set()  # hashes whose last xpay of ours ended failed: pay again
+        self._pay_failures: dict[str, int] = {}  # payment hash -> failed payments (this process)
 
     # ----- debtor ----------------------------------------------------------------------
     async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
@@ -159,19 +164,19 @@ class SettleService:
         return await self._advance(s, S.PAYING, invoice=invoice, payment_hash=inv.payment_hash.hex())
 
     async def _pay(self, s: repo.Settlement) -> repo.Settlement:
-        node = self._ctx.node
         payment_hash = str(s.payment_hash)
-        outcome = await node.payment_status(payment_hash)
-        if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
-            called = self._xpay_called.get(payment_hash)
-            if called is not None and time.monotonic() - called < PAY_GRACE:
-                # Our xpay call's answer was lost and it has sent no part yet: it may still send
-                # one. Paying again now could pay the invoice twice.
-                await asyncio.sleep(STATUS_PAUSE)
-                return s
-            self._xpay_called[payment_hash] = time.monotonic()
-            max_fee = Msat(max(1000, s.amount_msat // 100))
-            outcome = await node.pay(str(s.invoice), max_fee, PAY_DELAY)
+        if payment_hash in self._repay:  # our last xpay ended failed: no part can still succeed
+            outcome = await self._xpay(s)
+        else:
+            outcome = await self._ctx.node.payment_status(payment_hash)
+            if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
+                called = self._xpay_called.get(payment_hash)
+                if called is not None and time.monotonic() - called < PAY_GRACE:
+                    # Our xpay call's answer was lost and it has sent no part yet: it may still
+                    # send one. Paying again now could pay the invoice twice.
+                    await asyncio.sleep(STATUS_PAUSE)
+                    return s
+                outcome = await self._xpay(s)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
             entry = ledger.Entry(f"settlement:{s.settlement_id}", s.amount_msat)
             new = s.advance(S.PAID, self._ctx.clock.now(), preimage=outcome.preimage.hex())
@@ -180,9 +185,29 @@ class SettleService:
                 await repo.save_settlement(conn, new)
             return new
         if outcome.status is PaymentStatus.FAILED:
+            failures = self._pay_failures.get(payment_hash, 0) + 1
+            self._pay_failures[payment_hash] = failures
+            if failures < PAY_TRIES:
+                # No part is in flight, so paying again cannot pay twice. Right after a restart
+                # the channels are still reconnecting: a first failure is often only that.
+                self._ctx.log(
+                    f"settlement {s.settlement_id}: the Lightning payment failed ({outcome.reason}); "
+                    f"trying again in {REPAY_PAUSE:.0f} s",
+                    "info",
+                )
+                self._repay.add(payment_hash)
+                await asyncio.sleep(REPAY_PAUSE)
+                return s
             return await self._advance(s, S.FAILED, error=f"the Lightning payment failed: {outcome.reason}")
         await asyncio.sleep(STATUS_PAUSE)
         return s
+
+    async def _xpay(self, s: repo.Settlement) -> PaymentOutcome:
+        payment_hash = str(s.payment_hash)
+        self._repay.discard(payment_hash)
+        self._xpay_called[payment_hash] = time.monotonic()
+        max_fee = Msat(max(1000, s.amount_msat // 100))
+        return await self._ctx.node.pay(str(s.invoice), max_fee, PAY_DELAY)
 
     async def _notify(self, s: repo.Settlement) -> repo.Settlement:
         link = await self._peers.link(s.node_id)
