@@ -35,6 +35,7 @@ OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement in
 PAY_GRACE = 120.0
 PAY_TRIES = 3  # Lightning payments of one settlement that may fail before the settlement does
 REPAY_PAUSE = 10.0  # seconds between them
+RESUME_INTERVAL = 60.0  # seconds between takes at the open settlements a run gave up on
 S = repo.SettlementState
 
 
@@ -52,6 +53,7 @@ class SettleService:
         self._xpay_called: dict[str, float] = {}
         self._repay: set[str] = set()  # hashes whose last xpay of ours ended failed: pay again
         self._pay_failures: dict[str, int] = {}  # payment hash -> failed payments (this process)
+        self._resumer: asyncio.Task[None] | None = None
 
     # ----- debtor ----------------------------------------------------------------------
     async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
@@ -217,13 +219,29 @@ class SettleService:
         return await self._advance(s, S.DONE)
 
     async def resume(self) -> None:
-        """Finish debtor settlements cut short (called at start and by the refresh)."""
+        """Finish debtor settlements cut short (called at start, then every RESUME_INTERVAL)."""
         for s in await repo.settlements(self._ctx.db.conn):
             if s.role == "debtor" and not s.state.terminal:
                 async with self._lock(s.node_id):
                     self._spawn(s)
+        if self._resumer is None:
+            self._resumer = asyncio.create_task(self._resume_forever())
+
+    async def _resume_forever(self) -> None:
+        """A run gives up after ATTEMPTS failed requests (the peer is down): its settlement stays
+        open (and blocks the automatic one) until it is taken up again here. A settlement
+        already paid keeps telling the creditor (`settled`) until it is recorded there."""
+        while True:
+            await asyncio.sleep(RESUME_INTERVAL)
+            try:
+                await self.resume()
+            except Exception as exc:  # the loop outlives any failure; the next round tries again
+                self._ctx.log(f"resuming settlements failed unexpectedly: {exc!r}", "warn")
 
     async def stop(self) -> None:
+        if self._resumer is not None:
+            self._resumer.cancel()
+            self._resumer = None
         for task in list(self._running.values()):
             task.cancel()
 
