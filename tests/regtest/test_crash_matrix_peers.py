@@ -243,7 +243,7 @@ def test_swap_crash_matrix(
 
 def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str) -> dict[str, Any]:
     """A (v1 federation) -- mid -- B (v2 federation), peered; B funded in its federation."""
-    a, _mid, b = node_factory.line_graph(
+    a, mid, b = node_factory.line_graph(
         3,
         opts=[crashing_opts(gw_opts), {"may_reconnect": True}, crashing_opts(gw_opts)],
         wait_for_announce=True,
@@ -269,6 +269,7 @@ def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str)
     sender.faucet(400_000)
     return {
         "a": a,
+        "mid": mid,
         "b": b,
         "b_api": b_api,
         "a_api": a_api,
@@ -279,13 +280,17 @@ def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str)
     }
 
 
-def _channels_up(node: Any) -> None:
+def _routes_up(payer: Any, nodes: list[Any]) -> None:
+    """Every channel of `nodes` reconnected, and enabled again in `payer`'s gossip (each
+    restart disabled a gateway's channels for the network until it came back)."""
     wait_for(
         lambda: all(
             ch["peer_connected"] and ch["state"] == "CHANNELD_NORMAL"
+            for node in nodes
             for ch in node.rpc.listpeerchannels()["channels"]
         )
     )
+    wait_for(lambda: all(c["active"] for c in payer.rpc.listchannels()["channels"]))
 
 
 def test_peer_forward_and_settlement_crash_matrix(
@@ -361,6 +366,7 @@ def test_peer_forward_and_settlement_crash_matrix(
 
     # ----- settlements: each settles AMOUNT of the debt ------------------------------------
     b_id = b.info["id"]
+    nodes = [a, net["mid"], b]
 
     def settle() -> Any:
         return a.rpc.call("fedimint-peer-settle", {"node_id": b_id, "amount_msat": AMOUNT})
@@ -371,14 +377,14 @@ def test_peer_forward_and_settlement_crash_matrix(
         )
 
     for victim, point in [(a, p) for p in SETTLE_POINTS_DEBTOR] + [(b, p) for p in SETTLE_POINTS_CREDITOR]:
-        _channels_up(a)
+        _routes_up(a, nodes)
         before_a, received = _peer_balance(a), b_received()
         answer = _crash(victim, point, _quiet(settle), executor).result(180)
-        _channels_up(a)
+        _routes_up(a, nodes)
         if victim is b and isinstance(answer, dict) and answer.get("state") not in ("done", "failed"):
             settle()  # A gave up asking the restarted creditor for now: join the open settlement again
-        wait_for(lambda: _peer_balance(a) == before_a + AMOUNT, timeout=180)
-        wait_for(lambda: _peer_balance(b) == -before_a - AMOUNT)
+        owed = -before_a - AMOUNT  # what A owes once this settlement is recorded on both sides
+        wait_for(lambda owed=owed: _peer_balance(a) == -owed and _peer_balance(b) == owed, timeout=180)
         assert b_received() - received == AMOUNT, point  # paid once, exactly
         parts = [p for p in a.rpc.listsendpays()["payments"] if p["status"] != "failed"]
         assert len({p["payment_hash"] for p in parts}) == len(parts), point  # one part per settlement
