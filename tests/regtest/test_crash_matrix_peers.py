@@ -381,8 +381,10 @@ def test_peer_forward_and_settlement_crash_matrix(
         before_a, received = _peer_balance(a), b_received()
         answer = _crash(victim, point, _quiet(settle), executor).result(180)
         _routes_up(a, nodes)
-        if victim is b and isinstance(answer, dict) and answer.get("state") not in ("done", "failed"):
-            settle()  # A gave up asking the restarted creditor for now: join the open settlement again
+        # A's run may have given up on the restarting creditor (5 tries, 2 s apart): the settlement
+        # stays open and is taken up again within a minute. Asking again here could race that
+        # round and open a second settlement, so the test waits.
+        assert not isinstance(answer, dict) or answer.get("state") != "failed", (point, answer)
         owed = -before_a - AMOUNT  # what A owes once this settlement is recorded on both sides
         wait_for(lambda owed=owed: _peer_balance(a) == -owed and _peer_balance(b) == owed, timeout=180)
         assert b_received() - received == AMOUNT, point  # paid once, exactly
