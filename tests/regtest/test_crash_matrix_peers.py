@@ -243,11 +243,12 @@ def test_swap_crash_matrix(
 
 
 def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str) -> dict[str, Any]:
-    """A (v1 federation) -- mid -- B (v2 federation), peered; B funded in its federation."""
-    a, mid, b = node_factory.line_graph(
-        3,
-        opts=[crashing_opts(gw_opts), {"may_reconnect": True}, crashing_opts(gw_opts)],
-        wait_for_announce=True,
+    """A (v1 federation) -- B (v2 federation), peered; B funded in its federation. One direct
+    channel for the settlements: a payment over it does not wait for gossip to learn that the
+    restarted gateway's channels are enabled again (a node in between re-announces them, rate
+    limited, after each of the matrix's many restarts)."""
+    a, b = node_factory.line_graph(
+        2, opts=[crashing_opts(gw_opts), crashing_opts(gw_opts)], wait_for_announce=True
     )
     a_api, b_api = (n.rpc.call("fedimint-info")["api_url"] for n in (a, b))
     fed_a, fed_b = devfeds("cm-pa", "1"), devfeds("cm-pb", "2")
@@ -270,7 +271,6 @@ def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str)
     sender.faucet(400_000)
     return {
         "a": a,
-        "mid": mid,
         "b": b,
         "b_api": b_api,
         "a_api": a_api,
@@ -281,9 +281,8 @@ def _peer_network(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str)
     }
 
 
-def _routes_up(payer: Any, nodes: list[Any]) -> None:
-    """Every channel of `nodes` reconnected, and enabled again in `payer`'s gossip (each
-    restart disabled a gateway's channels for the network until it came back)."""
+def _routes_up(nodes: list[Any]) -> None:
+    """Every channel of `nodes` reconnected after a restart."""
     wait_for(
         lambda: all(
             ch["peer_connected"] and ch["state"] == "CHANNELD_NORMAL"
@@ -291,7 +290,6 @@ def _routes_up(payer: Any, nodes: list[Any]) -> None:
             for ch in node.rpc.listpeerchannels()["channels"]
         )
     )
-    wait_for(lambda: all(c["active"] for c in payer.rpc.listchannels()["channels"]))
 
 
 def test_peer_forward_and_settlement_crash_matrix(
@@ -367,7 +365,7 @@ def test_peer_forward_and_settlement_crash_matrix(
 
     # ----- settlements: each settles AMOUNT of the debt ------------------------------------
     b_id = b.info["id"]
-    nodes = [a, net["mid"], b]
+    nodes = [a, b]
 
     def settle() -> Any:
         return a.rpc.call("fedimint-peer-settle", {"node_id": b_id, "amount_msat": AMOUNT})
@@ -379,10 +377,10 @@ def test_peer_forward_and_settlement_crash_matrix(
 
     outcomes: dict[str, str] = {}
     for victim, point in [(a, p) for p in SETTLE_POINTS_DEBTOR] + [(b, p) for p in SETTLE_POINTS_CREDITOR]:
-        _routes_up(a, nodes)
+        _routes_up(nodes)
         before_a, received = _peer_balance(a), b_received()
         answer = _crash(victim, point, _quiet(settle), executor).result(180)
-        _routes_up(a, nodes)
+        _routes_up(nodes)
         if isinstance(answer, dict) and answer.get("state") == "failed":
             # Only when B died: A paid B's invoice the moment B answered again, before B's channel
             # was back; xpay then learns the channel as too small and keeps refusing it. Nothing
