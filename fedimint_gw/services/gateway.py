@@ -184,6 +184,7 @@ class Gateway:
         self._outgoing = OutgoingService(ctx, self._forwards)
         self._public = PublicService(ctx, self._outgoing, self)
         await prune_expired(ctx)  # before loading: start-up work grows with live registrations only
+        await swaps.release_orphans()  # before loading too: a released receive is live again
         self.router.add_hashes(
             (payment_hash, FederationId(fid))
             for payment_hash, fid in await pay_repo.registered_hashes(self._db.conn)

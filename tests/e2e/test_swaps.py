@@ -226,6 +226,19 @@ async def test_crash_between_swap_steps_resumes(
         monkeypatch.setattr(
             "fedimint_gw.services.payments.swap.SwapService.drive", _crash_on_entry(crashed), raising=True
         )
+    if crash_after is PaymentState.CLAIMING:  # written in one step with the receive it settles
+        from fedimint_gw.services.payments.swap import SwapService
+
+        real_known = SwapService._preimage_known
+
+        async def known_then_crash(self: Any, rec: Any, preimage: str) -> Any:
+            new = await real_known(self, rec, preimage)
+            if not crashed:
+                crashed.append(rec.payment_id)
+                raise Crash()
+            return new
+
+        monkeypatch.setattr(SwapService, "_preimage_known", known_then_crash)
     client = env.gateway.federations.client(FederationId(src.federation_id))
     fee = _fee(20_000)
     with contextlib.suppress(Exception):  # the gateway "died" mid-request; the wallet sees an error

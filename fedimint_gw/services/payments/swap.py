@@ -13,6 +13,7 @@ Each step is persisted before it runs and is idempotent, so a crash anywhere res
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from fedimint_gw.errors import (
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.events import PAYMENT_FINISHED, payment_event
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -129,6 +131,36 @@ class SwapService:
             await repo.save(conn, taken)
         return True
 
+    async def release_orphans(self) -> int:
+        """At start, before any flow runs, repair the v2 receives swaps took and a crash left
+        held: one whose swap was never recorded (the plugin died between taking it and recording
+        the send) goes back to the HTLC path: nothing was funded for it, and the sender's
+        contract was never acted on (its wallet may ask again, or refund at the timelock). One
+        whose swap already knows the preimage (a database written before the two steps became
+        one write) is settled. Returns how many were repaired."""
+        repaired = 0
+        now = self._ctx.clock.now()
+        async with self._ctx.db.transaction() as conn:
+            for reg in await repo.unfinished(conn):
+                swap_id = reg.data.get("swap")
+                if not (
+                    reg.kind is PaymentKind.RECEIVE
+                    and reg.state is PaymentState.HTLC_HELD
+                    and isinstance(swap_id, str)
+                ):
+                    continue
+                swap = await repo.get(conn, swap_id)
+                if swap is None:
+                    await repo.save(conn, reg.advance(PaymentState.REGISTERED, now))
+                elif swap.preimage and swap.state in (PaymentState.CLAIMING, PaymentState.SUCCEEDED):
+                    await repo.save(conn, reg.advance(PaymentState.SUCCEEDED, now, preimage=swap.preimage))
+                else:
+                    continue
+                repaired += 1
+        if repaired:
+            self._ctx.log(f"{repaired} receive(s) left held by a crashed swap: repaired", "info")
+        return repaired
+
     async def drive(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
         """Run the B side of a swap until the preimage is known or the sender must be refunded.
         Returns the record in CLAIMING or CANCELLING (claiming/cancelling A is the send flow's)."""
@@ -158,8 +190,7 @@ class SwapService:
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
             if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
-                rec = await self._ctx.advance(rec, PaymentState.CLAIMING, preimage=outcome.preimage.hex())
-                await self._settle_registration(rec, outcome.preimage.hex())
+                rec = await self._preimage_known(rec, outcome.preimage.hex())
             elif outcome.state is IncomingState.REFUNDED:
                 rec = await self._refund_sender(
                     rec, "the receiver's preimage was invalid; the gateway was refunded"
@@ -195,15 +226,28 @@ class SwapService:
             ):
                 await self._ctx.advance(reg, PaymentState.REGISTERED)
 
-    async def _settle_registration(self, rec: repo.PaymentRecord, preimage: str) -> None:
+    async def _preimage_known(self, rec: repo.PaymentRecord, preimage: str) -> repo.PaymentRecord:
+        """CLAIMING, and the v2 receive the swap took settled, in one write: a crash between two
+        writes left the receive held for ever (the resumed swap only claims the source)."""
+        now = self._ctx.clock.now()
+        new = rec.advance(PaymentState.CLAIMING, now, preimage=preimage)
         reg_id = rec.data.get("registered_id")
+        reg = await repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
+        settled = None
+        if reg is not None and not reg.state.terminal:
+            data: dict[str, Any] = {"swap": rec.payment_id}
+            if "started" in reg.data:
+                data["elapsed_ms"] = int((time.time() - float(reg.data["started"])) * 1000)
+            settled = reg.advance(PaymentState.SUCCEEDED, now, preimage=preimage, data=data)
+        async with self._ctx.db.transaction() as conn:
+            await repo.save(conn, new)
+            if settled is not None:
+                await repo.save(conn, settled)
+        if settled is not None:
+            self._ctx.events.emit(PAYMENT_FINISHED, payment_event(settled))
         if reg_id:
-            reg = await repo.get(self._ctx.db.conn, str(reg_id))
-            if reg is not None and not reg.state.terminal:
-                await self._ctx.advance(
-                    reg, PaymentState.SUCCEEDED, preimage=preimage, data={"swap": rec.payment_id}
-                )
             self._ctx.router.remove_hash(rec.payment_hash)
+        return new
 
 
 def swap_data(target: SwapTarget) -> dict[str, Any]:

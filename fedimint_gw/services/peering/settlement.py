@@ -1,7 +1,8 @@
 """Settlement of a peer link over Lightning (docs/peer-protocol.md §6).
 
 Debtor: REQUESTED --settle_invoice--> PAYING --xpay ok--> PAID (+ledger entry) --settled--> DONE
-        (an invoice refused, or a payment that definitely failed: FAILED, nothing changed).
+        (an invoice refused, or a payment that definitely failed PAY_TRIES times: FAILED,
+        nothing changed).
 Creditor: INVOICED (our node's invoice for the id) --settled with the preimage--> DONE (+entry).
 Each step is written before it runs; the same settlement id always gets the same invoice, and a
 payment's unknown outcome is asked of lightningd, never guessed.
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from typing import Any
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import GatewayError, InvalidInput, NotFound, PaymentRefused
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.lightning.node import PaymentStatus
+from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.peer import ledger, wire
 from fedimint_gw.peer.errors import PeerRefused, proves_not_started
 from fedimint_gw.services.context import ServiceContext
@@ -28,6 +30,12 @@ PAY_DELAY = 1008  # blocks a settlement payment may lock funds for
 STATUS_PAUSE = 2.0
 ATTEMPTS = 5  # tries at one peer request before leaving the settlement for the next refresh
 OPEN_INVOICE_TTL = 3600  # seconds a creditor counts an unreported settlement invoice as open
+# Seconds after an xpay call of this process whose answer was lost (it may still be finding a
+# route, with no part sent yet) before "no part for this hash" may count as "never paid".
+PAY_GRACE = 120.0
+PAY_TRIES = 3  # Lightning payments of one settlement that may fail before the settlement does
+REPAY_PAUSE = 10.0  # seconds between them
+RESUME_INTERVAL = 60.0  # seconds between takes at the open settlements a run gave up on
 S = repo.SettlementState
 
 
@@ -39,6 +47,13 @@ class SettleService:
         self._peers = peers
         self._running: dict[str, asyncio.Task[repo.Settlement]] = {}  # per link: at most one
         self._locks: dict[str, asyncio.Lock] = {}
+        # payment hash -> when this process last called xpay for it. In memory on purpose: the
+        # plugin is not dynamic, so a new process means lightningd restarted, and no xpay call
+        # of the old process is still running.
+        self._xpay_called: dict[str, float] = {}
+        self._repay: set[str] = set()  # hashes whose last xpay of ours ended failed: pay again
+        self._pay_failures: dict[str, int] = {}  # payment hash -> failed payments (this process)
+        self._resumer: asyncio.Task[None] | None = None
 
     # ----- debtor ----------------------------------------------------------------------
     async def settle(self, node_id: object, amount_msat: object = None) -> dict[str, Any]:
@@ -151,11 +166,19 @@ class SettleService:
         return await self._advance(s, S.PAYING, invoice=invoice, payment_hash=inv.payment_hash.hex())
 
     async def _pay(self, s: repo.Settlement) -> repo.Settlement:
-        node = self._ctx.node
-        outcome = await node.payment_status(str(s.payment_hash))
-        if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
-            max_fee = Msat(max(1000, s.amount_msat // 100))
-            outcome = await node.pay(str(s.invoice), max_fee, PAY_DELAY)
+        payment_hash = str(s.payment_hash)
+        if payment_hash in self._repay:  # our last xpay ended failed: no part can still succeed
+            outcome = await self._xpay(s)
+        else:
+            outcome = await self._ctx.node.payment_status(payment_hash)
+            if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
+                called = self._xpay_called.get(payment_hash)
+                if called is not None and time.monotonic() - called < PAY_GRACE:
+                    # Our xpay call's answer was lost and it has sent no part yet: it may still
+                    # send one. Paying again now could pay the invoice twice.
+                    await asyncio.sleep(STATUS_PAUSE)
+                    return s
+                outcome = await self._xpay(s)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
             entry = ledger.Entry(f"settlement:{s.settlement_id}", s.amount_msat)
             new = s.advance(S.PAID, self._ctx.clock.now(), preimage=outcome.preimage.hex())
@@ -164,9 +187,29 @@ class SettleService:
                 await repo.save_settlement(conn, new)
             return new
         if outcome.status is PaymentStatus.FAILED:
+            failures = self._pay_failures.get(payment_hash, 0) + 1
+            self._pay_failures[payment_hash] = failures
+            if failures < PAY_TRIES:
+                # No part is in flight, so paying again cannot pay twice. Right after a restart
+                # the channels are still reconnecting: a first failure is often only that.
+                self._ctx.log(
+                    f"settlement {s.settlement_id}: the Lightning payment failed ({outcome.reason}); "
+                    f"trying again in {REPAY_PAUSE:.0f} s",
+                    "info",
+                )
+                self._repay.add(payment_hash)
+                await asyncio.sleep(REPAY_PAUSE)
+                return s
             return await self._advance(s, S.FAILED, error=f"the Lightning payment failed: {outcome.reason}")
         await asyncio.sleep(STATUS_PAUSE)
         return s
+
+    async def _xpay(self, s: repo.Settlement) -> PaymentOutcome:
+        payment_hash = str(s.payment_hash)
+        self._repay.discard(payment_hash)
+        self._xpay_called[payment_hash] = time.monotonic()
+        max_fee = Msat(max(1000, s.amount_msat // 100))
+        return await self._ctx.node.pay(str(s.invoice), max_fee, PAY_DELAY)
 
     async def _notify(self, s: repo.Settlement) -> repo.Settlement:
         link = await self._peers.link(s.node_id)
@@ -176,13 +219,29 @@ class SettleService:
         return await self._advance(s, S.DONE)
 
     async def resume(self) -> None:
-        """Finish debtor settlements cut short (called at start and by the refresh)."""
+        """Finish debtor settlements cut short (called at start, then every RESUME_INTERVAL)."""
         for s in await repo.settlements(self._ctx.db.conn):
             if s.role == "debtor" and not s.state.terminal:
                 async with self._lock(s.node_id):
                     self._spawn(s)
+        if self._resumer is None:
+            self._resumer = asyncio.create_task(self._resume_forever())
+
+    async def _resume_forever(self) -> None:
+        """A run gives up after ATTEMPTS failed requests (the peer is down): its settlement stays
+        open (and blocks the automatic one) until it is taken up again here. A settlement
+        already paid keeps telling the creditor (`settled`) until it is recorded there."""
+        while True:
+            await asyncio.sleep(RESUME_INTERVAL)
+            try:
+                await self.resume()
+            except Exception as exc:  # the loop outlives any failure; the next round tries again
+                self._ctx.log(f"resuming settlements failed unexpectedly: {exc!r}", "warn")
 
     async def stop(self) -> None:
+        if self._resumer is not None:
+            self._resumer.cancel()
+            self._resumer = None
         for task in list(self._running.values()):
             task.cancel()
 
