@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## make interop-deps: the official Fedimint client (npm) for tests/interop; skipped without npm
-INTEROP_CLIENT := tests/interop/client
+INTEROP_CLIENT := contrib/official_client/js
 INTEROP_STAMP := $(INTEROP_CLIENT)/node_modules/.installed-stamp
 
 $(INTEROP_STAMP): $(INTEROP_CLIENT)/package.json $(INTEROP_CLIENT)/package-lock.json

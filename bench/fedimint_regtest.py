@@ -33,11 +33,11 @@ import aiohttp
 from bench.regtest_net import Network
 from bench.stats import Row, Summary, latency_row, ratio, unavailable
 from contrib.devfed.fedimint.faucet import faucet_notes
+from contrib.official_client.driver import missing_requirements
 from contrib.regtest.official_user import OfficialUser
 from fedimint_gw.fedimint.endpoints import bootstrap_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
 from fedimint_gw.lightning import bolt11
-from tests.interop.official_client import missing_requirements
 
 GROUP = "7 fedimint"
 AMOUNT_MSAT = 10_000

@@ -1,6 +1,6 @@
 """Demo rows of the Fedimint family: the official Fedimint client (npm WASM build, under Node).
 
-One driver process (``tests/interop/official_client.py``) joins the ``fm`` federation as a fresh
+One driver process (``contrib/official_client/driver.py``) joins the ``fm`` federation as a fresh
 client, finds gateway A in its gateway list and then, in order (each row funds the next):
 
 1. ``Lightning -> Fedimint client (LNv1)``: the client makes an invoice through A, the payer node
@@ -24,13 +24,13 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+from contrib.official_client.driver import missing_requirements
 from contrib.regtest import fedimint_family
 from contrib.regtest.demo import PAID, REFUNDED, SKIPPED, Row, unroutable_invoice
 from contrib.regtest.lightning import Node, node
 from contrib.regtest.official_user import OfficialUser
 from contrib.regtest.state import NetworkState
 from fedimint_gw.lightning import bolt11
-from tests.interop.official_client import missing_requirements
 
 CLIENT = "official client"
 RECEIVE_MSAT = 21_000_000

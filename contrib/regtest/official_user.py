@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests.interop.official_client import OfficialClient
+from contrib.official_client.driver import OfficialClient
 
 FLOW_TIMEOUT = 120.0
 JOIN_TIMEOUT = 60.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.official_client import OfficialClient, missing_requirements
+from contrib.official_client.driver import OfficialClient, missing_requirements
 
 INTEROP_DIR = Path(__file__).resolve().parent
 _MISSING_KEY = pytest.StashKey[list[str]]()

@@ -19,6 +19,7 @@ import pytest_asyncio
 from contrib.devfed.fedimint.faucet import FaucetNotes, faucet_notes, fresh_secrets
 from contrib.devfed.fedimint.keys import MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from contrib.official_client.driver import OfficialClient, OfficialClientError
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.crypto.bls import dealer, tbs
 from fedimint_gw.domain.amount import Msat
@@ -30,7 +31,6 @@ from fedimint_gw.fedimint.mint_types import MintInputV0, SpendableNote, read_min
 from fedimint_gw.fedimint.oob import OOBNotes, parse_oob_notes
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.store.db import Database
-from tests.interop.official_client import OfficialClient, OfficialClientError
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REISSUE_TIMEOUT = 60.0

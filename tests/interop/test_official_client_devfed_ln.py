@@ -22,6 +22,7 @@ from contrib.devfed.fedimint.faucet import faucet_notes, fresh_secrets
 from contrib.devfed.fedimint.keys import DEFAULT_TIERS, MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from contrib.official_client.driver import OfficialClient
 from fedimint_gw.fedimint.encoding import encode
 from fedimint_gw.fedimint.ln.contracts import (
     DecryptedPreimage,
@@ -42,7 +43,6 @@ from fedimint_gw.fedimint.mint_types import write_mint_input, write_mint_output
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
-from tests.interop.official_client import OfficialClient
 from tests.interop.test_official_client_ln import our_invoice
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from coincurve import PublicKeyXOnly
 
+from contrib.official_client.driver import OfficialClient, OfficialClientError
 from tests.interop import fedimint_testenc as enc
 from tests.interop import tbs_vectors
 from tests.interop.fake_guardian import (
@@ -20,7 +21,6 @@ from tests.interop.fake_guardian import (
     mint_module,
     module_api_versions,
 )
-from tests.interop.official_client import OfficialClient, OfficialClientError
 
 EMPTY_REQUEST = [{"auth": None, "params": None}]
 SPEND_1000 = {

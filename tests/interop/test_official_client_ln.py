@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from coincurve import PrivateKey
 
+from contrib.official_client.driver import OfficialClient, OfficialClientError
 from fedimint_gw.lightning import bolt11
 from tests.interop import fedimint_testenc as enc
 from tests.interop import tbs_vectors
@@ -22,7 +23,6 @@ from tests.interop.fake_guardian import (
 )
 from tests.interop.fake_ln import FakeGatewayApi, FakeLn
 from tests.interop.fake_mint import FakeMint
-from tests.interop.official_client import OfficialClient, OfficialClientError
 
 KEY = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
 NOTES = [

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from contrib.official_client.driver import OfficialClient
 from tests.interop import fedimint_testenc as enc
 from tests.interop import tbs_vectors
 from tests.interop.fake_guardian import FakeFederation
 from tests.interop.fake_mint import FakeMint
-from tests.interop.official_client import OfficialClient
 
 NOTES = [
     enc.SpendableNote(1024, tbs_vectors.NOTE_1G.signature, tbs_vectors.NOTE_1G.spend_secret),

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from coincurve import PrivateKey
 
+from contrib.official_client.driver import OfficialClient, OfficialClientError
 from fedimint_gw.lightning import bolt11
-from tests.interop.official_client import OfficialClient, OfficialClientError
 
 # fedimint-core/src/invite_code/tests.rs (upstream vector).
 UPSTREAM_INVITE = (

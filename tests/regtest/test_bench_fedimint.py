@@ -13,7 +13,7 @@ import pytest
 
 from bench import run
 from bench.fedimint_regtest import GROUP, RECEIVE, SEND
-from tests.interop.official_client import missing_requirements
+from contrib.official_client.driver import missing_requirements
 
 pytestmark = pytest.mark.regtest
 

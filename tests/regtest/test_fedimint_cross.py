@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.official_client import OfficialClient
+from contrib.official_client.driver import OfficialClient
 from tests.regtest.test_fedimint_ln import (
     LoopThread,
     _balance,

@@ -24,10 +24,10 @@ import aiohttp
 import pytest
 
 from contrib.devfed.fedimint.faucet import faucet_notes
+from contrib.official_client.driver import OfficialClient, missing_requirements
 from contrib.regtest.demo import unroutable_invoice
 from fedimint_gw.fedimint.endpoints import bootstrap_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
-from tests.interop.official_client import OfficialClient, missing_requirements
 
 pytestmark = pytest.mark.regtest
 REPO = Path(__file__).resolve().parents[2]

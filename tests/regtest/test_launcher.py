@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from contrib.official_client.driver import missing_requirements
 from contrib.regtest.procs import Daemon, group_members, is_alive
 from contrib.regtest.state import NetworkState
-from tests.interop.official_client import missing_requirements
 
 pytestmark = pytest.mark.regtest
 

@@ -1,6 +1,6 @@
 """The official Fedimint client (npm WASM build) under Node, driven from Python.
 
-`client/driver.mjs` loads the WASM client and speaks JSON lines on stdin/stdout; `OfficialClient`
+`js/driver.mjs` loads the WASM client and speaks JSON lines on stdin/stdout; `OfficialClient`
 starts it as a subprocess and turns each request into an awaitable with a timeout. The driver's
 stderr (its trace: requests, WebSocket frames the client sends and receives, errors) is kept in
 `OfficialClient.trace` for assertions and for failure messages.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CLIENT_DIR = Path(__file__).resolve().parent / "client"
+CLIENT_DIR = Path(__file__).resolve().parent / "js"
 DRIVER = CLIENT_DIR / "driver.mjs"
 MIN_NODE_MAJOR = 20
 # Node ships WebSocket as a global from 22 on; 20 and 21 need the flag.
