@@ -101,7 +101,8 @@ class ClnNode:
         for ch in r.get("channels", []):
             names = [ch.get("short_channel_id"), *(ch.get("alias") or {}).values()]
             for htlc in ch.get("htlcs", []):
-                if htlc.get("direction") == "in":
+                # One being removed (failed or fulfilled) is not held: it will not be replayed.
+                if htlc.get("direction") == "in" and "REMOVE" not in str(htlc.get("state", "")):
                     held.update((str(n), int(htlc["id"])) for n in names if n)
         return held
 

@@ -73,7 +73,8 @@ class LightningNode(Protocol):
         ...
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
-        """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
+        """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds
+        (one lightningd is removing, failed or fulfilled, is not held)."""
         ...
 
     async def decode(self, invoice: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from fedimint_gw.store import payments as repo
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
 RETRY_PAUSE = 2.0
 BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
+RECONCILE_EVERY = 5.0  # seconds between looks at HTLCs listed after a start but never replayed
 BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
 T = TypeVar("T")
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
@@ -348,17 +349,43 @@ class IncomingService:
         open: if nothing was funded it simply failed; if the contract was funded, the gateway
         waits for the outcome: a refund brings its ecash back, a decrypted preimage means the
         receiver was paid without the Lightning side and the loss is reported loudly.
+
+        The failed HTLC can still be listed for a while after the start (lightningd removes it
+        once the peer is back and the commitments are signed): a receive whose HTLC is listed
+        but was not handed to the hook is looked at again every `RECONCILE_EVERY` seconds, until
+        its HTLC is replayed or gone.
         """
         await asyncio.sleep(grace)
-        held = await self._node.incoming_htlcs()
+        settling: set[str] = set()
+        while True:
+            try:
+                held = await self._node.incoming_htlcs()
+                waiting = await self._settle_orphans(held, settling)
+            except Exception as exc:  # lightningd or the database did not answer: ask again
+                self._log(f"reconciling receives with lightningd's HTLCs: {exc!r}; retrying", "info")
+                waiting = True
+            if not waiting:
+                return
+            await asyncio.sleep(RECONCILE_EVERY)
+
+    async def _settle_orphans(self, held: set[tuple[str, int]], settling: set[str]) -> bool:
+        """Start settling every open receive whose HTLC is gone; True while some receive's HTLC
+        is still listed by lightningd without being in a flow of ours."""
+        waiting = False
         for rec in await repo.unfinished(self._db.conn):
             if rec.kind is not PaymentKind.RECEIVE or rec.htlc_scid is None or rec.htlc_id is None:
                 continue
-            if (rec.htlc_scid, rec.htlc_id) in held or (rec.htlc_scid, rec.htlc_id) in self._inflight:
+            key = (rec.htlc_scid, rec.htlc_id)
+            if rec.payment_id in settling or key in self._inflight:
                 continue
+            if key in held:
+                waiting = True
+                continue
+            settling.add(rec.payment_id)
             task = asyncio.create_task(self._orphaned(rec))
             self._orphans.add(task)
             task.add_done_callback(self._orphans.discard)
+        return waiting
 
     async def _orphaned(self, rec: repo.PaymentRecord) -> None:
         fid = FederationId(str(rec.federation_id))
