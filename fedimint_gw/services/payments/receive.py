@@ -29,7 +29,9 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
+from fedimint_gw.lightning.node import HtlcFate
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.events import LOSS_REPORTED, payment_event
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
 from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
@@ -42,6 +44,7 @@ RECONCILE_EVERY = 5.0  # seconds between looks at HTLCs listed after a start but
 BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
 T = TypeVar("T")
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
+_RESOLVING = "resolving"  # data "lightning" of a receive answered `resolve`, until lightningd's fate is known
 
 
 class _Refuse(Exception):
@@ -71,6 +74,7 @@ class IncomingService:
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
         self._orphans: set[asyncio.Task[None]] = set()
+        self._following: set[str] = set()
         self._last_height = 0
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
@@ -255,6 +259,8 @@ class IncomingService:
         federation refused the funding, or it was abandoned, or the receiver's preimage proved
         invalid (the gateway got its ecash back). Anything unexpected is retried, loudly."""
         if rec.state is PaymentState.SUCCEEDED and rec.preimage:
+            if rec.data.get("lightning") == _RESOLVING:
+                self._follow(rec)
             return answer_resolve(bytes.fromhex(rec.preimage))
         if rec.state.terminal:
             return answer_unknown_payment(event.amount_msat, await self._height(event))
@@ -281,6 +287,7 @@ class IncomingService:
                 if rec.state is PaymentState.HTLC_HELD:
                     contract_id = await client.fund_incoming(request, rec.payment_id)
                     rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
+                    self._log(f"receive {rec.payment_id}: funded; awaiting the preimage", "debug")
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
                 if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
                     if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
@@ -289,7 +296,14 @@ class IncomingService:
                         )
                         await asyncio.sleep(RETRY_PAUSE)
                         continue
-                    await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
+                    done = await self._ctx.advance(
+                        rec,
+                        PaymentState.SUCCEEDED,
+                        preimage=outcome.preimage.hex(),
+                        data={"lightning": _RESOLVING},
+                    )
+                    self._log(f"receive {rec.payment_id}: preimage known; resolving the HTLC", "debug")
+                    self._follow(done)
                     return answer_resolve(outcome.preimage)
                 if outcome.state is IncomingState.REFUNDED:
                     await self._ctx.advance(
@@ -356,6 +370,8 @@ class IncomingService:
         its HTLC is replayed or gone.
         """
         await asyncio.sleep(grace)
+        for rec in await self._patiently("receives answered `resolve`", self._resolving):
+            self._follow(rec)
         settling: set[str] = set()
         while True:
             try:
@@ -386,6 +402,68 @@ class IncomingService:
             self._orphans.add(task)
             task.add_done_callback(self._orphans.discard)
         return waiting
+
+    async def _resolving(self) -> list[repo.PaymentRecord]:
+        return await repo.resolving_receives(self._db.conn)
+
+    def _follow(self, rec: repo.PaymentRecord) -> None:
+        """Watch, in the background, what lightningd did with the HTLC of `rec` (answered `resolve`)."""
+        if rec.payment_id in self._following:
+            return
+        self._following.add(rec.payment_id)
+        task = asyncio.create_task(self._confirm_resolved(rec))
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+        task.add_done_callback(lambda _t: self._following.discard(rec.payment_id))
+
+    async def _confirm_resolved(self, rec: repo.PaymentRecord) -> None:
+        """A receive is written SUCCEEDED (with its preimage) before its `resolve` answer is
+        given; a plugin killed in between leaves lightningd to fail the HTLC while the receiver
+        was paid. Once lightningd removed the HTLC, its channel moves tell: a credit for the
+        payment hash means fulfilled; none (seen twice, a round apart) means failed, and the
+        loss is recorded and reported like any other."""
+        scid, htlc_id = rec.htlc_scid, rec.htlc_id
+        if scid is None or htlc_id is None:
+            return
+        failed_rounds = 0
+        while True:
+            try:
+                fate = await self._node.incoming_htlc_fate(scid, htlc_id, rec.payment_hash)
+                if fate is HtlcFate.FULFILLED or fate is HtlcFate.UNKNOWN:
+                    if fate is HtlcFate.UNKNOWN:
+                        self._log(
+                            f"receive {rec.payment_id}: lightningd no longer lists its HTLC; cannot "
+                            "confirm that its `resolve` answer was applied",
+                            "warn",
+                        )
+                    await self._mark(rec.advance(rec.state, rec.updated_at, data={"lightning": fate.value}))
+                    return
+                failed_rounds = failed_rounds + 1 if fate is HtlcFate.FAILED else 0
+                if failed_rounds >= 2:
+                    await self._report_unresolved(rec)
+                    return
+            except Exception as exc:  # lightningd or the database did not answer: ask again
+                self._log(f"receive {rec.payment_id}: checking its HTLC: {exc!r}; retrying", "info")
+            await asyncio.sleep(RECONCILE_EVERY)
+
+    async def _mark(self, rec: repo.PaymentRecord) -> None:
+        async with self._db.transaction() as conn:
+            await repo.save(conn, rec)
+
+    async def _report_unresolved(self, rec: repo.PaymentRecord) -> None:
+        loss = (
+            f"{_ORPHANED} before the gateway's `resolve` reached it; the receiver got "
+            f"{rec.amount_msat} msat the gateway never received"
+        )
+        self._log(f"receive {rec.payment_id}: {loss}", "error")
+        lost = rec.advance(
+            PaymentState.FAILED,
+            self._clock.now(),
+            error=loss,
+            data={"lightning": HtlcFate.FAILED.value, "lost_msat": rec.amount_msat},
+        )
+        await self._mark(lost)
+        self._ctx.events.emit(LOSS_REPORTED, {**payment_event(lost), "lost_msat": rec.amount_msat})
 
     async def _orphaned(self, rec: repo.PaymentRecord) -> None:
         fid = FederationId(str(rec.federation_id))
