@@ -20,6 +20,7 @@ import json
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +57,9 @@ class End(enum.Enum):
     NOTHING = "nothing"  # nothing moved: the payer's payment failed, no contract was paid for
     LOST = "lost"  # the documented window: the user was paid, the Lightning side failed
     REFUNDED = "refunded"  # a send that could not be paid: the user got its ecash back
+    # A send resumed at start pays at once: before the payer reconnected, lightningd finds no
+    # usable channel and the send is refunded; once reconnected it is paid. Either, never both.
+    PAID_OR_REFUNDED = "paid or refunded"
 
 
 # Every persisted step each flow writes, in order, and where a crash there must end.
@@ -71,7 +75,7 @@ RECEIVE_V1 = {
 RECEIVE_V2 = {"receive:registered": End.NOTHING, **RECEIVE_V1}
 SEND_PAID = {
     NO_CRASH: End.PAID,
-    "send:paying": End.PAID,
+    "send:paying": End.PAID_OR_REFUNDED,
     "send:claiming": End.PAID,
     "ecash:claim_outgoing:prepared": End.PAID,
     "ecash:claim_outgoing:done": End.PAID,
@@ -130,7 +134,7 @@ class Net:
 
         wait_for(ok, timeout=120)
 
-    def record(self, payment_hash: str, kind: str, state: str) -> dict[str, Any]:
+    def record(self, payment_hash: str, kind: str, *states: str) -> dict[str, Any]:
         """The payment's one record, once it is in `state` (a receive answered `resolve` is
         written succeeded first, and failed once lightningd shows it never took the answer)."""
 
@@ -142,7 +146,7 @@ class Net:
             ]
 
         with contextlib.suppress(ValueError):  # pyln's timeout: the asserts show what is there
-            wait_for(lambda: bool(rows()) and all(p["state"] == state for p in rows()), timeout=240)
+            wait_for(lambda: bool(rows()) and all(p["state"] in states for p in rows()), timeout=240)
         found = rows()
         assert len(found) == 1, found  # one record per payment: nothing done twice
         return found[0]
@@ -189,6 +193,25 @@ def _run_at(net: Net, point: str, trigger: Callable[[], T]) -> T:
     return started
 
 
+def _print_window(node: Any, payment_id: str) -> None:
+    """The loss window of this receive, from lightningd's log (printed for the operator guide,
+    never asserted): hook call -> FUNDED written -> `resolve` answered."""
+    stamps: dict[str, datetime] = {}
+    marks = {
+        "hook": "Calling htlc_accepted hook of plugin fedimint-gw",
+        "funded": f"receive {payment_id}: funded",
+        "resolve": f"receive {payment_id}: preimage known",
+    }
+    for line in node.daemon.logs:
+        for name, mark in marks.items():
+            if mark in line:
+                stamps[name] = datetime.fromisoformat(line.split()[1].replace("Z", "+00:00"))
+    if len(stamps) == 3:
+        ms = {k: (v - stamps["hook"]).total_seconds() * 1000 for k, v in stamps.items()}
+        funded, resolved = ms["funded"], ms["resolve"] - ms["funded"]
+        print(f"loss window {payment_id}: hook +{funded:.0f} ms funded +{resolved:.0f} ms resolve")
+
+
 def _complete_sendpays(node: Any, payment_hash: str) -> int:
     pays = node.rpc.listsendpays(payment_hash=payment_hash)["payments"]
     return sum(1 for p in pays if p["status"] == "complete")
@@ -224,6 +247,8 @@ def _crash_receive(net: Net, executor: Any, point: str, end: End, api: str) -> N
     except RpcError:
         payer_paid = False
     rec = net.record(receive.payment_hash, "receive", "succeeded" if end is End.PAID else "failed")
+    if point == NO_CRASH:
+        _print_window(net.l2, rec["payment_id"])
     net.quiet()
     try:
         claimed = net.user.claim(receive)
@@ -300,7 +325,7 @@ async def _finish_send(w: Wallet, cid: str, invoice: str, api_url: str) -> dict[
 def _crash_send(net: Net, executor: Any, point: str, end: End, label: str) -> None:
     """One send killed at `point`: settled, the user finishes its side, everything checked."""
     fee = _fee(AMOUNT)
-    if end is End.PAID:
+    if end is not End.REFUNDED:  # a payable invoice of the payee
         invoice = net.l1.rpc.invoice(AMOUNT, label, "paid from a federation")["bolt11"]
     else:
         invoice = unroutable_invoice(AMOUNT)
@@ -309,7 +334,11 @@ def _crash_send(net: Net, executor: Any, point: str, end: End, label: str) -> No
     before = net.books()
     sent = _run_at(net, point, lambda: executor.submit(net.user.pay, invoice, net.api_url, key, fee))
     first = sent.result(timeout=240)  # the wallet's own call: preimage, refund, or still pending
-    rec = net.record(payment_hash, "send", "succeeded" if end is End.PAID else "refunded")
+    states = {End.PAID: ("succeeded",), End.REFUNDED: ("refunded",)}.get(end, ("succeeded", "refunded"))
+    rec = net.record(payment_hash, "send", *states)
+    if end is End.PAID_OR_REFUNDED:
+        end = End.PAID if rec["state"] == "succeeded" else End.REFUNDED
+        print(f"{point}: the resumed send ended {rec['state']} ({rec.get('error', '')})")
     net.quiet()
     cid = first["contract_id"]
     if "preimage" not in first and "refunded_msat" not in first:
