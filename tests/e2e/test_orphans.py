@@ -13,7 +13,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.services import context as context_module
 from fedimint_gw.services import gateway as gateway_module
-from fedimint_gw.services.payments import receive as receive_module
+from fedimint_gw.services.payments import receive_recovery as recovery_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
 from tests.support.fake_node import forward_payload
@@ -106,7 +106,7 @@ async def test_orphan_whose_failed_htlc_is_still_listed_at_start_is_settled_once
         )
     monkeypatch.undo()
     monkeypatch.setattr(gateway_module, "RECONCILE_GRACE", 0.0)
-    monkeypatch.setattr(receive_module, "RECONCILE_EVERY", 0.05)
+    monkeypatch.setattr(recovery_module, "RECONCILE_EVERY", 0.05)
     env.node.held.add(("103x1x0", 0))  # still listed by lightningd after the restart, never replayed
     await env.restart_gateway()
 
@@ -155,7 +155,7 @@ async def test_receive_killed_between_succeeded_and_its_resolve_reports_the_loss
         )
     monkeypatch.undo()
     monkeypatch.setattr(gateway_module, "RECONCILE_GRACE", 0.0)
-    monkeypatch.setattr(receive_module, "RECONCILE_EVERY", 0.05)
+    monkeypatch.setattr(recovery_module, "RECONCILE_EVERY", 0.05)
     env.node.held.clear()
     env.node.failed_htlcs.add(("103x1x0", 0))  # lightningd failed it: no channel credit
     await env.restart_gateway()

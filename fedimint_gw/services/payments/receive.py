@@ -29,10 +29,9 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
-from fedimint_gw.lightning.node import HtlcFate
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.events import LOSS_REPORTED, payment_event
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.services.payments.receive_recovery import RESOLVING, ReceiveRecovery
 from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -40,11 +39,8 @@ from fedimint_gw.store import payments as repo
 POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
 RETRY_PAUSE = 2.0
 BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
-RECONCILE_EVERY = 5.0  # seconds between looks at HTLCs listed after a start but never replayed
 BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
 T = TypeVar("T")
-_ORPHANED = "lightningd failed the HTLC while the plugin was down"
-_RESOLVING = "resolving"  # data "lightning" of a receive answered `resolve`, until lightningd's fate is known
 
 
 class _Refuse(Exception):
@@ -73,8 +69,7 @@ class IncomingService:
         self._clock = ctx.clock
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
-        self._orphans: set[asyncio.Task[None]] = set()
-        self._following: set[str] = set()
+        self._recovery = ReceiveRecovery(ctx, lambda key: key in self._inflight)
         self._last_height = 0
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
@@ -90,7 +85,7 @@ class IncomingService:
     async def stop(self) -> None:
         """Cancel every running flow and wait for them to end: their hooks get no answer
         (lightningd replays the HTLCs after its restart) and nothing runs on a closed database."""
-        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._orphans]
+        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._recovery.tasks]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -259,8 +254,8 @@ class IncomingService:
         federation refused the funding, or it was abandoned, or the receiver's preimage proved
         invalid (the gateway got its ecash back). Anything unexpected is retried, loudly."""
         if rec.state is PaymentState.SUCCEEDED and rec.preimage:
-            if rec.data.get("lightning") == _RESOLVING:
-                self._follow(rec)
+            if rec.data.get("lightning") == RESOLVING:
+                self._recovery.follow(rec)
             return answer_resolve(bytes.fromhex(rec.preimage))
         if rec.state.terminal:
             return answer_unknown_payment(event.amount_msat, await self._height(event))
@@ -300,10 +295,10 @@ class IncomingService:
                         rec,
                         PaymentState.SUCCEEDED,
                         preimage=outcome.preimage.hex(),
-                        data={"lightning": _RESOLVING},
+                        data={"lightning": RESOLVING},
                     )
                     self._log(f"receive {rec.payment_id}: preimage known; resolving the HTLC", "debug")
-                    self._follow(done)
+                    self._recovery.follow(done)
                     return answer_resolve(outcome.preimage)
                 if outcome.state is IncomingState.REFUNDED:
                     await self._ctx.advance(
@@ -355,147 +350,9 @@ class IncomingService:
         return True
 
     async def reconcile(self, grace: float) -> None:
-        """After a start: settle receives whose HTLC lightningd no longer holds.
-
-        lightningd replays HTLCs it still holds right after `init`; those flows continue
-        through the hook. But if the plugin died while holding an HTLC, lightningd failed
-        it back (even under important-plugin, as of v26.06). Such a receive must not stay
-        open: if nothing was funded it simply failed; if the contract was funded, the gateway
-        waits for the outcome: a refund brings its ecash back, a decrypted preimage means the
-        receiver was paid without the Lightning side and the loss is reported loudly.
-
-        The failed HTLC can still be listed for a while after the start (lightningd removes it
-        once the peer is back and the commitments are signed): a receive whose HTLC is listed
-        but was not handed to the hook is looked at again every `RECONCILE_EVERY` seconds, until
-        its HTLC is replayed or gone.
-        """
-        await asyncio.sleep(grace)
-        for rec in await self._patiently("receives answered `resolve`", self._resolving):
-            self._follow(rec)
-        settling: set[str] = set()
-        while True:
-            try:
-                held = await self._node.incoming_htlcs()
-                waiting = await self._settle_orphans(held, settling)
-            except Exception as exc:  # lightningd or the database did not answer: ask again
-                self._log(f"reconciling receives with lightningd's HTLCs: {exc!r}; retrying", "info")
-                waiting = True
-            if not waiting:
-                return
-            await asyncio.sleep(RECONCILE_EVERY)
-
-    async def _settle_orphans(self, held: set[tuple[str, int]], settling: set[str]) -> bool:
-        """Start settling every open receive whose HTLC is gone; True while some receive's HTLC
-        is still listed by lightningd without being in a flow of ours."""
-        waiting = False
-        for rec in await repo.unfinished(self._db.conn):
-            if rec.kind is not PaymentKind.RECEIVE or rec.htlc_scid is None or rec.htlc_id is None:
-                continue
-            key = (rec.htlc_scid, rec.htlc_id)
-            if rec.payment_id in settling or key in self._inflight:
-                continue
-            if key in held:
-                waiting = True
-                continue
-            settling.add(rec.payment_id)
-            task = asyncio.create_task(self._orphaned(rec))
-            self._orphans.add(task)
-            task.add_done_callback(self._orphans.discard)
-        return waiting
-
-    async def _resolving(self) -> list[repo.PaymentRecord]:
-        return await repo.resolving_receives(self._db.conn)
-
-    def _follow(self, rec: repo.PaymentRecord) -> None:
-        """Watch, in the background, what lightningd did with the HTLC of `rec` (answered `resolve`)."""
-        if rec.payment_id in self._following:
-            return
-        self._following.add(rec.payment_id)
-        task = asyncio.create_task(self._confirm_resolved(rec))
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
-        task.add_done_callback(lambda _t: self._following.discard(rec.payment_id))
-
-    async def _confirm_resolved(self, rec: repo.PaymentRecord) -> None:
-        """A receive is written SUCCEEDED (with its preimage) before its `resolve` answer is
-        given; a plugin killed in between leaves lightningd to fail the HTLC while the receiver
-        was paid. Once lightningd removed the HTLC, its channel moves tell: a credit for the
-        payment hash means fulfilled; none (seen twice, a round apart) means failed, and the
-        loss is recorded and reported like any other."""
-        scid, htlc_id = rec.htlc_scid, rec.htlc_id
-        if scid is None or htlc_id is None:
-            return
-        failed_rounds = 0
-        while True:
-            try:
-                fate = await self._node.incoming_htlc_fate(scid, htlc_id, rec.payment_hash)
-                if fate is HtlcFate.FULFILLED or fate is HtlcFate.UNKNOWN:
-                    if fate is HtlcFate.UNKNOWN:
-                        self._log(
-                            f"receive {rec.payment_id}: lightningd no longer lists its HTLC; cannot "
-                            "confirm that its `resolve` answer was applied",
-                            "warn",
-                        )
-                    await self._mark(rec.advance(rec.state, rec.updated_at, data={"lightning": fate.value}))
-                    return
-                failed_rounds = failed_rounds + 1 if fate is HtlcFate.FAILED else 0
-                if failed_rounds >= 2:
-                    await self._report_unresolved(rec)
-                    return
-            except Exception as exc:  # lightningd or the database did not answer: ask again
-                self._log(f"receive {rec.payment_id}: checking its HTLC: {exc!r}; retrying", "info")
-            await asyncio.sleep(RECONCILE_EVERY)
-
-    async def _mark(self, rec: repo.PaymentRecord) -> None:
-        async with self._db.transaction() as conn:
-            await repo.save(conn, rec)
-
-    async def _report_unresolved(self, rec: repo.PaymentRecord) -> None:
-        loss = (
-            f"{_ORPHANED} before the gateway's `resolve` reached it; the receiver got "
-            f"{rec.amount_msat} msat the gateway never received"
-        )
-        self._log(f"receive {rec.payment_id}: {loss}", "error")
-        lost = rec.advance(
-            PaymentState.FAILED,
-            self._clock.now(),
-            error=loss,
-            data={"lightning": HtlcFate.FAILED.value, "lost_msat": rec.amount_msat},
-        )
-        await self._mark(lost)
-        self._ctx.events.emit(LOSS_REPORTED, {**payment_event(lost), "lost_msat": rec.amount_msat})
-
-    async def _orphaned(self, rec: repo.PaymentRecord) -> None:
-        fid = FederationId(str(rec.federation_id))
-        while True:
-            try:
-                client = self._feds.client(fid)
-                if rec.state is PaymentState.HTLC_HELD:
-                    if await client.abandon_funding(rec.payment_id):
-                        await self._ctx.advance(rec, PaymentState.FAILED, error=_ORPHANED)
-                        return
-                    request = request_from_json(rec.data["request"])
-                    cid = await client.fund_incoming(request, rec.payment_id)  # finishes the accepted one
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": cid})
-                outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
-            except GatewayError as exc:
-                self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
-                await asyncio.sleep(5.0)
-                continue
-            except Exception as exc:
-                self._log(f"receive {rec.payment_id} (HTLC gone): unexpected {exc!r}; retrying", "error")
-                await asyncio.sleep(5.0)
-                continue
-            if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
-                return
-            if outcome.state is IncomingState.PREIMAGE:
-                loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"
-                self._log(f"receive {rec.payment_id}: {loss}", "error")
-                await self._ctx.advance(
-                    rec, PaymentState.FAILED, error=loss, data={"lost_msat": rec.amount_msat}
-                )
-                return
+        """After a start: settle receives whose HTLC lightningd no longer holds, and check the
+        ones answered `resolve` (receive_recovery.py)."""
+        await self._recovery.reconcile(grace)
 
     async def _record_refusal(
         self, payment_id: str, event: HtlcEvent, decision: RouteDecision, reason: str
