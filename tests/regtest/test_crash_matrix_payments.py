@@ -75,7 +75,8 @@ RECEIVE_V1 = {
 RECEIVE_V2 = {"receive:registered": End.NOTHING, **RECEIVE_V1}
 SEND_PAID = {
     NO_CRASH: End.PAID,
-    "send:paying": End.PAID_OR_REFUNDED,
+    "send:paying": End.PAID_OR_REFUNDED,  # written, xpay not called yet
+    "send:paying:xpay": End.PAID_OR_REFUNDED,  # "xpay is being called" written; it never ran
     "send:claiming": End.PAID,
     "ecash:claim_outgoing:prepared": End.PAID,
     "ecash:claim_outgoing:done": End.PAID,
