@@ -20,7 +20,6 @@ import json
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -194,25 +193,6 @@ def _run_at(net: Net, point: str, trigger: Callable[[], T]) -> T:
     return started
 
 
-def _print_window(node: Any, payment_id: str) -> None:
-    """The loss window of this receive, from lightningd's log (printed for the operator guide,
-    never asserted): hook call -> FUNDED written -> `resolve` answered."""
-    stamps: dict[str, datetime] = {}
-    marks = {
-        "hook": "Calling htlc_accepted hook of plugin fedimint-gw",
-        "funded": f"receive {payment_id}: funded",
-        "resolve": f"receive {payment_id}: preimage known",
-    }
-    for line in node.daemon.logs:
-        for name, mark in marks.items():
-            if mark in line:
-                stamps[name] = datetime.fromisoformat(line.split()[1].replace("Z", "+00:00"))
-    if len(stamps) == 3:
-        ms = {k: (v - stamps["hook"]).total_seconds() * 1000 for k, v in stamps.items()}
-        funded, resolved = ms["funded"], ms["resolve"] - ms["funded"]
-        print(f"loss window {payment_id}: hook +{funded:.0f} ms funded +{resolved:.0f} ms resolve")
-
-
 def _complete_sendpays(node: Any, payment_hash: str) -> int:
     pays = node.rpc.listsendpays(payment_hash=payment_hash)["payments"]
     return sum(1 for p in pays if p["status"] == "complete")
@@ -248,8 +228,6 @@ def _crash_receive(net: Net, executor: Any, point: str, end: End, api: str) -> N
     except RpcError:
         payer_paid = False
     rec = net.record(receive.payment_hash, "receive", "succeeded" if end is End.PAID else "failed")
-    if point == NO_CRASH:
-        _print_window(net.l2, rec["payment_id"])
     net.quiet()
     try:
         claimed = net.user.claim(receive)
