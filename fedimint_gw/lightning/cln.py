@@ -19,7 +19,7 @@ from pyln.client import LightningRpc, RpcError
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import InvalidInput, LightningFailure
-from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
+from fedimint_gw.lightning.node import HtlcFate, Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
 
 _XPAY_ALREADY_PAID = 219  # xpay error codes are in doc/schemas/xpay.json
 # How long xpay keeps trying new routes (passed to it explicitly). Until that has passed since
@@ -28,6 +28,7 @@ XPAY_RETRY_FOR = 60
 _RETRY_SLACK = 60
 # Calls that may block until a payment resolves; everything else is a short call.
 LONG_CALLS = frozenset({"xpay", "pay", "waitsendpay", "waitanyinvoice", "waitinvoice"})
+HTLC_IN_REMOVED = "SENT_REMOVE_ACK_REVOCATION"  # listhtlcs: an incoming HTLC gone for good
 SHORT_WORKERS = 8
 LONG_WORKERS = 64  # payments in progress at once; more wait for a free worker
 
@@ -101,9 +102,31 @@ class ClnNode:
         for ch in r.get("channels", []):
             names = [ch.get("short_channel_id"), *(ch.get("alias") or {}).values()]
             for htlc in ch.get("htlcs", []):
-                if htlc.get("direction") == "in":
+                # One being removed (failed or fulfilled) is not held: it will not be replayed.
+                if htlc.get("direction") == "in" and "REMOVE" not in str(htlc.get("state", "")):
                     held.update((str(n), int(htlc["id"])) for n in names if n)
         return held
+
+    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
+        names = await self.channel_names(scid)
+        htlcs = (await self._call("listhtlcs")).get("htlcs", [])
+        found = [
+            h
+            for h in htlcs
+            if h.get("direction") == "in"
+            and int(h.get("id", -1)) == htlc_id
+            and h.get("payment_hash") == payment_hash
+            and str(h.get("short_channel_id")) in names
+        ]
+        if not found:
+            return HtlcFate.UNKNOWN
+        if found[0].get("state") != HTLC_IN_REMOVED:
+            return HtlcFate.PENDING
+        moves = (await self._call("listchannelmoves")).get("channelmoves", [])
+        credited = any(
+            m.get("payment_hash") == payment_hash and int(m.get("credit_msat", 0)) > 0 for m in moves
+        )
+        return HtlcFate.FULFILLED if credited else HtlcFate.FAILED
 
     async def decode(self, invoice: str) -> dict[str, Any]:
         try:

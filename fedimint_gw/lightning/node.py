@@ -41,6 +41,15 @@ class PaymentStatus(enum.Enum):
     PENDING = "pending"
 
 
+class HtlcFate(enum.Enum):
+    """What lightningd did with an incoming HTLC the gateway answered `resolve` to."""
+
+    PENDING = "pending"  # still in the channel: held, replayed, or being removed
+    FULFILLED = "fulfilled"  # removed, and the channel was credited for its payment hash
+    FAILED = "failed"  # removed with no credit: lightningd failed it (the answer never arrived)
+    UNKNOWN = "unknown"  # lightningd no longer lists it (its channel is forgotten)
+
+
 @dataclass(frozen=True)
 class PaymentOutcome:
     """What became of a payment: preimage on success, reason on failure."""
@@ -73,7 +82,13 @@ class LightningNode(Protocol):
         ...
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
-        """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
+        """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds
+        (one lightningd is removing, failed or fulfilled, is not held)."""
+        ...
+
+    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
+        """Whether lightningd fulfilled or failed incoming HTLC `htlc_id` of channel `scid`
+        (any of its names), from its HTLC list and its channel moves."""
         ...
 
     async def decode(self, invoice: str) -> dict[str, Any]:

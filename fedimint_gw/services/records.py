@@ -32,6 +32,8 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
         body["elapsed_ms"] = r.data["elapsed_ms"]
     if r.error:
         body["error"] = r.error
+    if r.data.get("lost_msat"):  # any kind: a receive cut short in the window reports it too
+        body["lost_msat"] = r.data["lost_msat"]
     if r.data.get("api"):
         body["api"] = r.data["api"]
     if r.kind in (PaymentKind.PEER, PaymentKind.MIGRATE) and r.data.get("peer"):
@@ -42,8 +44,6 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
         body["received_msat"] = r.data.get("received_msat", 0)
         body["chunks"] = r.data.get("chunks")
         body["chunks_done"] = r.data.get("chunk", 0)
-        if r.data.get("lost_msat"):
-            body["lost_msat"] = r.data["lost_msat"]
         if not r.state.terminal and r.data.get("waiting"):
             body["waiting"] = r.data["waiting"]
     return body

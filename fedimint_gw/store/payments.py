@@ -122,6 +122,15 @@ async def unfinished(conn: aiosqlite.Connection) -> list[PaymentRecord]:
     return [_row(r) for r in rows]
 
 
+async def resolving_receives(conn: aiosqlite.Connection) -> list[PaymentRecord]:
+    """Receives that answered `resolve` and whose fate in lightningd is not confirmed yet."""
+    async with conn.execute(
+        "SELECT * FROM payments WHERE kind = 'receive' AND state = 'succeeded' "
+        "AND json_extract(data_json, '$.lightning') = 'resolving' ORDER BY created_at"
+    ) as cur:
+        return [_row(r) for r in await cur.fetchall()]
+
+
 async def registered_hashes(conn: aiosqlite.Connection) -> list[tuple[str, str]]:
     """(payment hash, federation id) of v2 receives still waiting for or holding their HTLC."""
     async with conn.execute(

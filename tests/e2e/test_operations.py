@@ -160,6 +160,10 @@ async def test_loss_is_reported_once_when_the_flow_ends(env: Env) -> None:
     await ctx.advance(funded, PaymentState.FAILED, error="lost", data={"lost_msat": 12_345})
     losses = rec.of(LOSS_REPORTED)
     assert len(losses) == 1 and losses[0]["lost_msat"] == 12_345 and losses[0]["kind"] == "receive"
+    # `fedimint-payments` shows it on the receive's row (it showed lost_msat for migrations only).
+    listed = await gw.payments(None, None, None, None)
+    [row] = [p for p in listed["payments"] if p["payment_id"] == "recv:1x1x1:1"]
+    assert row["lost_msat"] == 12_345
     _, text, _ = await _scrape(env)
     m = _samples(text)
     assert m[("fedimint_gw_lost_msat_total", (("federation", "ab" * 32), ("kind", "receive")))] == 12_345

@@ -15,7 +15,7 @@ from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning._bech32_words import bech32_split
-from fedimint_gw.lightning.node import Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
+from fedimint_gw.lightning.node import HtlcFate, Liquidity, NodeInfo, PaymentOutcome, PaymentStatus
 
 PayScript = Callable[[bolt11.Invoice], PaymentOutcome]
 
@@ -55,6 +55,7 @@ class FakeNode:
         return set(self.channels)
 
     held: set[tuple[str, int]] = field(default_factory=set)  # incoming HTLCs "lightningd" still holds
+    failed_htlcs: set[tuple[str, int]] = field(default_factory=set)  # failed though answered `resolve`
     aliases: list[set[str]] = field(default_factory=list)  # the names of each channel (scid, aliases)
 
     async def channel_names(self, scid: str) -> set[str]:
@@ -62,6 +63,11 @@ class FakeNode:
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         return set(self.held)
+
+    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
+        if (scid, htlc_id) in self.held:
+            return HtlcFate.PENDING
+        return HtlcFate.FAILED if (scid, htlc_id) in self.failed_htlcs else HtlcFate.FULFILLED
 
     async def decode(self, invoice: str) -> dict[str, Any]:
         inv = bolt11.decode(invoice)

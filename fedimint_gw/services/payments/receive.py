@@ -31,6 +31,7 @@ from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.services.payments.receive_recovery import RESOLVING, ReceiveRecovery
 from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -40,7 +41,6 @@ RETRY_PAUSE = 2.0
 BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
 BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
 T = TypeVar("T")
-_ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
 
 class _Refuse(Exception):
@@ -69,7 +69,7 @@ class IncomingService:
         self._clock = ctx.clock
         self._log = ctx.log
         self._inflight: dict[tuple[str, int], asyncio.Task[dict[str, Any]]] = {}
-        self._orphans: set[asyncio.Task[None]] = set()
+        self._recovery = ReceiveRecovery(ctx, lambda key: key in self._inflight)
         self._last_height = 0
 
     async def handle(self, event: HtlcEvent, decision: RouteDecision) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class IncomingService:
     async def stop(self) -> None:
         """Cancel every running flow and wait for them to end: their hooks get no answer
         (lightningd replays the HTLCs after its restart) and nothing runs on a closed database."""
-        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._orphans]
+        tasks: list[asyncio.Task[Any]] = [*self._inflight.values(), *self._recovery.tasks]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -254,6 +254,8 @@ class IncomingService:
         federation refused the funding, or it was abandoned, or the receiver's preimage proved
         invalid (the gateway got its ecash back). Anything unexpected is retried, loudly."""
         if rec.state is PaymentState.SUCCEEDED and rec.preimage:
+            if rec.data.get("lightning") == RESOLVING:
+                self._recovery.follow(rec)
             return answer_resolve(bytes.fromhex(rec.preimage))
         if rec.state.terminal:
             return answer_unknown_payment(event.amount_msat, await self._height(event))
@@ -280,6 +282,7 @@ class IncomingService:
                 if rec.state is PaymentState.HTLC_HELD:
                     contract_id = await client.fund_incoming(request, rec.payment_id)
                     rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
+                    self._log(f"receive {rec.payment_id}: funded; awaiting the preimage", "debug")
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
                 if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
                     if hashlib.sha256(outcome.preimage).hexdigest() != rec.payment_hash:
@@ -288,7 +291,14 @@ class IncomingService:
                         )
                         await asyncio.sleep(RETRY_PAUSE)
                         continue
-                    await self._ctx.advance(rec, PaymentState.SUCCEEDED, preimage=outcome.preimage.hex())
+                    done = await self._ctx.advance(
+                        rec,
+                        PaymentState.SUCCEEDED,
+                        preimage=outcome.preimage.hex(),
+                        data={"lightning": RESOLVING},
+                    )
+                    self._log(f"receive {rec.payment_id}: preimage known; resolving the HTLC", "debug")
+                    self._recovery.follow(done)
                     return answer_resolve(outcome.preimage)
                 if outcome.state is IncomingState.REFUNDED:
                     await self._ctx.advance(
@@ -340,57 +350,9 @@ class IncomingService:
         return True
 
     async def reconcile(self, grace: float) -> None:
-        """After a start: settle receives whose HTLC lightningd no longer holds.
-
-        lightningd replays HTLCs it still holds right after `init`; those flows continue
-        through the hook. But if the plugin died while holding an HTLC, lightningd failed
-        it back (even under important-plugin, as of v26.06). Such a receive must not stay
-        open: if nothing was funded it simply failed; if the contract was funded, the gateway
-        waits for the outcome: a refund brings its ecash back, a decrypted preimage means the
-        receiver was paid without the Lightning side and the loss is reported loudly.
-        """
-        await asyncio.sleep(grace)
-        held = await self._node.incoming_htlcs()
-        for rec in await repo.unfinished(self._db.conn):
-            if rec.kind is not PaymentKind.RECEIVE or rec.htlc_scid is None or rec.htlc_id is None:
-                continue
-            if (rec.htlc_scid, rec.htlc_id) in held or (rec.htlc_scid, rec.htlc_id) in self._inflight:
-                continue
-            task = asyncio.create_task(self._orphaned(rec))
-            self._orphans.add(task)
-            task.add_done_callback(self._orphans.discard)
-
-    async def _orphaned(self, rec: repo.PaymentRecord) -> None:
-        fid = FederationId(str(rec.federation_id))
-        while True:
-            try:
-                client = self._feds.client(fid)
-                if rec.state is PaymentState.HTLC_HELD:
-                    if await client.abandon_funding(rec.payment_id):
-                        await self._ctx.advance(rec, PaymentState.FAILED, error=_ORPHANED)
-                        return
-                    request = request_from_json(rec.data["request"])
-                    cid = await client.fund_incoming(request, rec.payment_id)  # finishes the accepted one
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": cid})
-                outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
-            except GatewayError as exc:
-                self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
-                await asyncio.sleep(5.0)
-                continue
-            except Exception as exc:
-                self._log(f"receive {rec.payment_id} (HTLC gone): unexpected {exc!r}; retrying", "error")
-                await asyncio.sleep(5.0)
-                continue
-            if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
-                return
-            if outcome.state is IncomingState.PREIMAGE:
-                loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"
-                self._log(f"receive {rec.payment_id}: {loss}", "error")
-                await self._ctx.advance(
-                    rec, PaymentState.FAILED, error=loss, data={"lost_msat": rec.amount_msat}
-                )
-                return
+        """After a start: settle receives whose HTLC lightningd no longer holds, and check the
+        ones answered `resolve` (receive_recovery.py)."""
+        await self._recovery.reconcile(grace)
 
     async def _record_refusal(
         self, payment_id: str, event: HtlcEvent, decision: RouteDecision, reason: str

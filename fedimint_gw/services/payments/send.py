@@ -26,7 +26,7 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput, NotReady, PaymentRefused
 from fedimint_gw.federation.client import OutgoingState
 from fedimint_gw.lightning import bolt11
-from fedimint_gw.lightning.node import PaymentStatus
+from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
@@ -91,6 +91,7 @@ class OutgoingService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._swaps = SwapService(ctx)
         self._hash_locks = KeyedLocks()
+        self._started = time.time()  # an xpay called before this was called on another lightningd
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -278,20 +279,25 @@ class OutgoingService:
         return result
 
     async def _pay(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
-        invoice = str(rec.data["invoice"])
         if rec.data.get("attempted_at"):
             outcome = await self._node.payment_status(rec.payment_hash)
-            # Nothing sent yet? xpay may still be about to send (a crash right after we called
-            # it): only after its retry window does "nothing sent" count as a failure.
-            recent = time.time() - float(rec.data["attempted_at"]) < ATTEMPT_GRACE
-            if outcome.status is PaymentStatus.FAILED and not outcome.attempts and recent:
+            never_sent = outcome.status is PaymentStatus.FAILED and not outcome.attempts
+            attempted_at = float(rec.data["attempted_at"])
+            if never_sent and attempted_at < self._started:
+                # xpay was called by an earlier process of the plugin, and lightningd restarted
+                # since (the plugin is not dynamic: a new process means a new lightningd). That
+                # xpay is gone and sent nothing: pay now.
+                self._log(
+                    f"send {rec.payment_id}: the xpay called before the restart sent nothing; paying", "info"
+                )
+                rec, outcome = await self._attempt(rec)
+            elif never_sent and time.time() - attempted_at < ATTEMPT_GRACE:
+                # Nothing sent yet, but xpay may still be about to send: only after its retry
+                # window does "nothing sent" count as a failure.
                 await asyncio.sleep(STATUS_POLL)
                 return rec
         else:
-            rec = await self._ctx.advance(rec, PaymentState.PAYING, data={"attempted_at": time.time()})
-            outcome = await self._node.pay(
-                invoice, Msat(int(rec.data["max_fee_msat"])), int(rec.data["max_delay"])
-            )
+            rec, outcome = await self._attempt(rec)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
             return await self._ctx.advance(rec, PaymentState.CLAIMING, preimage=outcome.preimage.hex())
         if outcome.status is PaymentStatus.FAILED:
@@ -300,6 +306,16 @@ class OutgoingService:
             )
         await asyncio.sleep(STATUS_POLL)  # unknown: ask lightningd again
         return rec
+
+    async def _attempt(self, rec: repo.PaymentRecord) -> tuple[repo.PaymentRecord, PaymentOutcome]:
+        """Write that xpay is being called (step `xpay`), then call it."""
+        rec = await self._ctx.advance(
+            rec, PaymentState.PAYING, data={"attempted_at": time.time(), "step": "xpay"}
+        )
+        outcome = await self._node.pay(
+            str(rec.data["invoice"]), Msat(int(rec.data["max_fee_msat"])), int(rec.data["max_delay"])
+        )
+        return rec, outcome
 
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
