@@ -102,8 +102,10 @@ class ExchangeService:
         if not _positive(amount, zero=True):
             raise InvalidInput("amount_msat must be a non-negative integer")
         assert isinstance(amount, int)
-        terms = await self.terms(source, target, amount)
         have = (await self._ctx.federations.client(target).balance()).value
+        # Priced for at most what we hold: a larger exchange could not be served anyway, and the
+        # federations' per-note fees are not worth computing for an arbitrary number.
+        terms = await self.terms(source, target, min(amount, have))
         return {**terms.to_json(), "available_msat": max(0, have - terms.tx_fee_target_msat)}
 
     async def on_exchange(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
@@ -138,12 +140,7 @@ class ExchangeService:
         ):
             raise InvalidInput("an exchange needs notes, a positive amount_msat and fee_msat")
         assert isinstance(amount, int) and isinstance(offered, int)
-        terms = await self.terms(source, target, amount)
-        fee = terms.fee(amount)
-        if offered < fee:
-            raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
-        if amount - fee <= terms.tx_fee_target_msat or amount <= 2 * terms.tx_fee_source_msat:
-            raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
+        # The notes first (offline): the amount priced below is then one somebody really holds.
         summary = await self._ctx.federations.client(source).inspect_ecash(notes)
         if summary.federation_id != source.hex:
             raise InvalidInput(
@@ -151,6 +148,12 @@ class ExchangeService:
             )
         if summary.amount.value != amount:
             raise InvalidInput(f"the notes hold {summary.amount.value} msat, not amount_msat {amount}")
+        terms = await self.terms(source, target, amount)
+        fee = terms.fee(amount)
+        if offered < fee:
+            raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
+        if amount - fee <= terms.tx_fee_target_msat or amount <= 2 * terms.tx_fee_source_msat:
+            raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
         have = (await self._ctx.federations.client(target).balance()).value
         if have < amount - fee + terms.tx_fee_target_msat:
             raise InsufficientFunds(
