@@ -35,6 +35,19 @@ async def fm(env: Env) -> AsyncIterator[RunningFedimint]:
     await running.stop()
 
 
+async def test_ecash_send_says_what_the_federation_took(env: Env, fm: RunningFedimint) -> None:
+    client = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    got = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, 200_000)
+    await client.receive_ecash(got.oob.encode())
+    before = (await client.balance()).value
+    sent = await env.gateway.ecash_send(fm.federation_id.hex, 12_345, "payout-1")
+    paid = before - (await client.balance()).value
+    assert sent["amount_msat"] == 12_345 and sent["fee_msat"] == paid - 12_345 > 0
+    assert await env.gateway.ecash_send(fm.federation_id.hex, 12_345, "payout-1") == sent  # a retry
+    fees = await client.ecash_fees(Msat(12_345))
+    assert fees.spend.value > 0 and fees.reissue.value > 0
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
