@@ -144,10 +144,20 @@ class CancelResult:
 
 @dataclass(frozen=True)
 class EcashNotes:
-    """Out-of-band ecash: a serialised bundle of notes and its total."""
+    """Out-of-band ecash: a serialised bundle of notes and its total, and what the federation
+    took for making them (paid from the gateway's other notes, on top of `amount`)."""
 
     amount: Msat
     notes: str
+    fee: Msat
+
+
+@dataclass(frozen=True)
+class EcashFees:
+    """What the federation takes when notes worth an amount change hands (`ecash_fees`)."""
+
+    spend: Msat  # handing the notes out (`spend_ecash`): paid on top, from the gateway's other notes
+    reissue: Msat  # reissuing them (`receive_ecash`): taken from their value
 
 
 @dataclass(frozen=True)
@@ -228,7 +238,7 @@ class FederationClient(Protocol):
 
     async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
         """Take `amount` of the gateway's ecash out as notes (exact amount, reissued if needed).
-        The same operation id again returns the same notes. An id starting with
+        The same operation id again returns the same notes (and fee). An id starting with
         `VOLATILE_PREFIX` names a request nobody retries: cut short by a crash, its notes are
         taken back (by `OperationLog.resume_operations`) instead of kept for a retry."""
         ...
@@ -236,6 +246,16 @@ class FederationClient(Protocol):
     async def receive_ecash(self, notes: str) -> Msat:
         """Reissue out-of-band notes into the gateway's own; returns the amount received.
         Idempotent per set of notes: the same notes again return the same amount."""
+        ...
+
+    async def ecash_fees(self, amount: Msat) -> EcashFees:
+        """The federation's fees for handing out notes worth `amount` and for reissuing them,
+        from its public config alone (no network, no wallet): every gateway in the federation
+        computes the same figures, so two gateways agree on an exchange's price. A flat
+        transaction fee (devfed) or per-note mint fees (Fedimint: per input and per output, for
+        the notes a spend of `amount` makes). `reissue` is exact for notes a spend made; `spend`
+        is an estimate, since the real one depends on the notes the wallet holds (change);
+        `EcashNotes.fee` says what a spend really cost."""
         ...
 
     async def inspect_ecash(self, notes: str) -> NotesSummary:

@@ -379,3 +379,43 @@ def plan_split(
             return SplitPlan(tuple(chosen), tuple(send), tuple(change), total - amount - sum(change))
         target = sum(a for a, _ in chosen) + 1
     raise Unbalanceable(f"cannot balance a transaction paying {amount} msat with these notes and fees")
+
+
+@dataclass(frozen=True)
+class NoteFees:
+    """The mint's fees for moving `amount` as notes (see `note_fees`)."""
+
+    spend: int  # handing out notes worth `amount`: paid on top, from the spender's other notes (estimate)
+    reissue: int  # reissuing notes worth `amount`: taken from their value
+
+
+def note_fees(amount: int, config: MintClientConfig, overpay: bool = False) -> NoteFees:
+    """What the mint takes, per note, when notes worth `amount` change hands, computed from the
+    federation's public config alone, so every client of the federation gets the same figures.
+
+    - `reissue`: the notes a spend hands out are `represent_amount(amount)`; reissuing them pays
+      one input fee per note, then one output fee per fresh note (`plan_reissue`'s outputs), plus
+      any dust a balanced transaction leaves to the federation. Exact for notes made by a spend
+      (ours or a peer's running this code); `amount` itself when nothing is left.
+    - `spend`: an estimate (what a spend really costs depends on the notes the wallet holds):
+      the output fees of those notes, the input fees of notes worth what they need, and an
+      allowance for change of as many notes as the amount has (a wallet seldom holds the exact
+      notes; its change is as varied as any amount).
+    """
+    fee = config.fee_consensus
+    tiers = config.denominations
+    try:
+        send = represent_amount(amount, tiers)
+        send_fees = fees_of(fee, send)
+        available = amount - send_fees
+        outputs = balanced_outputs(available, fee, tiers, overpay) if available > 0 else None
+        reissue = amount - sum(outputs) if outputs else amount
+        need = target = amount + send_fees
+        for _ in range(64):  # converges in a few rounds: each adds at most a few notes' fees
+            inputs_fee = fees_of(fee, represent_amount(target, tiers))
+            if target - inputs_fee >= need:
+                return NoteFees(spend=target - amount + send_fees, reissue=reissue)
+            target = need + inputs_fee
+    except Unbalanceable:
+        pass
+    return NoteFees(spend=amount, reissue=amount)  # not representable: nothing would be left

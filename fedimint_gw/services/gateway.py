@@ -379,8 +379,9 @@ class Gateway:
     async def ecash_send(
         self, federation_id: str, amount_msat: object, request_id: object = None
     ) -> dict[str, Any]:
-        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`). The same
-        `request_id` again returns the same notes and spends nothing more."""
+        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`), with what
+        the federation took for making them (`fee_msat`). The same `request_id` again returns the
+        same notes and spends nothing more."""
         fid = parse.federation_id(federation_id)
         amount = parse.msat(amount_msat, "amount_msat", low=1)
         if request_id in (None, ""):  # nobody can retry it: cut short by a crash, the notes come back
@@ -389,7 +390,12 @@ class Gateway:
             op = f"cli-id-{_request_id(request_id)}"
         client = self.federations.client(fid)
         notes = await client.spend_ecash(amount, op)
-        return {"federation_id": fid.hex, "amount_msat": notes.amount.value, "notes": notes.notes}
+        return {
+            "federation_id": fid.hex,
+            "amount_msat": notes.amount.value,
+            "fee_msat": notes.fee.value,  # what the federation took, on top, from our other notes
+            "notes": notes.notes,
+        }
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
         """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`); notes

@@ -36,6 +36,7 @@ from fedimint_gw.errors import (
     NotFound,
 )
 from fedimint_gw.federation.client import (
+    EcashFees,
     Feature,
     GatewayRegistration,
     IncomingRequest,
@@ -599,6 +600,8 @@ async def test_transaction_fees_are_accounted(
     assert await client.claim_outgoing(cid, preimage) == Msat(19_990)
     notes = await client.spend_ecash(Msat(5_000), "fee-out")
     assert await client.balance() == Msat(49_990 + 19_990 - 5_010)
+    assert notes.fee == Msat(10)  # what the spend really cost, on top of the notes
+    assert await client.ecash_fees(Msat(5_000)) == EcashFees(spend=Msat(10), reissue=Msat(10))
     assert await user.receive_ecash(notes.notes) == 4_990
     receive = await new_receive(gw, user, 10_000, valid=False)
     await client.fund_incoming(receive.request, "fee-in")

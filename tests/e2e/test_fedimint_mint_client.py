@@ -138,9 +138,15 @@ async def test_spend_makes_exact_notes_another_wallet_can_receive(
     paid = before - (await wallet.notes.balance()).value
     assert paid == 5_000 + fees(mint, inputs) + fees(mint, [o.amount for o in op.outputs])
     assert paid == sum(inputs) - sum(o.amount for o in op.change)
+    # What the spend really cost, as the adapters report it (EcashNotes.fee), now and on a replay.
+    assert (await wallet.notes.spend_fee("spend-1")).value == paid - 5_000
+    await wallet.client.spend("spend-1", Msat(5_000))
+    assert (await wallet.notes.spend_fee("spend-1")).value == paid - 5_000
     other: Wallet = await make_wallet("other")  # type: ignore[operator]
     received = await other.client.receive(oob)
     assert received.received.value == (await other.notes.balance()).value > 0
+    # The reissue cost what every client of the federation computes from its config alone.
+    assert 5_000 - received.received.value == wallet.notes.note_fees(Msat(5_000)).reissue > 0
 
 
 def input_amount(data: bytes) -> int:

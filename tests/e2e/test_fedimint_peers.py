@@ -21,6 +21,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.fedimint.ln.contracts import preimage_of_key
 from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as peer_repo
 from tests.e2e.conftest import Env
@@ -222,33 +223,101 @@ async def test_migration_out_of_and_into_fedimint_federations(
     assert (await p.gateway.summary(None, None))["kinds"]["migrate"]["fees_earned_msat"] == fee
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="KNOWN GAP: the exchange quote's transaction fees are flat (devfed's model); a Fedimint "
-    "federation charges its mint fee per note, which the Fedimint adapters do not report (their "
-    "tx_fee is the Lightning module's contract fee), so the peer passes its reissue fees on and "
-    "the migration counts them as the peer paying short",
-)
-async def test_migration_out_of_a_fedimint_federation_with_mint_fees(env: Env, env_b: Env) -> None:
-    """Upstream's default mint fee is 100 msat per note; an honest peer must not look short."""
-    g, p = env, env_b
+async def mint_fee_federations(g: Env, p: Env, into_fedimint: bool) -> tuple[RunningFedimint, Fed, Fed]:
+    """(source, target): a Fedimint LNv2 federation charging upstream's default mint fee (100
+    msat per note input and output) and a devfed v2 one, in that order unless `into_fedimint`;
+    both gateways joined, G holding 400,000 msat in the source and P in the target."""
     fm = await start_fedimint(g.tmp / "fees", FedimintParams(name="fees", lnv2=True, fee_base_msat=100))
-    try:
-        v2 = await g.federation("fees-v2", (2,))
-        async with p.session.post(f"{v2.admin_url}/admin/gateways", json={"url": p.api_url}) as r:
-            r.raise_for_status()
-        for e in (g, p):
-            await join(e, fm, "fedimint-lnv2", 0)
-            await e.gateway.federations.connect(v2.invite_code)
-        notes = await faucet_notes(g.session, fm.admin_url, fm.federation.client_config, 400_000)
-        await g.gateway.federations.client(FederationId(fm.federation_id.hex)).receive_ecash(
+    v2 = await g.federation("fees-v2", (2,))
+    async with p.session.post(f"{v2.admin_url}/admin/gateways", json={"url": p.api_url}) as r:
+        r.raise_for_status()
+    for e in (g, p):
+        await join(e, fm, "fedimint-lnv2", 0)
+        await e.gateway.federations.connect(v2.invite_code)
+
+    async def fund_fm(e: Env, amount: int) -> None:
+        notes = await faucet_notes(e.session, fm.admin_url, fm.federation.client_config, amount)
+        await e.gateway.federations.client(FederationId(fm.federation_id.hex)).receive_ecash(
             notes.oob.encode()
         )
-        await p.fund_gateway(v2, 400_000)
+
+    async def fund_v2(e: Env, amount: int) -> None:
+        await e.fund_gateway(v2, amount)
+
+    feds = (Fed(fm.federation_id.hex, fund_fm), Fed(v2.federation_id, fund_v2))
+    source, target = reversed(feds) if into_fedimint else feds
+    await source.fund(g, 400_000)
+    await target.fund(p, 400_000)
+    return fm, source, target
+
+
+@pytest.mark.parametrize("into_fedimint", [False, True], ids=["out-of-fedimint", "into-fedimint"])
+async def test_migration_with_mint_fees_records_what_it_really_cost(
+    env: Env, env_b: Env, into_fedimint: bool
+) -> None:
+    """Upstream's default mint fee is 100 msat per note: an honest peer must not look short (out
+    of such a federation it did, before the quote knew per-note fees), and both gateways' records
+    say what the exchange really cost or earned them."""
+    g, p = env, env_b
+    fm, fed_a, fed_b = await mint_fee_federations(g, p, into_fedimint)
+    try:
+        await p.gateway.set_fees(fed_a.federation_id, PAIR_FEE.base_msat, PAIR_FEE.ppm, fed_b.federation_id)
         await link(g, p)
-        result = await g.gateway.migrations.migrate(fm.federation_id.hex, v2.federation_id, MOVED, None, None)
+        before = [await balance(e, f) for e in (g, p) for f in (fed_a, fed_b)]
+        result = await g.gateway.migrations.migrate(
+            fed_a.federation_id, fed_b.federation_id, MOVED, None, None
+        )
+        after = [await balance(e, f) for e in (g, p) for f in (fed_a, fed_b)]
         assert result["state"] == "succeeded", result
-        assert result["received_msat"] >= MOVED - result["fee_msat"] and "lost_msat" not in result
+        assert "lost_msat" not in result and result["moved_msat"] == MOVED
+        g_a, g_b, p_a, p_b = (x - y for x, y in zip(after, before, strict=True))
+        # G's fee is exactly what it lost across both federations; it received what arrived in B.
+        assert result["received_msat"] == g_b
+        assert result["fee_msat"] == -g_a - g_b
+        # The mint fees are real: G paid more than the peer's pair fee.
+        assert result["fee_msat"] > PAIR_FEE.fee(Msat(MOVED)).value
+        theirs = [
+            r for r in (await p.gateway.payments(None, None, 50, None))["payments"] if r["kind"] == "migrate"
+        ]
+        assert [(r["state"], r["direction"]) for r in theirs] == [("succeeded", "in")]
+        # P's recorded earning is exactly what it gained across both federations.
+        assert theirs[0]["fee_msat"] == p_a + p_b
+    finally:
+        await fm.stop()
+
+
+async def test_a_peer_paying_one_msat_short_is_caught_in_a_federation_with_mint_fees(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quote now allows for the mint's per-note fees, and only for them: a peer keeping a
+    single msat more than its quote is still taken for short-paying (and the shortfall recorded)."""
+    g, p = env, env_b
+    fm, fed_a, fed_b = await mint_fee_federations(g, p, into_fedimint=False)
+
+    async def shaving_give(self: ExchangeService, rec: Any, *a: Any) -> Any:
+        give = rec.amount_msat - int(rec.data["fee_quoted_msat"]) - 1
+        target = FederationId(str(rec.target_federation_id))
+        notes = await self._ctx.federations.client(target).spend_ecash(Msat(give), "shaving")
+        return await self._ctx.advance(
+            rec, PaymentState.SUCCEEDED, data={"notes_out": notes.notes, "given_msat": give}
+        )
+
+    try:
+        await p.gateway.set_fees(fed_a.federation_id, PAIR_FEE.base_msat, PAIR_FEE.ppm, fed_b.federation_id)
+        await link(g, p)
+        monkeypatch.setattr(ExchangeService, "_give", shaving_give)
+        result = await g.gateway.migrations.migrate(
+            fed_a.federation_id, fed_b.federation_id, MOVED, None, None
+        )
+        reissue = (
+            await g.gateway.federations.client(FederationId(fed_a.federation_id)).ecash_fees(Msat(MOVED))
+        ).reissue
+        assert (
+            reissue.value > 0
+        )  # the peer's reissue of our notes pays mint fees, and the quote allows for them
+        quoted = MOVED - PAIR_FEE.fee(Msat(MOVED)).value - reissue.value
+        assert result["state"] == "failed" and f"quoted at {quoted} msat" in result["error"], result
+        assert result["lost_msat"] == 1
+        assert any(lvl == "error" and "quoted at" in m for lvl, m in g.logs)
     finally:
         await fm.stop()

@@ -18,6 +18,7 @@ from fedimint_gw.fedimint.mint_client import (
     exact_outputs,
     finish_note,
     greedy_outputs,
+    note_fees,
     note_nonce,
     plan_reissue,
     plan_split,
@@ -142,3 +143,30 @@ def test_transactions_carry_one_valid_signature_per_input() -> None:
     assert [i.module_instance_id for i in tx.inputs] == [1, 1, 1]
     assert tx.signatures_valid([note_nonce(n) for _, n in notes])
     assert not tx.signatures_valid([note_nonce(n) for _, n in reversed(notes)])
+
+
+def tiered_config(fee: FeeConsensus) -> MintClientConfig:
+    """A config with TIERS (fee arithmetic needs only the tiers, not working keys)."""
+    return MintClientConfig({t: b"" for t in TIERS}, fee, {}, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1_000, max_value=2**22), st.sampled_from([FEES, FeeConsensus(100, 0)]))
+def test_note_fees_reissue_is_what_reissuing_a_spends_notes_costs(amount: int, fee: FeeConsensus) -> None:
+    config = tiered_config(fee)
+    made = [(a, SpendableNote(b"\x01" * 48, bytes(32))) for a in represent_amount(amount, TIERS)]
+    fees = note_fees(amount, config)
+    try:
+        assert fees.reissue == plan_reissue(made, config).fee_msat
+    except Unbalanceable:  # no exact outputs and no overpaying: nothing can be reissued
+        assert fees.reissue == amount
+    assert note_fees(amount, config, overpay=True).reissue == plan_reissue(made, config, True).fee_msat
+    # the spend pays the fees of the notes it makes, of the notes paying for them, and of change
+    assert fees.spend >= 2 * sum(fee.fee(a) for a, _ in made)
+
+
+def test_note_fees_without_mint_fees_are_zero_and_nothing_is_left_of_a_dust_amount() -> None:
+    assert note_fees(123_456, tiered_config(FeeConsensus(0, 0))) == (note_fees(0, tiered_config(FEES)))
+    assert note_fees(123_456, tiered_config(FeeConsensus(0, 0))).spend == 0
+    assert note_fees(150, tiered_config(FEES)).reissue == 150  # its notes' fees eat it all
+    assert note_fees(3, MintClientConfig({2: b"", 4: b""}, FEES, {}, 3)).spend == 3  # not representable

@@ -16,6 +16,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import FederationMisbehaved, InvalidInput
 from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
 from fedimint_gw.federation.client import (
+    EcashFees,
     EcashNotes,
     FederationClient,
     FederationInfo,
@@ -128,7 +129,11 @@ class LedgerClient:
         notes = [Note(int(n["amount_msat"]), str(n["secret"]), str(n["C"])) for n in result["given"]]
         if sum(n.amount_msat for n in notes) != amount.value:
             raise InvalidInput(f"operation id {operation_id!r} was already used for another amount")
-        return EcashNotes(amount, encode_notes(ledger.federation_id, notes))
+        return EcashNotes(amount, encode_notes(ledger.federation_id, notes), ledger.keys.tx_fee)
+
+    async def ecash_fees(self, amount: Msat) -> EcashFees:
+        """devfed charges one flat transaction fee, whatever the notes."""
+        return EcashFees(spend=self._keys.tx_fee, reissue=self._keys.tx_fee)
 
     async def receive_ecash(self, notes: str) -> Msat:
         """Reissue out-of-band notes into gateway notes; returns the msat received."""

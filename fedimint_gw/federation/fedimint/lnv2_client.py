@@ -25,6 +25,7 @@ from fedimint_gw.errors import FederationRejected, FederationUnreachable, Invali
 from fedimint_gw.federation.client import (
     ApiVersion,
     CancelResult,
+    EcashFees,
     EcashNotes,
     Feature,
     FederationClient,
@@ -265,7 +266,11 @@ class Lnv2FederationClient:
 
     async def spend_ecash(self, amount: Msat, operation_id: str) -> EcashNotes:
         result = await self._mint.spend(operation_id, amount)
-        return EcashNotes(result.amount, result.oob)
+        return EcashNotes(result.amount, result.oob, await self._notes.spend_fee(operation_id))
+
+    async def ecash_fees(self, amount: Msat) -> EcashFees:
+        fees = self._notes.note_fees(amount)
+        return EcashFees(spend=Msat(fees.spend), reissue=Msat(fees.reissue))
 
     async def receive_ecash(self, notes: str) -> Msat:
         try:

@@ -32,10 +32,12 @@ from fedimint_gw.fedimint.lnv2.transactions import build as build_module_tx
 from fedimint_gw.fedimint.lnv2.transactions import claim_outputs, note_input, note_output, plan_funding
 from fedimint_gw.fedimint.mint_client import (
     FinishedNote,
+    NoteFees,
     NoteSecrets,
     build_transaction,
     check_note,
     derive_note_secrets,
+    note_fees,
     plan_reissue,
     plan_split,
 )
@@ -119,6 +121,23 @@ class FedimintNotes:
     def overpay(self) -> bool:
         """Whether a transaction may leave dust to the federation (core consensus >= 2.1)."""
         return self._overpay
+
+    def note_fees(self, amount: Msat) -> NoteFees:
+        """The mint's fees for handing out and reissuing notes worth `amount` (`note_fees`)."""
+        return note_fees(amount.value, self.config, self._overpay)
+
+    async def spend_fee(self, operation_id: str) -> Msat:
+        """What the mint took for a stored operation of ours: its inputs (our notes it reserved
+        or spent) less every note it makes (handed out and change)."""
+        op = await self._must_get(operation_id)
+        async with self._db.conn.execute(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM ecash_notes "
+            "WHERE federation_id = ? AND operation_id = ?",
+            (self._fid, operation_id),
+        ) as cur:
+            row = await cur.fetchone()
+        spent = int(row[0]) if row else 0
+        return Msat(max(0, spent - sum(o.amount for o in op.outputs)))
 
     def derive_outputs(self, operation_id: str, amounts: Sequence[int]) -> list[NoteSecrets]:
         """Output secrets of an operation (derived: replays make the same notes)."""

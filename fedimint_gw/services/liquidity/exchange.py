@@ -46,11 +46,14 @@ CANCELLED = "cancelled"
 
 @dataclass(frozen=True)
 class ExchangeTerms:
-    """What an exchange of `amount` costs: our swap fee for the pair plus both transaction fees."""
+    """What an exchange of one amount costs: our swap fee for the pair plus what the federations
+    take from us: reissuing the notes in the source, spending the given notes in the target.
+    The federations' part depends on the amount where they charge per note (Fedimint's mint
+    fees), so terms are for one amount (`ExchangeService.terms`)."""
 
     fees: FeeSchedule
-    tx_fee_source_msat: int
-    tx_fee_target_msat: int
+    tx_fee_source_msat: int  # the source federation's fee on our reissue of the notes
+    tx_fee_target_msat: int  # the target federation's fee on our spend of the given notes
 
     def fee(self, amount: int) -> int:
         return self.fees.fee(Msat(amount)).value + self.tx_fee_source_msat + self.tx_fee_target_msat
@@ -82,20 +85,27 @@ class ExchangeService:
         self._accepting = asyncio.Lock()  # one fingerprint check-and-record at a time
         self._runs = FlowRuns(ctx.db, self._drive)
 
-    async def terms(self, source: FederationId, target: FederationId) -> ExchangeTerms:
-        """Our price for moving ecash from `source` to `target` (the swap fee of the pair)."""
+    async def terms(self, source: FederationId, target: FederationId, amount: int) -> ExchangeTerms:
+        """Our price for moving `amount` from `source` to `target`: the swap fee of the pair plus
+        the federations' fees on our side (from their public config: the sender computes the same)."""
         if source == target:
             raise InvalidInput("an exchange needs two different federations")
-        fees = await self._swaps.fee_schedule(source, target)
-        src_info = await self._ctx.federations.client(source).info()
-        dst_info = await self._ctx.federations.client(target).info()
-        return ExchangeTerms(fees, src_info.tx_fee.value, dst_info.tx_fee.value)
+        return await exchange_terms(
+            self._ctx, await self._swaps.fee_schedule(source, target), source, target, amount
+        )
 
     async def on_quote(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
-        """Our terms for the pair, and how much target ecash we could hand out now."""
+        """Our terms for the pair (for `amount_msat`, if given), and how much target ecash we
+        could hand out now."""
         source, target = _pair(body)
-        terms = await self.terms(source, target)
+        amount = body.get("amount_msat", 0)
+        if not _positive(amount, zero=True):
+            raise InvalidInput("amount_msat must be a non-negative integer")
+        assert isinstance(amount, int)
         have = (await self._ctx.federations.client(target).balance()).value
+        # Priced for at most what we hold: a larger exchange could not be served anyway, and the
+        # federations' per-note fees are not worth computing for an arbitrary number.
+        terms = await self.terms(source, target, min(amount, have))
         return {**terms.to_json(), "available_msat": max(0, have - terms.tx_fee_target_msat)}
 
     async def on_exchange(self, peer: repo.PeerRecord, body: dict[str, Any]) -> dict[str, Any]:
@@ -130,12 +140,7 @@ class ExchangeService:
         ):
             raise InvalidInput("an exchange needs notes, a positive amount_msat and fee_msat")
         assert isinstance(amount, int) and isinstance(offered, int)
-        terms = await self.terms(source, target)
-        fee = terms.fee(amount)
-        if offered < fee:
-            raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
-        if amount - fee <= terms.tx_fee_target_msat or amount <= 2 * terms.tx_fee_source_msat:
-            raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
+        # The notes first (offline): the amount priced below is then one somebody really holds.
         summary = await self._ctx.federations.client(source).inspect_ecash(notes)
         if summary.federation_id != source.hex:
             raise InvalidInput(
@@ -143,6 +148,12 @@ class ExchangeService:
             )
         if summary.amount.value != amount:
             raise InvalidInput(f"the notes hold {summary.amount.value} msat, not amount_msat {amount}")
+        terms = await self.terms(source, target, amount)
+        fee = terms.fee(amount)
+        if offered < fee:
+            raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")
+        if amount - fee <= terms.tx_fee_target_msat or amount <= 2 * terms.tx_fee_source_msat:
+            raise InvalidInput(f"{amount} msat is too small to exchange: the fees are {fee} msat")
         have = (await self._ctx.federations.client(target).balance()).value
         if have < amount - fee + terms.tx_fee_target_msat:
             raise InsufficientFunds(
@@ -203,13 +214,18 @@ class ExchangeService:
         """Hand out target notes worth what we received minus the fee; or give the source back."""
         received = int(rec.data["received_msat"])
         source_fee = int(rec.data["tx_fee_source_msat"])  # as at accept: the give never changes
-        give = received + source_fee - int(rec.data["fee_quoted_msat"])  # = amount - quoted fee
+        # Our price, fixed at accept: what the federations really took is our cost, not the sender's
+        # (the same as received + source_fee - quoted fee whenever the reissue cost what we quoted).
+        give = rec.amount_msat - int(rec.data["fee_quoted_msat"])
         refund = "refund" in rec.data
         if not refund and give > 0:
             try:
                 notes = await self._ctx.federations.client(target).spend_ecash(Msat(give), op)
                 return await self._ctx.advance(
-                    rec, PaymentState.SUCCEEDED, data={"notes_out": notes.notes, "given_msat": give}
+                    rec,
+                    PaymentState.SUCCEEDED,
+                    fee_msat=self._earned(rec, received, give, notes.fee.value),
+                    data={"notes_out": notes.notes, "given_msat": give, "spend_fee_msat": notes.fee.value},
                 )
             except (InsufficientFunds, FederationRejected) as exc:
                 reason = exc.message
@@ -238,6 +254,19 @@ class ExchangeService:
             fee_msat=0,
             data={"notes_out": notes.notes, "given_msat": back},
         )
+
+    def _earned(self, rec: pay_repo.PaymentRecord, received: int, give: int, spend_fee: int) -> int:
+        """What the exchange left us: the notes' value after our reissue, less what we gave and
+        what our spend cost. The pair fee when the federations took what the quote said; where they
+        took more (a spend's change notes pay mint fees too), the difference is ours to bear."""
+        earned = received - give - spend_fee
+        if earned < rec.fee_msat:
+            self._ctx.log(
+                f"exchange {rec.data['exchange_id']}: the federations took {rec.fee_msat - earned} msat "
+                f"more than quoted; earned {earned} msat",
+                "info",
+            )
+        return max(0, earned)
 
     async def resume(self) -> None:
         """At start: finish every exchange a crash cut short."""
@@ -280,6 +309,16 @@ def _ids(peer: repo.PeerRecord, body: dict[str, Any]) -> tuple[str, str]:
     if not wire.is_protocol_id(exchange_id) or not isinstance(exchange_id, str):
         raise InvalidInput("exchange_id must be 1-64 characters of [A-Za-z0-9_-]")
     return exchange_id, f"xin:{peer.node_id}:{exchange_id}"
+
+
+async def exchange_terms(
+    ctx: ServiceContext, fees: FeeSchedule, source: FederationId, target: FederationId, amount: int
+) -> ExchangeTerms:
+    """The terms of exchanging `amount` at the pair fee `fees`: the exchanging gateway's reissue
+    in the source and spend in the target, priced from the federations' public config."""
+    reissue = (await ctx.federations.client(source).ecash_fees(Msat(amount))).reissue
+    spend = (await ctx.federations.client(target).ecash_fees(Msat(amount))).spend
+    return ExchangeTerms(fees, reissue.value, spend.value)
 
 
 def migrate_record(

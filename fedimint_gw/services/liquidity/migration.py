@@ -28,8 +28,8 @@ from fedimint_gw.errors import GatewayError, InsufficientFunds, InvalidInput
 from fedimint_gw.peer.client import Link
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import FlowRuns
-from fedimint_gw.services.liquidity.exchange import ExchangeTerms, migrate_record
-from fedimint_gw.services.liquidity.migration_chunks import ChunkRunner, total_fee
+from fedimint_gw.services.liquidity.exchange import ExchangeTerms, exchange_terms, migrate_record
+from fedimint_gw.services.liquidity.migration_chunks import ChunkCosts, ChunkRunner
 from fedimint_gw.services.peering.links import PeerService
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as peer_repo
@@ -41,13 +41,15 @@ COMMAND_WAIT = 120.0  # the command answers when done, or with progress after th
 
 @dataclass(frozen=True)
 class Plan:
-    """A migration before it starts: the peer, its terms, and the chunks."""
+    """A migration before it starts: the peer, its terms, the chunks and what each size costs."""
 
     peer: str
     terms: ExchangeTerms
     chunk_msat: int
     chunks: int
     fee_msat: int
+    costs: dict[int, ChunkCosts]  # by chunk size (the last chunk may be smaller)
+    spend_msat: int  # what our spends of all chunks cost on top of the amount
 
 
 class MigrationService:
@@ -101,7 +103,7 @@ class MigrationService:
                 f"peer {plan.peer[:16]} asks {plan.fee_msat} msat in fees for {plan.chunks} exchange(s), "
                 f"more than max_fee_msat={limit}; pass max_fee_msat={plan.fee_msat} to accept"
             )
-        need = amount + plan.chunks * plan.terms.tx_fee_source_msat
+        need = amount + plan.spend_msat
         have = (await src.balance()).value
         if have < need:
             raise InsufficientFunds(
@@ -169,10 +171,10 @@ class MigrationService:
                 "(fedimint-peer-add ... credit_limit_msat) or settle first"
             )
         link = Link(str(peer.url), peer.node_id, peer.peer_key)
-        body = {"from_federation": source.hex, "to_federation": target.hex}
+        body = {"from_federation": source.hex, "to_federation": target.hex, "amount_msat": amount}
         answer = await self._peers.client.call(link, "exchange_quote", body)
         try:
-            terms = ExchangeTerms.from_json(answer)
+            quoted = ExchangeTerms.from_json(answer)
         except ValueError as exc:
             raise InvalidInput(f"the peer's quote is malformed: {exc}") from None
         available = answer.get("available_msat")
@@ -182,12 +184,28 @@ class MigrationService:
         chunks = -(-amount // biggest)
         chunk = -(-amount // chunks)
         sizes = [min(chunk, amount - i * chunk) for i in range(chunks)]
-        if min(sizes) <= total_fee(terms, min(sizes)):
+        costs = {s: await self._costs(quoted, source, target, s) for s in set(sizes)}
+        small = min(sizes)
+        if small <= costs[small].total(small):
             raise InvalidInput(
-                f"chunks of {min(sizes)} msat are too small to exchange: the fees are "
-                f"{total_fee(terms, min(sizes))} msat"
+                f"chunks of {small} msat are too small to exchange: the fees are "
+                f"{costs[small].total(small)} msat"
             )
-        return Plan(peer.node_id, terms, chunk, chunks, sum(total_fee(terms, s) for s in sizes))
+        fee = sum(costs[s].total(s) for s in sizes)
+        spend = sum(costs[s].spend_msat for s in sizes)
+        return Plan(peer.node_id, costs[chunk].terms, chunk, chunks, fee, costs, spend)
+
+    async def _costs(
+        self, quoted: ExchangeTerms, source: FederationId, target: FederationId, size: int
+    ) -> ChunkCosts:
+        """A chunk of `size`: the peer's pair fee, and every federation fee priced from the
+        federations' public config (the peer prices its side the same way; its quote's flat
+        figures are for the whole amount and serve older records only)."""
+        terms = await exchange_terms(self._ctx, quoted.fees, source, target, size)
+        spend = (await self._ctx.federations.client(source).ecash_fees(Msat(size))).spend.value
+        give = size - terms.fee(size)
+        reissue = (await self._ctx.federations.client(target).ecash_fees(Msat(max(0, give)))).reissue.value
+        return ChunkCosts(terms, spend, reissue)
 
     async def _running(self) -> list[pay_repo.PaymentRecord]:
         return [
@@ -209,6 +227,7 @@ class MigrationService:
                 "direction": "out",
                 "peer": plan.peer,
                 "terms": plan.terms.to_json(),
+                "chunk_costs": {str(s): c.to_json() for s, c in plan.costs.items()},
                 "chunk_msat": plan.chunk_msat,
                 "chunks": plan.chunks,
                 "chunk": 0,

@@ -15,6 +15,7 @@ Every step is written before it runs and is idempotent, so a crash anywhere resu
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from fedimint_gw.domain.amount import Msat
@@ -26,6 +27,7 @@ from fedimint_gw.errors import (
     InvalidInput,
     NotFound,
 )
+from fedimint_gw.federation.client import EcashNotes
 from fedimint_gw.peer.errors import NOT_STARTED, PeerOutcomeUnknown, PeerRefused, PeerUnreachable
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.flow_runs import RETRY_PAUSE, run_steps
@@ -56,10 +58,10 @@ class ChunkRunner:
                 self._ctx.log(f"migration {rec.payment_id}: done, {_progress(rec)}", "info")
                 return await self._ctx.advance(rec, PaymentState.SUCCEEDED)
             try:
-                await self._notes(rec)
+                fee = (await self._spend(rec)).fee.value  # what the federation really took
             except (InsufficientFunds, FederationRejected) as exc:
                 return await self._stop(rec, exc.message)
-            spent = int(rec.data["out_msat"]) + _chunk(rec) + _terms(rec).tx_fee_source_msat
+            spent = int(rec.data["out_msat"]) + _chunk(rec) + fee
             rec = await self._ctx.advance(rec, rec.state, data={"step": "offer", "out_msat": spent})
             return await self._offer(rec, first=True)
         if step == "offer":
@@ -68,10 +70,13 @@ class ChunkRunner:
             return await self._take(rec)
         return await self._reclaim(rec)
 
-    async def _notes(self, rec: pay_repo.PaymentRecord) -> str:
+    async def _spend(self, rec: pay_repo.PaymentRecord) -> EcashNotes:
         """This chunk's notes of the source federation (the same notes on every call)."""
         client = self._ctx.federations.client(FederationId(str(rec.federation_id)))
-        return (await client.spend_ecash(Msat(_chunk(rec)), f"migrate-{_exchange_id(rec)}")).notes
+        return await client.spend_ecash(Msat(_chunk(rec)), f"migrate-{_exchange_id(rec)}")
+
+    async def _notes(self, rec: pay_repo.PaymentRecord) -> str:
+        return (await self._spend(rec)).notes
 
     async def _offer(self, rec: pay_repo.PaymentRecord, first: bool) -> pay_repo.PaymentRecord:
         """Send the exchange (first) or ask about it, and act on the peer's answer."""
@@ -137,11 +142,8 @@ class ChunkRunner:
             why = f"the peer gave {summary.amount.value} msat of notes for a chunk quoted at {expected} msat"
         elif into == "source" and not why:
             why = "the peer answered with notes of the source federation"
-        return await self._ctx.advance(
-            rec,
-            rec.state,
-            data={"step": "take", "notes_in": notes, "into": into, "reason": why, "waiting": ""},
-        )
+        data = {"step": "take", "notes_in": notes, "into": into, "reason": why, "waiting": ""}
+        return await self._ctx.advance(rec, rec.state, data={**data, "notes_msat": summary.amount.value})
 
     async def _lost(self, rec: pay_repo.PaymentRecord, why: str) -> pay_repo.PaymentRecord:
         """The peer kept this chunk and gave nothing usable back: record the loss and stop."""
@@ -179,7 +181,9 @@ class ChunkRunner:
         moved = int(rec.data["moved_msat"]) + _chunk(rec)
         received = int(rec.data["received_msat"]) + got
         if rec.data.get("reason"):  # the peer paid short: keep what came, stop trusting it
-            short = max(0, _expected(rec) - _terms(rec).tx_fee_target_msat - got)
+            worth = rec.data.get("notes_msat")  # older records: estimated from what our reissue gave
+            worth = int(worth) if worth is not None else got + _costs(rec).reissue_msat
+            short = max(0, _expected(rec) - worth)
             self._ctx.log(f"migration {rec.payment_id}: {rec.data['reason']}", "error")
             return await self._stop(
                 rec,
@@ -226,17 +230,49 @@ class ChunkRunner:
         return await self._ctx.advance(rec, state, error=error, fee_msat=fee, data={"step": "stopped"})
 
 
+@dataclass(frozen=True)
+class ChunkCosts:
+    """What one chunk of a given size costs: the peer's terms for it, and what the federations
+    take from us for spending the chunk in the source and reissuing the peer's notes in the
+    target (both from the federations' public config, `FederationClient.ecash_fees`)."""
+
+    terms: ExchangeTerms
+    spend_msat: int
+    reissue_msat: int
+
+    def total(self, chunk: int) -> int:
+        """Everything the chunk costs: the peer's price plus our own spend and reissue."""
+        return self.terms.fee(chunk) + self.spend_msat + self.reissue_msat
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "terms": self.terms.to_json(),
+            "spend_msat": self.spend_msat,
+            "reissue_msat": self.reissue_msat,
+        }
+
+    @staticmethod
+    def from_json(body: dict[str, Any]) -> ChunkCosts:
+        terms = ExchangeTerms.from_json(body["terms"])
+        return ChunkCosts(terms, int(body["spend_msat"]), int(body["reissue_msat"]))
+
+
+def _costs(rec: pay_repo.PaymentRecord) -> ChunkCosts:
+    """The current chunk's costs, as planned for its size (records written before per-size costs:
+    the flat transaction fees of the quote stood for our own spend and reissue too)."""
+    planned = rec.data.get("chunk_costs", {}).get(str(_chunk(rec)))
+    if planned is not None:
+        return ChunkCosts.from_json(planned)
+    terms = ExchangeTerms.from_json(rec.data["terms"])
+    return ChunkCosts(terms, terms.tx_fee_source_msat, terms.tx_fee_target_msat)
+
+
 def _terms(rec: pay_repo.PaymentRecord) -> ExchangeTerms:
-    return ExchangeTerms.from_json(rec.data["terms"])
+    return _costs(rec).terms
 
 
 def _chunk(rec: pay_repo.PaymentRecord) -> int:
     return min(int(rec.data["chunk_msat"]), rec.amount_msat - int(rec.data["moved_msat"]))
-
-
-def total_fee(terms: ExchangeTerms, chunk: int) -> int:
-    """Everything a chunk costs: the peer's quote plus our own spend and reissue."""
-    return terms.fee(chunk) + terms.tx_fee_source_msat + terms.tx_fee_target_msat
 
 
 def _expected(rec: pay_repo.PaymentRecord) -> int:

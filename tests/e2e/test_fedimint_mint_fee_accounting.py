@@ -1,0 +1,105 @@
+"""What Fedimint's mint fees do to the gateway's own accounts outside migrations (those are in
+test_fedimint_peers.py): a federation charging upstream's default mint fee (100 msat per note
+input and output) takes mint fees from the gateway's notes on every transaction of a flow."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from contrib.devfed.fedimint.faucet import faucet_notes
+from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient
+from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.lightning import bolt11
+from tests.e2e.conftest import Env
+from tests.support.fake_node import final_payload
+from tests.support.lnv2_attach import attach_lnv2
+from tests.support.lnv2_wallet import Lnv2Wallet
+
+FEES = FeeSchedule(2000, 3000)
+AMOUNT = 40_000
+
+
+@pytest.fixture
+async def fm(env: Env) -> AsyncIterator[RunningFedimint]:
+    params = FedimintParams(name="mint-fee-acct", lnv2=True, fee_base_msat=100)
+    running = await start_fedimint(env.tmp / "fm", params)
+    yield running
+    await running.stop()
+
+
+async def test_ecash_send_says_what_the_federation_took(env: Env, fm: RunningFedimint) -> None:
+    client = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    got = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, 200_000)
+    await client.receive_ecash(got.oob.encode())
+    before = (await client.balance()).value
+    sent = await env.gateway.ecash_send(fm.federation_id.hex, 12_345, "payout-1")
+    paid = before - (await client.balance()).value
+    assert sent["amount_msat"] == 12_345 and sent["fee_msat"] == paid - 12_345 > 0
+    assert await env.gateway.ecash_send(fm.federation_id.hex, 12_345, "payout-1") == sent  # a retry
+    fees = await client.ecash_fees(Msat(12_345))
+    assert fees.spend.value > 0 and fees.reissue.value > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="KNOWN GAP: a receive's fee_msat is the fee the gateway charged; the mint fees its "
+    "funding paid from the gateway's notes (inputs and change) are recorded nowhere, so with "
+    "mint fees the payments log overstates what the gateway earned (FederationClient.fund_incoming "
+    "does not report what the funding cost)",
+)
+async def test_a_receive_records_what_the_federation_took_for_its_funding(
+    env: Env, fm: RunningFedimint
+) -> None:
+    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    got = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, 200_000)
+    await client.receive_ecash(got.oob.encode())
+    before = (await client.balance()).value
+    api = FederationApi.from_config(fm.federation.client_config, env.session)
+    try:
+        user = Lnv2Wallet(fm, api, env.session)
+        preimage = secrets.token_bytes(32)
+        contract_amount = AMOUNT - FEES.fee(Msat(AMOUNT)).value
+        contract = user.incoming_contract(
+            bytes.fromhex(client.gateway_pubkey), contract_amount, int(time.time()) + 3600, preimage
+        )
+        body = {
+            "federation_id": fm.federation_id.hex,
+            "contract": contract.to_json(),
+            "amount": AMOUNT,
+            "description": {"Direct": "mint fees"},
+            "expiry_secs": 3600,
+        }
+        async with env.session.post(f"{env.api_url}/create_bolt11_invoice", json=body) as resp:
+            invoice = await resp.json()
+        inv = bolt11.decode(invoice)
+        assert inv.payment_hash == hashlib.sha256(preimage).digest()
+        height = env.node.block_height
+        answer = await env.htlc(
+            *final_payload(
+                inv.payment_hash.hex(),
+                (inv.payment_secret or b"").hex(),
+                AMOUNT,
+                AMOUNT,
+                height + 50,
+                height,
+                1,
+            )
+        )
+        assert answer["result"] == "resolve"
+    finally:
+        await api.close()
+    spent = before - (await client.balance()).value
+    assert spent > contract_amount  # the federation took mint fees on top of the contract
+    (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+    assert (rec["kind"], rec["state"]) == ("receive", "succeeded")
+    # The HTLC brought AMOUNT; what the gateway earned is that less everything its ecash paid.
+    assert rec["fee_msat"] == AMOUNT - spent, (rec, spent)
