@@ -96,12 +96,15 @@ class ClnNode:
         return {scid}
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
+        """Incoming HTLCs lightningd still holds. One in a removal state (`SENT_REMOVE_HTLC` ...)
+        is already decided, fulfilled or failed (as when the plugin died with the HTLC held and
+        lightningd failed it, waiting for the payer to reconnect): it is never replayed."""
         r = await self._call("listpeerchannels")
         held: set[tuple[str, int]] = set()
         for ch in r.get("channels", []):
             names = [ch.get("short_channel_id"), *(ch.get("alias") or {}).values()]
             for htlc in ch.get("htlcs", []):
-                if htlc.get("direction") == "in":
+                if htlc.get("direction") == "in" and "_REMOVE_" not in str(htlc.get("state", "")):
                     held.update((str(n), int(htlc["id"])) for n in names if n)
         return held
 
