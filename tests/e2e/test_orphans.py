@@ -73,3 +73,56 @@ async def test_orphaned_receive_is_settled_and_any_loss_reported(
         # amount, and says so loudly.
         assert balance == 90_000 and "never received" in str(rec.error)
         assert any(lvl == "error" and "never received" in m for lvl, m in env.logs)
+
+
+@pytest.mark.parametrize("failed_back", [True, False])
+async def test_a_resolve_never_delivered_is_reported_as_a_loss(
+    env: Env, monkeypatch: pytest.MonkeyPatch, failed_back: bool
+) -> None:
+    """The plugin dies after writing `succeeded` (the preimage known) and before lightningd got
+    its `resolve`: lightningd answers the hook `continue` and the forward to the fake scid fails
+    (a `local_failed` forward). Found by the Fedimint crash matrix in lightningd: the record said
+    succeeded and the loss was nowhere. A receive whose HTLC was settled stays succeeded."""
+    fed = await env.federation("unresolved", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "u")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
+    height = env.node.block_height
+    real_advance = context_module.ServiceContext.advance
+
+    async def crash_on_advance(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
+        new = await real_advance(self, rec, state, **changes)
+        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.SUCCEEDED:
+            raise Crash()
+        return new
+
+    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_on_advance)
+    with contextlib.suppress(Crash):
+        await env.htlc(
+            *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height, 7)
+        )
+    monkeypatch.undo()
+    monkeypatch.setattr(gateway_module, "RECONCILE_GRACE", 0.0)
+    [rec] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
+    assert rec.state is PaymentState.SUCCEEDED
+    env.node.held.clear()
+    if failed_back:
+        env.node.failed_back.add(("103x1x0", 7))
+    await env.restart_gateway()
+
+    async def checked() -> bool:
+        [r] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
+        return bool(r.data.get("htlc_checked"))
+
+    await wait_until(checked, timeout=60)
+    [rec] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
+    balance = (await env.gateway.federations.client(FederationId(fed.federation_id)).balance()).value
+    assert balance == 90_000  # funded once; the receiver has its preimage either way
+    if failed_back:
+        assert rec.state is PaymentState.FAILED and "never received" in str(rec.error)
+        assert rec.data["lost_msat"] == 10_000
+        assert any(lvl == "error" and "never received" in m for lvl, m in env.logs)
+    else:
+        assert rec.state is PaymentState.SUCCEEDED and "lost_msat" not in rec.data
