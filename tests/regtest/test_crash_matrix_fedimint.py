@@ -104,6 +104,19 @@ def _finished(node: Any, kind: str, payment_hash: str, states: tuple[str, ...]) 
     return None
 
 
+def _reconnected(node: Any, peer: Any) -> None:
+    """Connect `node` to `peer` again if the restart left them apart, and wait until their
+    channel is usable (a payment started before finds no route)."""
+
+    def usable() -> bool:
+        chans = node.rpc.listpeerchannels(peer.info["id"])["channels"]
+        return bool(chans) and all(c["peer_connected"] and c["state"] == "CHANNELD_NORMAL" for c in chans)
+
+    if not usable():
+        node.rpc.connect(peer.info["id"], "localhost", peer.port)
+    wait_for(usable)
+
+
 def _lost(node: Any, payment_hash: str) -> int:
     """The loss the accounting export reports for this payment (0 when none)."""
     rows = [
@@ -164,6 +177,7 @@ def test_lnv1_receive_crash_matrix_with_the_official_client(
             )
         )
         payment_hash = l1.rpc.decode(created["invoice"])["payment_hash"]
+        _reconnected(l1, l2)
         pay = crash_at(
             l2,
             point,
@@ -322,6 +336,7 @@ def test_lnv1_send_crash_matrix_with_our_client(
         invoice = l3.rpc.invoice(amount, label, point)["bolt11"] if routable else unroutable_invoice(amount)
         payment_hash = l3.rpc.decode(invoice)["payment_hash"]
         contract_id = sender.fund_outgoing(key, bytes.fromhex(payment_hash), contract_amount)
+        _reconnected(l2, l3)
         crash_at(
             l2,
             point,
@@ -350,3 +365,248 @@ def test_lnv1_send_crash_matrix_with_our_client(
         assert _lost(l2, payment_hash) == 0, (point, rec)
         assert _ecash(l2) == gateway, point
     assert [p["state"] for p in _payments(l2, "send")].count("succeeded") == len(SEND_PAID_STEPS)
+
+
+# ----- LNv2: our own LNv2 wallet (tests/support/lnv2_wallet.py) --------------------------------
+
+LNV2_RECEIVE_STEPS = (
+    ("receive:registered", NOTHING_FUNDED),
+    ("receive:htlc_held", NOTHING_FUNDED),
+    ("ecash:lnv2_fund:prepared", NOTHING_FUNDED),
+    ("ecash:lnv2_fund:done", FUNDED_AND_LOST),
+    ("receive:funded", FUNDED_AND_LOST),
+    # Not `receive:succeeded`: killed between writing the preimage and answering `resolve`,
+    # lightningd fails the final-hop HTLC (no invoice of its own) and the receiver claims, as
+    # for LNv1; but a final-hop failure leaves no `local_failed` forward, so the gateway cannot
+    # tell it from a settled HTLC yet: the record stays `succeeded` and the loss is unreported
+    # (known gap, docs/operator-guide.md "Crash matrix: Fedimint family").
+)
+LNV2_SEND_PAID_STEPS = (
+    "send:paying",
+    "send:claiming",
+    "ecash:lnv2_claim:prepared",
+    "ecash:lnv2_claim:done",
+    "send:succeeded",
+)
+LNV2_SEND_FORFEIT_STEPS = ("send:cancelling", "send:refunded")
+
+
+@pytest.fixture
+def lnv2_devfed(directory: str) -> Any:
+    """`devfed run --api fedimint --fedimint-lnv2` as a process; its status file's contents."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    data_dir = Path(directory) / "devfed-lnv2"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    status_file = data_dir / "fedimint" / "fedimint-status.json"
+    cmd = [sys.executable, "-m", "contrib.devfed.cli", "run", "--name", "regtest-lnv2", "--api", "fedimint"]
+    cmd += ["--fedimint-lnv2", "--data-dir", str(data_dir)]
+    log = open(data_dir / "devfed.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 30
+        while not status_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"devfed did not start: see {data_dir / 'devfed.log'}")
+            time.sleep(0.1)
+        time.sleep(0.2)
+        yield json.loads(status_file.read_text())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Lnv2User:
+    """Our LNv2 wallet against a devfed process, each call on a session of its own."""
+
+    def __init__(self, invite: str, admin_url: str) -> None:
+        from types import SimpleNamespace
+
+        from tests.support.lnv2_wallet import secret_key
+
+        async def load() -> ClientConfig:
+            async with aiohttp.ClientSession() as session:
+                return await bootstrap_client_config(parse_invite_code(invite), session)
+
+        self.config = asyncio.run(load())
+        self._fm = SimpleNamespace(admin_url=admin_url, federation=SimpleNamespace(client_config=self.config))
+        self.key = secret_key()
+
+    def run(self, action: Any) -> Any:
+        """`await action(wallet)` with a wallet (our key) on a fresh session."""
+        from tests.support.lnv2_wallet import Lnv2Wallet
+
+        async def go() -> Any:
+            async with aiohttp.ClientSession() as session:
+                api = FederationApi.from_config(self.config, session)
+                try:
+                    wallet = Lnv2Wallet(self._fm, api, session)  # type: ignore[arg-type]
+                    wallet.key = self.key
+                    return await action(wallet, api)
+                finally:
+                    await api.close()
+
+        return asyncio.run(go())
+
+
+def _post(url: str, body: object) -> Any:
+    async def run() -> Any:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            return await resp.json()
+
+    return asyncio.run(run())
+
+
+def test_lnv2_crash_matrix_with_our_wallet(
+    node_factory: Any, gw_opts: Any, lnv2_devfed: dict[str, Any], executor: Any
+) -> None:
+    import time
+
+    from fedimint_gw.fedimint.lnv2 import api as lnv2_api
+    from fedimint_gw.fedimint.lnv2 import items
+    from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
+
+    fees0 = {"fedimint-gw-fee-base-msat": 0, "fedimint-gw-fee-ppm": 0}
+    l1, l2, l3 = node_factory.line_graph(
+        3,
+        opts=[{"may_reconnect": True}, crashing_opts(gw_opts, **fees0), {"may_reconnect": True}],
+        wait_for_announce=True,
+        fundamount=10**7,
+    )
+    invite, admin = lnv2_devfed["invite_code"], lnv2_devfed["admin_url"]
+    joined = l2.rpc.call("fedimint-connect", {"invite_code": invite})
+    assert joined["adapter"] == "fedimint-lnv2", joined
+    fid = joined["federation_id"]
+    l2.rpc.call(
+        "fedimint-ecash-receive",
+        {"federation_id": fid, "notes": asyncio.run(_faucet_oob(invite, admin, GATEWAY_ECASH))},
+    )
+    api_url = l2.rpc.call("fedimint-info")["api_url"].rstrip("/")
+    routing = _post(f"{api_url}/routing_info", fid)
+    gateway_pk = bytes.fromhex(routing["module_public_key"])
+    user = Lnv2User(invite, admin)
+    gateway, lost_total = GATEWAY_ECASH, 0
+
+    # Receives: the user's incoming contract, an invoice of l2's node, paid by l1.
+    for point, outcome in LNV2_RECEIVE_STEPS:
+        preimage = secrets.token_bytes(32)
+        contract = user.run(
+            lambda w, _api, p=preimage: _sync(
+                w.incoming_contract(gateway_pk, RECEIVE_MSAT, int(time.time()) + 3600, p)
+            )
+        )
+        body = {
+            "federation_id": fid,
+            "contract": contract.to_json(),
+            "amount": RECEIVE_MSAT,
+            "description": {"Direct": point},
+            "expiry_secs": 3600,
+        }
+        if point == "receive:registered":
+            crash_at(l2, point, lambda b=body: executor.submit(_post, f"{api_url}/create_bolt11_invoice", b))
+            assert _payments(l2, "receive") == [] or all(
+                p["state"] == "registered" for p in _payments(l2, "receive")
+            )
+            assert _ecash(l2) == gateway, point
+            continue
+        invoice = _post(f"{api_url}/create_bolt11_invoice", body)
+        assert isinstance(invoice, str), invoice
+        payment_hash = hashlib.sha256(preimage).hexdigest()
+        _reconnected(l1, l2)
+        pay = crash_at(
+            l2,
+            point,
+            lambda inv=invoice: executor.submit(l1.rpc.call, "xpay", {"invstring": inv, "retry_for": 1}),
+        )
+        with pytest.raises(RpcError):
+            pay.result(timeout=120)
+        rec = _one(l2, "receive", payment_hash, "failed", "refunded")
+        assert rec["state"] == "failed", (point, rec)
+        if outcome == NOTHING_FUNDED:
+            assert _lost(l2, payment_hash) == 0, (point, rec)
+        else:
+            assert "never received" in rec["error"] and _lost(l2, payment_hash) == RECEIVE_MSAT, (point, rec)
+
+            async def claim(w: Any, api: Any, c: Any = contract) -> bool:
+                found = await lnv2_api.await_incoming_contract(
+                    api, lnv2_instance(user), c.contract_id(), 2**40
+                )
+                agg = await lnv2_api.aggregate_decryption_key(api, lnv2_instance(user), w.config, c, found)
+                return bool((await w.spend(items.IncomingInput(found, agg), RECEIVE_MSAT)).accepted)
+
+            assert user.run(claim), point  # the receiver was paid: the documented loss
+            gateway -= RECEIVE_MSAT
+            lost_total += RECEIVE_MSAT
+        assert _ecash(l2) == gateway, point
+    totals = l2.rpc.call("fedimint-export", {"format": "json"})["totals"]
+    assert totals["receive"]["lost_msat"] == lost_total == 2 * RECEIVE_MSAT
+
+    # Sends: the user's outgoing contract pays l3's invoice (or an unroutable one) through l2.
+    steps = [(p, True) for p in LNV2_SEND_PAID_STEPS] + [(p, False) for p in LNV2_SEND_FORFEIT_STEPS]
+    for n, (point, routable) in enumerate(steps):
+        amount = 20_000 + n * 1000
+        label = f"lnv2-{n}"
+        invoice = l3.rpc.invoice(amount, label, point)["bolt11"] if routable else unroutable_invoice(amount)
+        payment_hash = l3.rpc.decode(invoice)["payment_hash"]
+
+        async def fund(w: Any, _api: Any, h: str = payment_hash, a: int = amount) -> Any:
+            contract = w.outgoing_contract(gateway_pk, a, 1000, bytes.fromhex(h))
+            submitted, outpoint = await w.fund(contract, a)
+            assert submitted.accepted
+            return contract, outpoint
+
+        contract, outpoint = user.run(fund)
+        body = {
+            "federation_id": fid,
+            "outpoint": outpoint.to_json(),
+            "contract": contract.to_json(),
+            "invoice": {"Bolt11": invoice},
+            "auth": sign_schnorr(user.key, items.invoice_auth_message(invoice)).hex(),
+        }
+        _reconnected(l2, l3)
+        crash_at(l2, point, lambda b=body: executor.submit(_post, f"{api_url}/send_payment", b))
+        rec = _one(l2, "send", payment_hash, "succeeded" if routable else "refunded")
+        again = _post(f"{api_url}/send_payment", body)  # the user's client asks again after the crash
+        if routable:
+            assert again == {
+                "Ok": list(bytes.fromhex(l3.rpc.listinvoices(label)["invoices"][0]["payment_preimage"]))
+            }
+            [inv] = l3.rpc.listinvoices(label)["invoices"]
+            assert inv["status"] == "paid" and inv["amount_received_msat"] == amount, point
+            parts = l2.rpc.listsendpays(payment_hash=payment_hash)["payments"]
+            assert sum(p["amount_msat"] for p in parts if p["status"] == "complete") == amount, point
+            gateway += amount
+        else:
+            forfeit = bytes.fromhex(str(again["Err"]))
+            assert contract.verify_forfeit_signature(forfeit), point
+            cancel = items.OutgoingInput(outpoint, items.OutgoingWitness(items.WitnessKind.CANCEL, forfeit))
+
+            async def refund(w: Any, _api: Any, c: Any = cancel, a: int = amount) -> bool:
+                return bool((await w.spend(c, a)).accepted)
+
+            assert user.run(refund), point  # the sender takes its money back at once
+        assert _lost(l2, payment_hash) == 0, (point, rec)
+        assert _ecash(l2) == gateway, point
+
+
+def lnv2_instance(user: Lnv2User) -> int:
+    from fedimint_gw.fedimint.lnv2.config import LNV2_KIND
+
+    module = user.config.module_by_kind(LNV2_KIND)
+    assert module is not None
+    return module.instance_id
+
+
+async def _sync(value: Any) -> Any:
+    return value
