@@ -108,22 +108,6 @@ class ClnNode:
                     held.update((str(n), int(htlc["id"])) for n in names if n)
         return held
 
-    async def failed_incoming(self) -> set[tuple[str, int]]:
-        r = await self._call("listforwards", {"status": "local_failed"})
-        channels = (await self._call("listpeerchannels")).get("channels", [])
-        names = [
-            {str(n) for n in (ch.get("short_channel_id"), *(ch.get("alias") or {}).values()) if n}
-            for ch in channels
-        ]
-        failed: set[tuple[str, int]] = set()
-        for fwd in r.get("forwards", []):
-            scid, htlc_id = fwd.get("in_channel"), fwd.get("in_htlc_id")
-            if scid is None or htlc_id is None:
-                continue
-            same = next((n for n in names if str(scid) in n), {str(scid)})
-            failed.update((n, int(htlc_id)) for n in same)
-        return failed
-
     async def decode(self, invoice: str) -> dict[str, Any]:
         try:
             r = await self._call("decode", {"string": invoice})

@@ -76,11 +76,6 @@ class LightningNode(Protocol):
         """(channel scid or alias, htlc id) of every incoming HTLC lightningd still holds."""
         ...
 
-    async def failed_incoming(self) -> set[tuple[str, int]]:
-        """(channel scid or alias, htlc id) of incoming HTLCs lightningd failed itself (its
-        `local_failed` forwards): what it does with a held HTLC when the plugin dies."""
-        ...
-
     async def decode(self, invoice: str) -> dict[str, Any]:
         """lightningd's own decoding of a bolt11 string (raises on an invalid invoice)."""
         ...

@@ -57,7 +57,6 @@ class ServiceContext:
             await repo.save(conn, new)
         if new.state.terminal and not rec.state.terminal:
             self.events.emit(PAYMENT_FINISHED, payment_event(new))
-        if new.state.terminal and lost_msat(new) and not lost_msat(rec):
-            # Also a loss found after the payment had finished (a `resolve` never delivered).
-            self.events.emit(LOSS_REPORTED, {**payment_event(new), "lost_msat": lost_msat(new)})
+            if lost_msat(new):
+                self.events.emit(LOSS_REPORTED, {**payment_event(new), "lost_msat": lost_msat(new)})
         return new

@@ -122,26 +122,6 @@ async def unfinished(conn: aiosqlite.Connection) -> list[PaymentRecord]:
     return [_row(r) for r in rows]
 
 
-async def unchecked_receipts(conn: aiosqlite.Connection) -> list[PaymentRecord]:
-    """Receives recorded as succeeded whose HTLC was not yet seen settled after a start (the
-    plugin may have died between the record and its `resolve` answer)."""
-    async with conn.execute(
-        "SELECT * FROM payments WHERE kind = 'receive' AND state = 'succeeded' "
-        "AND htlc_scid IS NOT NULL AND json_extract(data_json, '$.htlc_checked') IS NULL "
-        "ORDER BY created_at"
-    ) as cur:
-        rows = await cur.fetchall()
-    return [_row(r) for r in rows]
-
-
-async def mark_checked(conn: aiosqlite.Connection, payment_ids: list[str]) -> None:
-    """Their HTLC is known settled: `unchecked_receipts` skips them from now on."""
-    await conn.executemany(
-        "UPDATE payments SET data_json = json_set(data_json, '$.htlc_checked', 1) WHERE payment_id = ?",
-        [(p,) for p in payment_ids],
-    )
-
-
 async def registered_hashes(conn: aiosqlite.Connection) -> list[tuple[str, str]]:
     """(payment hash, federation id) of v2 receives still waiting for or holding their HTLC."""
     async with conn.execute(

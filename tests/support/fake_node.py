@@ -57,7 +57,6 @@ class FakeNode:
         return set(self.channels)
 
     held: set[tuple[str, int]] = field(default_factory=set)  # incoming HTLCs "lightningd" still holds
-    failed_back: set[tuple[str, int]] = field(default_factory=set)  # ones "lightningd" failed itself
     aliases: list[set[str]] = field(default_factory=list)  # the names of each channel (scid, aliases)
 
     async def channel_names(self, scid: str) -> set[str]:
@@ -65,9 +64,6 @@ class FakeNode:
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         return set(self.held)
-
-    async def failed_incoming(self) -> set[tuple[str, int]]:
-        return set(self.failed_back)
 
     async def decode(self, invoice: str) -> dict[str, Any]:
         inv = bolt11.decode(invoice)

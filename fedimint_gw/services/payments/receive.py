@@ -359,35 +359,6 @@ class IncomingService:
             task = asyncio.create_task(self._orphaned(rec))
             self._orphans.add(task)
             task.add_done_callback(self._orphans.discard)
-        await self._check_resolved(held)
-
-    async def _check_resolved(self, held: set[tuple[str, int]]) -> None:
-        """Receives recorded `succeeded` whose HTLC lightningd failed back: the plugin died after
-        writing the preimage and before answering `resolve` (lightningd then answers the hook
-        `continue`, and the forward to the fake scid fails). The receiver was paid, the gateway
-        was not: report the loss. The others are marked checked, so each is looked at once."""
-        settled: list[str] = []
-        failed: set[tuple[str, int]] | None = None
-        for rec in await repo.unchecked_receipts(self._db.conn):
-            key = (str(rec.htlc_scid), int(rec.htlc_id or 0))
-            if key in held or key in self._inflight:
-                continue  # lightningd replays it; the flow answers `resolve` again
-            if failed is None:
-                failed = await self._node.failed_incoming()
-            if key not in failed:
-                settled.append(rec.payment_id)
-                continue
-            loss = (
-                f"{_ORPHANED}, after the preimage was known; the receiver got {rec.amount_msat} msat "
-                "the gateway never received"
-            )
-            self._log(f"receive {rec.payment_id}: {loss}", "error")
-            await self._ctx.advance(
-                rec, PaymentState.FAILED, error=loss, data={"lost_msat": rec.amount_msat, "htlc_checked": 1}
-            )
-        if settled:
-            async with self._db.transaction() as conn:
-                await repo.mark_checked(conn, settled)
 
     async def _orphaned(self, rec: repo.PaymentRecord) -> None:
         fid = FederationId(str(rec.federation_id))
