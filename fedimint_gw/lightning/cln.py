@@ -97,6 +97,9 @@ class ClnNode:
         return {scid}
 
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
+        """Incoming HTLCs lightningd still holds. One in a removal state (`SENT_REMOVE_HTLC` ...)
+        is already decided, fulfilled or failed (as when the plugin died with the HTLC held and
+        lightningd failed it, waiting for the payer to reconnect): it is never replayed."""
         r = await self._call("listpeerchannels")
         held: set[tuple[str, int]] = set()
         for ch in r.get("channels", []):

@@ -48,8 +48,10 @@ class FakeNode:
     async def info(self) -> NodeInfo:
         return NodeInfo(self.node_id, "fake", "regtest", self.block_height, "fake-v26")
 
+    spendable_msat: int = 10_000_000  # 0: the channels are not connected (yet); payments fail
+
     async def liquidity(self) -> Liquidity:
-        return Liquidity(Msat(10_000_000), Msat(20_000_000), 1000)
+        return Liquidity(Msat(self.spendable_msat), Msat(20_000_000), 1000)
 
     async def channel_scids(self) -> set[ShortChannelId]:
         return set(self.channels)
@@ -94,6 +96,10 @@ class FakeNode:
         self.pay_calls.append(h)
         if self.script is not None:
             outcome = self.script(inv)
+        elif self.spendable_msat < (inv.amount_msat or 0):
+            outcome = PaymentOutcome(
+                PaymentStatus.FAILED, reason="no route: channels down (fake)", attempts=0
+            )
         elif h in self.payees:
             outcome = PaymentOutcome(
                 PaymentStatus.SUCCEEDED, self.payees[h], Msat(inv.amount_msat or 0), attempts=1

@@ -178,9 +178,11 @@ class Lnv2Gateway:
     # --- restart ------------------------------------------------------------------------------
 
     async def resume(self) -> list[str]:
-        """Drive every unfinished LNv2 operation again (after a crash); ids finished now."""
+        """Drive the unfinished claims and refunds again (after a crash); ids finished now.
+        Fundings are left to their receive flow: its HTLC may be gone, and then the flow
+        abandons the funding (a release) rather than pay the receiver for nothing."""
         finished = []
-        for op in await self._notes.unfinished(KINDS):
+        for op in await self._notes.unfinished((REFUND, CLAIM)):
             try:
                 await self._mint.run(op)
                 finished.append(op.operation_id)

@@ -35,6 +35,7 @@ from fedimint_gw.store import payments as repo
 STATUS_POLL = 2.0
 _SWAP_B_SIDE = (PaymentState.HTLC_HELD, PaymentState.FUNDED)
 ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
+RESUME_WAIT = 60.0  # how long a send resumed at start waits for lightningd's channels to reconnect
 
 
 class PeerForwarding(Protocol):
@@ -92,6 +93,7 @@ class OutgoingService:
         self._swaps = SwapService(ctx)
         self._hash_locks = KeyedLocks()
         self._started = time.time()  # an xpay called before this was called on another lightningd
+        self._resumed: set[str] = set()  # sends resumed at start that never called xpay yet
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -290,6 +292,7 @@ class OutgoingService:
                 self._log(
                     f"send {rec.payment_id}: the xpay called before the restart sent nothing; paying", "info"
                 )
+                await self._until_channels_back(rec)
                 rec, outcome = await self._attempt(rec)
             elif never_sent and time.time() - attempted_at < ATTEMPT_GRACE:
                 # Nothing sent yet, but xpay may still be about to send: only after its retry
@@ -297,6 +300,9 @@ class OutgoingService:
                 await asyncio.sleep(STATUS_POLL)
                 return rec
         else:
+            if rec.payment_id in self._resumed:
+                self._resumed.discard(rec.payment_id)
+                await self._until_channels_back(rec)
             rec, outcome = await self._attempt(rec)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
             return await self._ctx.advance(rec, PaymentState.CLAIMING, preimage=outcome.preimage.hex())
@@ -317,12 +323,34 @@ class OutgoingService:
         )
         return rec, outcome
 
+    async def _until_channels_back(self, rec: repo.PaymentRecord) -> None:
+        """A send cut short before its payment started, resumed at start: lightningd reconnects
+        its peers only after it started the plugin, and xpay finds no route meanwhile and fails
+        at once (the user would be refunded for nothing). Wait until the connected channels can
+        send the amount, for at most `RESUME_WAIT` seconds, then pay anyway."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESUME_WAIT
+        logged = False
+        while loop.time() < deadline:
+            try:
+                if (await self._node.liquidity()).spendable.value >= rec.amount_msat:
+                    return
+            except Exception as exc:  # lightningd busy starting: ask again
+                self._log(f"send {rec.payment_id}: liquidity unknown ({exc!r})", "info")
+            if not logged:
+                self._log(f"send {rec.payment_id}: waiting for lightningd's channels to reconnect", "info")
+                logged = True
+            await asyncio.sleep(1.0)
+        self._log(f"send {rec.payment_id}: channels still short after {RESUME_WAIT:.0f} s; paying", "info")
+
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
         for rec in await repo.unfinished(self._db.conn):
             mine = rec.kind in (PaymentKind.SEND, PaymentKind.SWAP) or (
                 rec.kind is PaymentKind.PEER and "contract_id" in rec.data
             )
+            if mine and rec.state is PaymentState.PAYING and not rec.data.get("attempted_at"):
+                self._resumed.add(rec.payment_id)
             if mine and rec.payment_id not in self._inflight:
 
                 async def flow(answer: asyncio.Future[SendResult], rec: repo.PaymentRecord = rec) -> None:
