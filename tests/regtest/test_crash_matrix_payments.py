@@ -59,6 +59,10 @@ class End(enum.Enum):
     # A send resumed at start pays at once: before the payer reconnected, lightningd finds no
     # usable channel and the send is refunded; once reconnected it is paid. Either, never both.
     PAID_OR_REFUNDED = "paid or refunded"
+    # A receive's funding returns once accepted and its change notes are collected in the
+    # background, racing the resolve: killed when they are (`...:done`), the HTLC may already
+    # be resolved (paid) or not (the documented loss). Either, never both.
+    PAID_OR_LOST = "paid or lost"
 
 
 # Every persisted step each flow writes, in order, and where a crash there must end.
@@ -67,7 +71,7 @@ RECEIVE_V1 = {
     NO_CRASH: End.PAID,
     "receive:htlc_held": End.NOTHING,
     "ecash:fund_incoming:prepared": End.NOTHING,  # the funding is made impossible, then failed
-    "ecash:fund_incoming:done": End.LOST,  # funded: the window opens
+    "ecash:fund_incoming:done": End.PAID_OR_LOST,  # change notes collected, racing the resolve
     "receive:funded": End.LOST,
     "receive:succeeded": End.LOST,  # preimage written, resolve not yet answered
 }
@@ -227,7 +231,11 @@ def _crash_receive(net: Net, executor: Any, point: str, end: End, api: str) -> N
         payer_paid = True
     except RpcError:
         payer_paid = False
-    rec = net.record(receive.payment_hash, "receive", "succeeded" if end is End.PAID else "failed")
+    if end is End.PAID_OR_LOST:
+        rec = net.record(receive.payment_hash, "receive", "succeeded" if payer_paid else "failed")
+        end = End.PAID if payer_paid else End.LOST
+    else:
+        rec = net.record(receive.payment_hash, "receive", "succeeded" if end is End.PAID else "failed")
     net.quiet()
     try:
         claimed = net.user.claim(receive)
