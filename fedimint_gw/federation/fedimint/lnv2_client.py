@@ -21,7 +21,7 @@ import hashlib
 from fedimint_gw.clock import Clock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import FederationRejected, FederationUnreachable, InvalidInput
+from fedimint_gw.errors import FederationUnreachable, InvalidInput
 from fedimint_gw.federation.client import (
     ApiVersion,
     CancelResult,
@@ -42,6 +42,7 @@ from fedimint_gw.federation.client import (
 from fedimint_gw.federation.fedimint.lnv2 import Lnv2Gateway
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
+from fedimint_gw.federation.fedimint.release import ReleaseOutcome, release_funding
 from fedimint_gw.fedimint.encoding import Reader, decode_whole, encode
 from fedimint_gw.fedimint.errors import DecodeError, FedimintProtocolError
 from fedimint_gw.fedimint.lnv2 import api as lnv2_api
@@ -207,18 +208,20 @@ class Lnv2FederationClient:
         return incoming_handle(outpoint, contract)
 
     async def abandon_funding(self, operation_id: str) -> bool:
-        """Settle an uncertain funding by finishing it: True only if it was never stored or a
-        threshold refused it; False once accepted; FederationUnreachable while unknown."""
+        """Make an uncertain funding impossible, never submit it: True once it never happened
+        (not stored, refused, or its notes spent back to us by a release a threshold accepted);
+        False once accepted; FederationUnreachable while neither is certain."""
         op = await self._notes.get(operation_id)
         if op is None or op.state is MintOpState.FAILED:
             return True
         if op.state is MintOpState.DONE:
             return False
-        try:
-            await self._mint.run(op)
-        except FederationRejected:  # a threshold refused it, and no acceptance was found
+        outcome = await release_funding(self._notes, self._api, op)
+        if outcome is ReleaseOutcome.RELEASED:
             return True
-        return False
+        if outcome is ReleaseOutcome.FUNDED:
+            return False
+        raise FederationUnreachable(f"funding {operation_id}: neither its release nor itself is accepted yet")
 
     async def await_preimage(self, contract_id: str, timeout: float) -> IncomingOutcome:
         outpoint, contract = parse_incoming_handle(contract_id)
@@ -295,8 +298,8 @@ class Lnv2FederationClient:
         )
 
     async def resume_operations(self) -> int:
-        """Finish mint and LNv2 operations a crash left between prepare and complete."""
-        return len(await self._mint.resume()) + len(await self._lnv2.resume())
+        """End the mint and LNv2 operations a crash cut short (`Lnv2Gateway.resume`)."""
+        return len(await self._lnv2.resume())
 
     async def close(self) -> None:
         await self._mint.close()
