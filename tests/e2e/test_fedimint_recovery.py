@@ -7,6 +7,7 @@ never twice. No mint fees here, so every balance is exact."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,19 +22,27 @@ from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
+from fedimint_gw.domain.ids import FederationId
+from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import VOLATILE_PREFIX, ApiVersion
 from fedimint_gw.federation.fedimint import lnv1, lnv2_factory
 from fedimint_gw.federation.fedimint.lnv2 import FUND
-from fedimint_gw.federation.fedimint.mint import receive_operation_id
-from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
+from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
+from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOperation, MintOpState
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.fedimint.lnv2.transactions import lnv2_output
 from fedimint_gw.fedimint.mint_api import submit_transaction
 from fedimint_gw.fedimint.oob import parse_oob_notes
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import Transaction
+from fedimint_gw.lightning import bolt11
+from fedimint_gw.services import gateway as gateway_module
+from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
+from tests.e2e.conftest import Env, wait_until
+from tests.e2e.fedimint_helpers import AMOUNT, join, lnv2_invoice
+from tests.support.fake_node import final_payload
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 FUNDS = 50_000
@@ -197,3 +206,60 @@ async def test_a_funding_never_accepted_is_left_to_its_flow_and_released_by_it(
     assert await balance(after) == FUNDS + 30_000 - 10_000
     assert await after.resume_operations() == 0  # type: ignore[attr-defined]
     await api.close()
+
+
+class Crash(BaseException):
+    """The plugin process dying where the test says."""
+
+
+async def test_an_lnv2_receive_killed_before_its_funding_was_sent_pays_nobody_when_its_htlc_is_gone(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 1 through the services: the funding is stored, the plugin dies before sending it,
+    lightningd fails the HTLC meanwhile. At the restart neither the adapter's recovery nor the
+    receive's own recovery may fund the contract (the receiver would be paid for nothing): the
+    receive fails, every note of the gateway is back, and the contract can never be funded."""
+    fm = await start_fedimint(env.tmp / "fm-orphan", FedimintParams(name="e2e-orphan-lnv2", lnv2=True))
+    try:
+        gw = await join(env, fm, "fedimint-lnv2", FUNDS)
+        api = FederationApi.from_config(fm.federation.client_config, env.session)
+        invoice, _preimage, contract = await lnv2_invoice(env, fm, gw, Lnv2Wallet(fm, api, env.session))
+        inv = bolt11.decode(invoice)
+        real_run = MintClient.run
+
+        async def die_before_sending(self: MintClient, op: MintOperation, **kw: bool) -> MintOperation:
+            if op.kind == FUND:
+                raise Crash()
+            return await real_run(self, op, **kw)
+
+        monkeypatch.setattr(MintClient, "run", die_before_sending)
+        height = env.node.block_height
+        secret = (inv.payment_secret or b"").hex()
+        with contextlib.suppress(Crash):
+            await env.htlc(
+                *final_payload(inv.payment_hash.hex(), secret, AMOUNT, AMOUNT, height + 50, height, 1)
+            )
+        monkeypatch.undo()
+        fid = FederationId(fm.federation_id.hex)
+        [fund] = await notes_of(env.gateway.federations.client(fid)).unfinished((FUND,))
+        monkeypatch.setattr(gateway_module, "RECONCILE_GRACE", 0.0)
+        env.node.held.clear()  # lightningd failed the HTLC when the plugin died; it is not replayed
+        sessions = fm.federation.store.session_count()
+        await env.restart_gateway()
+
+        async def settled() -> bool:
+            recs = await pay_repo.by_hash(env.gateway.db.conn, inv.payment_hash.hex(), PaymentKind.RECEIVE)
+            return bool(recs) and all(r.state.terminal for r in recs)
+
+        await wait_until(settled, timeout=60)
+        [rec] = await pay_repo.by_hash(env.gateway.db.conn, inv.payment_hash.hex(), PaymentKind.RECEIVE)
+        assert rec.state is PaymentState.FAILED and "never received" not in str(rec.error)
+        client = env.gateway.federations.client(fid)
+        assert await balance(client) == FUNDS  # the release brought every reserved note back
+        assert fm.federation.store.session_count() == sessions + 1  # the release, and nothing else
+        lnv2 = fm.federation.lnv2
+        assert lnv2 is not None and lnv2.incoming_outpoint(contract.contract_id()) is None  # never funded
+        assert not (await submit_transaction(api, fund.tx)).accepted  # and never can be
+        await api.close()
+    finally:
+        await fm.stop()
