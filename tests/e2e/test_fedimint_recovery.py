@@ -8,6 +8,7 @@ never twice. No mint fees here, so every balance is exact."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
-from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, FedimintParams
+from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID, FedimintParams
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
@@ -26,16 +29,27 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.federation.adapter import AdapterContext
 from fedimint_gw.federation.client import VOLATILE_PREFIX, ApiVersion
-from fedimint_gw.federation.fedimint import lnv1, lnv2_factory
+from fedimint_gw.federation.fedimint import lnv1, lnv2_factory, module_ops
 from fedimint_gw.federation.fedimint.lnv2 import FUND
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOperation, MintOpState
 from fedimint_gw.federation.notes import NoteWallet
+from fedimint_gw.fedimint.encoding import encode
+from fedimint_gw.fedimint.ln.contracts import OutgoingContract
+from fedimint_gw.fedimint.ln.items import (
+    CancelOutgoing,
+    ContractOutput,
+    LightningInputV0,
+    ln_input_bytes,
+    ln_output_bytes,
+)
 from fedimint_gw.fedimint.lnv2.transactions import lnv2_output
 from fedimint_gw.fedimint.mint_api import submit_transaction
+from fedimint_gw.fedimint.mint_client import mint_input
+from fedimint_gw.fedimint.mint_types import write_mint_input
 from fedimint_gw.fedimint.oob import parse_oob_notes
 from fedimint_gw.fedimint.query import FederationApi
-from fedimint_gw.fedimint.transaction import Transaction
+from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services import gateway as gateway_module
 from fedimint_gw.store import payments as pay_repo
@@ -263,3 +277,51 @@ async def test_an_lnv2_receive_killed_before_its_funding_was_sent_pays_nobody_wh
         await api.close()
     finally:
         await fm.stop()
+
+
+async def lnv1_outgoing(gws: Gateways, gateway_key: bytes, payment_hash: bytes, amount: int) -> bytes:
+    """A user's LNv1 outgoing contract locked to `gateway_key`, funded with faucet notes."""
+    contract = OutgoingContract(payment_hash, gateway_key, 10_000, PrivateKey().public_key.format())
+    got = await faucet_notes(gws.session, gws.fm.admin_url, gws.fm.federation.client_config, amount)
+    inputs = [
+        ModuleItem(MINT_INSTANCE_ID, encode(lambda w, n=n: write_mint_input(w, mint_input(n.amount, n.note))))
+        for n in got.notes
+    ]
+    out = ModuleItem(LN_INSTANCE_ID, ln_output_bytes(ContractOutput(amount, contract)))
+    tx = Transaction.signed(inputs, [out], secrets.token_bytes(8), [n.note.spend_key for n in got.notes])
+    assert await gws.submit(tx)
+    return contract.contract_id()
+
+
+async def test_lnv1_claims_and_cancels_cut_short_are_finished(
+    gws: Gateways, request: pytest.FixtureRequest
+) -> None:
+    if "lnv1" not in request.node.callspec.id:
+        pytest.skip("LNv2 claims: test_fedimint_lnv2_gateway.py; LNv2 cancels move no money (forfeit)")
+    before = await funded(gws)
+    key = bytes.fromhex(before.gateway_pubkey)  # type: ignore[attr-defined]
+    preimage = secrets.token_bytes(32)
+    claimed = await lnv1_outgoing(gws, key, hashlib.sha256(preimage).digest(), 12_000)
+    cancelled = await lnv1_outgoing(gws, key, secrets.token_bytes(32), 9_000)
+    notes = notes_of(before)
+    claim = LightningInputV0(claimed, 12_000, preimage)  # crash: the claim stored, never sent
+    await module_ops.prepare_redeem(
+        notes, f"ln-claim:{claimed.hex()}", 12_000, ModuleItem(LN_INSTANCE_ID, ln_input_bytes(claim)), SECRET
+    )
+    message = OutgoingContract.cancellation_message  # crash: the cancel stored, never sent
+    ln = gws.fm.federation.ln
+    assert ln is not None
+    account = ln.store.account(cancelled)
+    assert account is not None and isinstance(account.contract, OutgoingContract)
+    signature = PrivateKey(SECRET).sign_schnorr(message(account.contract))
+    cancel = ModuleItem(LN_INSTANCE_ID, ln_output_bytes(CancelOutgoing(cancelled, signature)))
+    await module_ops.prepare_plain(notes, f"ln-cancel:{cancelled.hex()}", [cancel])
+    after = await gws.start()
+    assert await after.resume_operations() == 2  # type: ignore[attr-defined]
+    assert await balance(after) == FUNDS + 12_000  # claimed once
+    assert (await after.claim_outgoing(claimed.hex(), preimage)).value == 12_000  # type: ignore[attr-defined]
+    assert await balance(after) == FUNDS + 12_000  # the flow's retry takes nothing twice
+    account = ln.store.account(cancelled)
+    assert account is not None and isinstance(account.contract, OutgoingContract)
+    assert account.contract.cancelled and account.amount == 9_000  # the user may refund it now
+    assert await after.resume_operations() == 0  # type: ignore[attr-defined]
