@@ -158,23 +158,6 @@ class MintClient:
         await self.run(reissue)
         return True
 
-    async def finish_accepted(self, kinds: tuple[str, ...]) -> list[str]:
-        """After a restart: finish the notes of the unfinished operations of `kinds` that a
-        threshold accepted, without submitting anything (a funding not accepted is left to its
-        payment flow, which decides whether it is ever submitted). The ids finished now; the
-        others are collected in the background until enough guardians sign."""
-        finished = []
-        for op in await self.notes.unfinished(kinds):
-            try:
-                if not await self._accepted_anyway(op):
-                    continue
-                await self._finish(op)
-                finished.append(op.operation_id)
-            except FederationUnreachable as exc:
-                log.info("mint operation %s not finished: %s", op.operation_id, exc.message)
-                self._finish_later(op.operation_id)
-        return finished
-
     async def _accepted_anyway(self, op: MintOperation) -> bool:
         """A refusal of a transaction we may have submitted before (a replay after a crash) can
         mean its inputs are spent by that very transaction: ask whether a threshold of guardians
