@@ -39,12 +39,13 @@ from fedimint_gw.federation.fedimint.lnv2_client import (
 )
 from fedimint_gw.federation.fedimint.lnv2_factory import FACTORY, FEDIMINT_LNV2_MAJOR
 from fedimint_gw.federation.fedimint.mint import MintClient
-from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
+from fedimint_gw.federation.fedimint.notes import FedimintNotes
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.fedimint.lnv2 import items
 from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
 from fedimint_gw.fedimint.lnv2.keys import public_key_of, sign_schnorr
 from fedimint_gw.fedimint.lnv2.transactions import lnv2_output
+from fedimint_gw.fedimint.mint_api import submit_transaction
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint
 from fedimint_gw.fedimint.transport import TransportSettings
@@ -144,24 +145,23 @@ async def test_receive_as_the_services_drive_it(client: Lnv2FederationClient, us
     assert await client.balance() == Msat(100_000 - AMOUNT)
 
 
-async def test_an_interrupted_funding_is_released_by_abandon(
-    client: Lnv2FederationClient, user: Lnv2Wallet
+async def test_an_interrupted_funding_is_made_impossible_by_abandon_never_submitted(
+    client: Lnv2FederationClient, user: Lnv2Wallet, api: FederationApi
 ) -> None:
-    """Stored, then the process died before sending it, and the HTLC is gone: abandoning must
-    make the funding impossible (its notes spent by a release), not finish it. Finishing it was
-    the old behaviour: the crash matrix in lightningd (ecash:lnv2_fund:prepared) showed the
-    receiver paid for an HTLC lightningd had failed, the gateway losing the amount."""
     contract = user.incoming_contract(
         bytes.fromhex(client.gateway_pubkey), AMOUNT, int(time.time()) + 3600, secrets.token_bytes(32)
     )
-    await client._notes.prepare_fund(
+    # stored, then the process died before sending it: the HTLC may be gone, so abandoning
+    # must not fund the contract (that would pay the receiver for nothing): it spends the
+    # funding's notes back to us instead, and the funding can never land afterwards
+    op = await client._notes.prepare_fund(
         "pay-2", FUND, Msat(AMOUNT), Msat(0), lnv2_output(LNV2_INSTANCE_ID, contract)
     )
     assert await client.abandon_funding("pay-2") is True
+    assert await client.balance() == Msat(100_000)
+    assert not (await submit_transaction(api, op.tx)).accepted
     assert await client.abandon_funding("pay-2") is True  # asked again: the same answer
-    assert await client.balance() == Msat(100_000)  # nothing funded, every msat back
-    op = await client._notes.get("pay-2")
-    assert op is not None and op.state is MintOpState.FAILED
+    assert await client.balance() == Msat(100_000)
 
 
 async def test_altered_requests_and_bad_contracts_are_refused(

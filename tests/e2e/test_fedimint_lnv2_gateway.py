@@ -22,7 +22,7 @@ from fedimint_gw.clock import SystemClock
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.errors import FederationRejected, InvalidInput, NotFound
 from fedimint_gw.federation.client import IncomingState
-from fedimint_gw.federation.fedimint.lnv2 import FUND, KINDS, Lnv2Gateway
+from fedimint_gw.federation.fedimint.lnv2 import CLAIM, FUND, KINDS, Lnv2Gateway
 from fedimint_gw.federation.fedimint.mint import MintClient
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.fedimint.config import ConsensusVersion
@@ -31,7 +31,7 @@ from fedimint_gw.fedimint.lnv2 import items
 from fedimint_gw.fedimint.lnv2.config import Lnv2ClientConfig
 from fedimint_gw.fedimint.lnv2.contracts import IncomingContract
 from fedimint_gw.fedimint.lnv2.keys import sign_schnorr
-from fedimint_gw.fedimint.lnv2.transactions import lnv2_output
+from fedimint_gw.fedimint.lnv2.transactions import lnv2_input, lnv2_output
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint
 from fedimint_gw.fedimint.transport import TransportSettings
@@ -221,20 +221,22 @@ async def test_a_funding_prepared_before_a_crash_is_left_to_its_flow_on_restart(
     )
     sessions = fm.federation.store.session_count()
     restarted = await make_gateway("gw")
-    # Not resubmitted behind the receive flow's back (its HTLC may be gone: then the flow
-    # releases the notes). Resubmitting it here paid a receiver for a failed HTLC in lightningd.
+    # never accepted: not submitted at restart (its HTLC may be gone); the receive flow decides
     assert await restarted.resume() == []
     assert fm.federation.store.session_count() == sessions
     stored = await restarted._notes.get("recv-4")
     assert stored is not None and stored.state is MintOpState.PREPARED
-    outpoint = await restarted.fund_incoming(contract, "recv-4")  # the flow, its HTLC still held
+    # the flow still holds the HTLC: it drives the funding itself
+    outpoint = await restarted.fund_incoming(contract, "recv-4")
     assert outpoint == OutPoint(op.tx.txid(), len(op.outputs))
     assert fm.federation.store.session_count() == sessions + 1
 
-    async def exact() -> bool:  # the change notes are finished after the funding is accepted
-        return before - await balance(restarted) == AMOUNT + FEE
+    async def finished() -> bool:
+        done = await restarted._notes.get("recv-4")
+        return done is not None and done.state is MintOpState.DONE
 
-    await wait_until(exact)
+    await wait_until(finished)
+    assert before - await balance(restarted) == AMOUNT + FEE
 
 
 async def test_send_checks_the_contract_and_claims_with_the_preimage(
@@ -302,3 +304,28 @@ async def test_forfeit_lets_the_user_cancel_and_then_the_gateway_cannot_claim(
     with pytest.raises(FederationRejected):
         await gw.claim_outgoing(checked, preimage, "send-3")
     assert await balance(gw) == before
+
+
+async def test_a_claim_cut_short_is_finished_on_restart_once(
+    fm: RunningFedimint, session: aiohttp.ClientSession, user: Lnv2Wallet, make_gateway: MakeGateway
+) -> None:
+    gw = await funded_gateway(make_gateway, fm, session)
+    before = await balance(gw)
+    preimage = secrets.token_bytes(32)
+    await user.admin({"block_count": 100})
+    contract = user.outgoing_contract(gw.module_public_key, AMOUNT, 200, hashlib.sha256(preimage).digest())
+    submitted, outpoint = await user.fund(contract, AMOUNT)
+    assert submitted.accepted
+    witness = items.OutgoingWitness(items.WitnessKind.CLAIM, preimage)
+    item, key = lnv2_input(LNV2_INSTANCE_ID, items.OutgoingInput(outpoint, witness), GATEWAY_SECRET)
+    # the send decided to claim: stored, then the process died before sending it
+    await gw._notes.prepare_claim("send-9", CLAIM, item, key, Msat(AMOUNT), Msat(FEE))
+    restarted = await make_gateway("gw")
+    assert await restarted.resume() == ["send-9"]
+    assert await balance(restarted) - before == AMOUNT - FEE
+    checked_again = await restarted._notes.get("send-9")
+    assert checked_again is not None and checked_again.state is MintOpState.DONE
+    assert await restarted.resume() == []
+    with pytest.raises(NotFound):  # spent by the claim
+        await restarted.check_outgoing(outpoint, contract)
+    assert await balance(restarted) - before == AMOUNT - FEE

@@ -350,9 +350,10 @@ class FedimintLnv1Client:
         return NotesSummary(fid, Msat(oob.total_msat), fingerprint, received)
 
     async def resume_operations(self) -> int:
-        """Finish the change notes of fundings a threshold accepted before a restart (the
-        receive took its preimage before they were finished)."""
-        return len(await self._mint.finish_accepted((module_ops.FUND,)))
+        """End the operations a crash cut short (`MintClient.resume`): fundings only if a
+        threshold accepted them (else their payment flow decides), every other one driven again
+        or, for a volatile spend, its notes taken back."""
+        return len(await self._mint.resume(fundings=(module_ops.FUND,)))
 
     async def close(self) -> None:
         await self._mint.close()

@@ -178,17 +178,11 @@ class Lnv2Gateway:
     # --- restart ------------------------------------------------------------------------------
 
     async def resume(self) -> list[str]:
-        """Drive the unfinished claims and refunds again (after a crash); ids finished now.
-        Fundings are left to their receive flow: its HTLC may be gone, and then the flow
-        abandons the funding (a release) rather than pay the receiver for nothing."""
-        finished = []
-        for op in await self._notes.unfinished((REFUND, CLAIM)):
-            try:
-                await self._mint.run(op)
-                finished.append(op.operation_id)
-            except (FederationUnreachable, InvalidInput) as exc:
-                log.info("lnv2 operation %s not finished: %s", op.operation_id, exc)
-        return finished
+        """End every operation a crash cut short (see `MintClient.resume`): a funding is only
+        finished if a threshold accepted it (its receive flow decides about the others: funding
+        a contract whose HTLC is gone would pay the receiver for nothing); refunds, claims and
+        mint operations are driven again. The ids settled now."""
+        return await self._mint.resume(fundings=(FUND,), others=(REFUND, CLAIM))
 
     def _fee(self, amount: Msat) -> Msat:
         return Msat(self.config.fee.fee(amount.value))

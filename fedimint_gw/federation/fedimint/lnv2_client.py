@@ -208,10 +208,9 @@ class Lnv2FederationClient:
         return incoming_handle(outpoint, contract)
 
     async def abandon_funding(self, operation_id: str) -> bool:
-        """Give up a funding whose HTLC is gone or at its deadline, without guessing (money rule
-        2) and without finishing it (that would pay the receiver for an HTLC that failed): True
-        once it can never be accepted (never stored, refused, or its notes spent by a release,
-        `release.py`); False if it was accepted; FederationUnreachable while unknown."""
+        """Make an uncertain funding impossible, never submit it: True once it never happened
+        (not stored, refused, or its notes spent back to us by a release a threshold accepted);
+        False once accepted; FederationUnreachable while neither is certain."""
         op = await self._notes.get(operation_id)
         if op is None or op.state is MintOpState.FAILED:
             return True
@@ -299,8 +298,8 @@ class Lnv2FederationClient:
         )
 
     async def resume_operations(self) -> int:
-        """Finish mint and LNv2 operations a crash left between prepare and complete."""
-        return len(await self._mint.resume()) + len(await self._lnv2.resume())
+        """End the mint and LNv2 operations a crash cut short (`Lnv2Gateway.resume`)."""
+        return len(await self._lnv2.resume())
 
     async def close(self) -> None:
         await self._mint.close()

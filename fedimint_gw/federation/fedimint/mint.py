@@ -8,21 +8,28 @@ from the start, which is harmless: the same transaction gets the same outcome an
 outputs (their secrets are derived from the operation id). Only a refusal agreed by a threshold
 of guardians aborts an operation (money rule 2). A funding may return once accepted
 (`notes_later`): its change notes are finished in the background, or by `resume` after a restart.
+`resume` never submits a funding (its payment flow decides) and gives the notes of a volatile
+spend back (nobody can ask for them again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import FederationRejected, FederationUnreachable
+from fedimint_gw.errors import FederationRejected, FederationUnreachable, InsufficientFunds
+from fedimint_gw.federation.client import VOLATILE_PREFIX
 from fedimint_gw.federation.fedimint.notes import SPEND, FedimintNotes, MintOperation, MintOpState
+from fedimint_gw.federation.fedimint.release import RELEASE, RELEASE_SUFFIX, ReleaseOutcome, release_funding
 from fedimint_gw.fedimint.encoding import Err
 from fedimint_gw.fedimint.errors import FedimintProtocolError, ThresholdNotReached
 from fedimint_gw.fedimint.mint_api import await_transaction, collect_notes, submit_transaction
+from fedimint_gw.fedimint.mint_client import FinishedNote
 from fedimint_gw.fedimint.mint_types import SpendableNote
 from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.query import FederationApi
@@ -66,49 +73,90 @@ class MintClient:
         self._peer_apis = peer_apis
         self._accept_check_timeout = accept_check_timeout
         self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, int] = {}  # operations driven now in this process (resume skips)
 
     async def receive(self, oob: OOBNotes) -> ReceiveResult:
         """Reissue out-of-band notes into ours; what we hold afterwards is the notes' value less
         the federation's fees."""
         operation_id = receive_operation_id(oob)
-        op = await self.notes.prepare_receive(operation_id, oob)
-        op = await self.run(op)
+        with self._driving(operation_id):
+            op = await self.notes.prepare_receive(operation_id, oob)
+            op = await self.run(op)
         return ReceiveResult(operation_id, Msat(int(op.result["received_msat"])))
 
     async def spend(self, operation_id: str, amount: Msat) -> SpendResult:
         """Fresh notes worth exactly `amount`, as OOBNotes text to hand out (fees come from our
         other notes)."""
-        op = await self.notes.prepare_spend(operation_id, amount)
-        op = await self.run(op)
+        with self._driving(operation_id):
+            op = await self.notes.prepare_spend(operation_id, amount)
+            op = await self.run(op)
         return SpendResult(operation_id, Msat(int(op.result["amount_msat"])), str(op.result["oob"]))
 
-    async def resume(self) -> list[str]:
-        """Drive every unfinished operation again; the ids of those that finished now."""
-        finished = []
-        for op in await self.notes.unfinished():
+    async def resume(self, fundings: tuple[str, ...] = (), others: tuple[str, ...] = ()) -> list[str]:
+        """After a restart, end every operation of ours a crash cut short (the mint's `fm_*`
+        kinds, plus `fundings` and `others`); the ids settled now. Never both ways, never twice:
+        - a funding (kinds `fundings`) is only finished if a threshold already accepted it; one
+          never accepted is left to its payment flow, which funds it while it holds the HTLC or
+          makes it impossible (a release): submitting it here could pay its receiver for nothing;
+        - a release is settled with its funding (by the flow), or dropped once that landed;
+        - a volatile spend (nobody can retry it) gives its notes back: released while it never
+          landed, else its handed-out notes are reissued to us;
+        - any other operation (receives, retryable spends, claims, refunds, cancels) is driven
+          again: the replay is harmless, and a threshold's refusal releases its inputs.
+        Operations running in this process are left to their caller."""
+        ops = await self.notes.unfinished()
+        extra = tuple(k for k in (*fundings, *others) if not k.startswith("fm_"))  # not in the first list
+        if extra:
+            ops += await self.notes.unfinished(extra)
+        settled = []
+        for op in ops:
+            if op.operation_id in self._running:
+                continue
             try:
-                await self.run(op)
-                finished.append(op.operation_id)
-            except (FederationUnreachable, FederationRejected) as exc:
+                if await self._settle(op, fundings):
+                    settled.append(op.operation_id)
+            except (FederationUnreachable, FederationRejected, InsufficientFunds) as exc:
                 log.info("mint operation %s not finished: %s", op.operation_id, exc)
-        return finished
+        return settled
 
-    async def finish_accepted(self, kinds: tuple[str, ...]) -> list[str]:
-        """After a restart: finish the notes of the unfinished operations of `kinds` that a
-        threshold accepted, without submitting anything (a funding not accepted is left to its
-        payment flow, which decides whether it is ever submitted). The ids finished now; the
-        others are collected in the background until enough guardians sign."""
-        finished = []
-        for op in await self.notes.unfinished(kinds):
+    async def _settle(self, op: MintOperation, fundings: tuple[str, ...]) -> bool:
+        if op.kind == RELEASE:
+            target = await self.notes.get(op.operation_id.removesuffix(RELEASE_SUFFIX))
+            if target is not None and target.state is MintOpState.DONE:
+                await self.notes.abort(op.operation_id, "the funding it conflicts with was accepted")
+                return True
+            return False  # settles with its funding, through the funding's flow
+        if op.kind in fundings:
+            if not await self._accepted_anyway(op):
+                return False  # its payment flow decides: fund, or make it impossible
             try:
-                if not await self._accepted_anyway(op):
-                    continue
                 await self._finish(op)
-                finished.append(op.operation_id)
-            except FederationUnreachable as exc:
-                log.info("mint operation %s not finished: %s", op.operation_id, exc.message)
+            except FederationUnreachable:
                 self._finish_later(op.operation_id)
-        return finished
+                raise
+            return True
+        if op.kind == SPEND and op.operation_id.startswith(VOLATILE_PREFIX):
+            return await self._reclaim(op)
+        await self.run(op)
+        return True
+
+    async def _reclaim(self, op: MintOperation) -> bool:
+        """A volatile spend a crash cut short: nobody holds its notes, so they come back. If it
+        never landed its inputs are spent back to us (a release); if it landed, the notes it
+        made are reissued to us (the reissue stored before the spend is marked done)."""
+        outcome = await release_funding(self.notes, self._api, op)
+        if outcome is ReleaseOutcome.RELEASED:
+            return True
+        if outcome is ReleaseOutcome.UNKNOWN:
+            return False
+        finished = await self._collect(op)
+        oob = self._handed_out(op, finished)
+        result: dict[str, object] = {"amount_msat": oob.total_msat, "oob": oob.encode()}
+        reissue = await self.notes.prepare_receive(receive_operation_id(oob), oob)
+        await self.notes.complete(op.operation_id, finished, {**result, "reclaimed": reissue.operation_id})
+        await self.notes.abort(op.operation_id + RELEASE_SUFFIX, "the spend it conflicts with was accepted")
+        await self.run(reissue)
+        return True
 
     async def _accepted_anyway(self, op: MintOperation) -> bool:
         """A refusal of a transaction we may have submitted before (a replay after a crash) can
@@ -128,6 +176,21 @@ class MintClient:
         """Submit, await, collect shares, store: the replayable steps of one operation. With
         `notes_later`, return (the operation still prepared) once a threshold accepted the
         transaction, and collect the shares in the background."""
+        with self._driving(op.operation_id):
+            return await self._run(op, notes_later)
+
+    @contextlib.contextmanager
+    def _driving(self, operation_id: str) -> Iterator[None]:
+        """Mark an operation as driven by a caller in this process (`resume` leaves it alone)."""
+        self._running[operation_id] = self._running.get(operation_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._running.pop(operation_id) - 1
+            if left:
+                self._running[operation_id] = left
+
+    async def _run(self, op: MintOperation, notes_later: bool) -> MintOperation:
         if op.state is MintOpState.DONE:
             return op
         if op.state is MintOpState.FAILED:
@@ -177,23 +240,33 @@ class MintClient:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _finish(self, op: MintOperation) -> MintOperation:
-        """Collect and check the signature shares of an accepted operation; store its notes."""
+    async def _collect(self, op: MintOperation) -> list[FinishedNote]:
+        """Collect and check the signature shares of an accepted operation's outputs."""
         try:
-            finished = await collect_notes(
+            return await collect_notes(
                 self._api, self.notes.mint_instance_id, self.notes.config, op.tx.txid(), op.outputs
             )
         except FedimintProtocolError as exc:
             raise FederationUnreachable(f"notes of {op.operation_id} not issued yet: {exc.message}") from None
+
+    def _handed_out(self, op: MintOperation, finished: list[FinishedNote]) -> OOBNotes:
+        """The notes a spend hands out (its first `send_count` outputs), as OOBNotes."""
+        by_tier: dict[int, list[SpendableNote]] = {}
+        for note in finished[: op.send_count]:
+            by_tier.setdefault(note.amount, []).append(note.note)
+        return OOBNotes.new(
+            self.notes.federation_id, {a: tuple(n) for a, n in sorted(by_tier.items())}, self._peer_apis
+        )
+
+    async def _finish(self, op: MintOperation) -> MintOperation:
+        """Collect the notes of an accepted operation; store them."""
+        finished = await self._collect(op)
         if op.kind == SPEND:
-            send = finished[: op.send_count]
-            by_tier: dict[int, list[SpendableNote]] = {}
-            for note in send:
-                by_tier.setdefault(note.amount, []).append(note.note)
-            oob = OOBNotes.new(
-                self.notes.federation_id, {a: tuple(n) for a, n in sorted(by_tier.items())}, self._peer_apis
-            )
-            result: dict[str, object] = {"amount_msat": sum(n.amount for n in send), "oob": oob.encode()}
+            oob = self._handed_out(op, finished)
+            result: dict[str, object] = {
+                "amount_msat": sum(n.amount for n in finished[: op.send_count]),
+                "oob": oob.encode(),
+            }
         else:
             result = {"received_msat": sum(n.amount for n in finished)}
         await self.notes.complete(op.operation_id, finished, result)

@@ -25,6 +25,7 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import Transaction
 
 RELEASE = "fm_module_release"
+RELEASE_SUFFIX = ":release"
 
 
 class ReleaseOutcome(enum.Enum):
@@ -34,7 +35,7 @@ class ReleaseOutcome(enum.Enum):
 
 
 async def _prepare(notes: FedimintNotes, fund: MintOperation) -> MintOperation:
-    release_id = f"{fund.operation_id}:release"
+    release_id = fund.operation_id + RELEASE_SUFFIX
     existing = await notes.get(release_id)
     if existing is not None:
         return existing
