@@ -187,11 +187,9 @@ async def test_an_ecash_receive_cut_short_is_finished(gws: Gateways) -> None:
     assert await balance(after) == FUNDS + 6_000
 
 
-async def test_a_funding_never_accepted_is_left_to_its_flow_and_released_by_it(
-    gws: Gateways, request: pytest.FixtureRequest
-) -> None:
-    if "lnv2" not in request.node.callspec.id:
-        pytest.skip("LNv1 fundings need an offer: tests/e2e/test_fedimint_ln.py covers them")
+# LNv1 fundings need an offer: tests/e2e/test_fedimint_ln.py covers them.
+@pytest.mark.parametrize("gws", ["lnv2"], indirect=True)
+async def test_a_funding_never_accepted_is_left_to_its_flow_and_released_by_it(gws: Gateways) -> None:
     before = await funded(gws)
     more = await faucet_notes(gws.session, gws.fm.admin_url, gws.fm.federation.client_config, 30_000)
     assert (await before.receive_ecash(more.oob.encode())).value == 30_000  # type: ignore[attr-defined]
@@ -293,11 +291,9 @@ async def lnv1_outgoing(gws: Gateways, gateway_key: bytes, payment_hash: bytes, 
     return contract.contract_id()
 
 
-async def test_lnv1_claims_and_cancels_cut_short_are_finished(
-    gws: Gateways, request: pytest.FixtureRequest
-) -> None:
-    if "lnv1" not in request.node.callspec.id:
-        pytest.skip("LNv2 claims: test_fedimint_lnv2_gateway.py; LNv2 cancels move no money (forfeit)")
+# LNv2 claims: test_fedimint_lnv2_gateway.py; LNv2 cancels move no money (forfeit).
+@pytest.mark.parametrize("gws", ["lnv1"], indirect=True)
+async def test_lnv1_claims_and_cancels_cut_short_are_finished(gws: Gateways) -> None:
     before = await funded(gws)
     key = bytes.fromhex(before.gateway_pubkey)  # type: ignore[attr-defined]
     preimage = secrets.token_bytes(32)
