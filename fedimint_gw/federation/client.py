@@ -113,6 +113,9 @@ class IncomingState(enum.Enum):
 class IncomingOutcome:
     state: IncomingState
     preimage: bytes | None = None
+    refunded: Msat | None = None
+    """REFUNDED: the ecash the refund gave back (the contract less the federation's fees on the
+    refund; the same figure on every call), None when unknown."""
 
 
 class OutgoingState(enum.Enum):

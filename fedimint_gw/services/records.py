@@ -28,7 +28,8 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
     }
     if r.federation_fee_msat is not None:  # what the federations took for its transactions
         body["federation_fee_msat"] = r.federation_fee_msat
-        body["margin_msat"] = r.fee_msat - r.federation_fee_msat
+        earned = r.fee_msat if r.state is PaymentState.SUCCEEDED else 0  # a failed one earned nothing
+        body["margin_msat"] = earned - r.federation_fee_msat
     if r.target_federation_id:
         body["target_federation_id"] = r.target_federation_id
     if "elapsed_ms" in r.data:

@@ -152,3 +152,30 @@ async def test_a_receive_whose_fee_is_below_the_federations_take_is_a_logged_los
     fid = rec["federation_id"]
     assert f'fedimint_gw_fee_shortfall_msat_total{{federation="{fid}",kind="receive"}} 7.0' in metrics
     assert f'fedimint_gw_fee_shortfalls_total{{federation="{fid}",kind="receive"}} 1.0' in metrics
+
+
+async def test_a_refunded_receive_records_its_funding_and_its_refund(env: Env) -> None:
+    from tests.e2e.test_swaps import _offer_with_wrong_preimage
+
+    fed = await env.federation("refund-fee", (1,), fee=TX_FEE)
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await _fund(env, fed, 50_000)
+    user = await env.wallet(fed, "mallory")
+    await user.faucet(1_000)  # the offer's transaction fee
+    invoice = await _offer_with_wrong_preimage(env, fed, user, 20_000)
+    payment_hash = bolt11.decode(invoice).payment_hash.hex()
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(info["scid"], payment_hash, 20_000, 30_000, height + 100, height)
+    )
+    assert answer["result"] == "fail"
+    await ecash_becomes(env, fed.federation_id, 50_000 - 2 * TX_FEE)  # the funding's and the refund's
+    rec = await _only(env, "receive")
+    assert rec["state"] == "refunded"
+    assert rec["federation_fee_msat"] == 2 * TX_FEE and rec["margin_msat"] == -2 * TX_FEE  # nothing earned
+    totals = (await env.gateway.summary(None, None))["kinds"]["receive"]
+    assert (totals["fees_earned_msat"], totals["federation_fees_msat"], totals["margin_msat"]) == (
+        0,
+        2 * TX_FEE,
+        -2 * TX_FEE,
+    )

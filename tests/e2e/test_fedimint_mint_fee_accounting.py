@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import FedimintParams
@@ -23,6 +24,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
+from tests.e2e.fedimint_helpers import lnv2_send
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
@@ -118,3 +120,48 @@ async def _change_finished(client: Lnv2FederationClient, operation_id: str) -> N
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the change of {operation_id} was never finished")
+
+
+async def test_a_send_records_what_the_federation_took_for_its_claim(env: Env, fm: RunningFedimint) -> None:
+    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    api = FederationApi.from_config(fm.federation.client_config, env.session)
+    try:
+        sender = Lnv2Wallet(fm, api, env.session)
+        payment_hash = env.node.add_payee(secrets.token_bytes(32))
+        invoice = _invoice(payment_hash, AMOUNT)
+        before = (await client.balance()).value
+        payment_id, total = await lnv2_send(
+            env, fm, client, sender, invoice, AMOUNT + FEES.fee(Msat(AMOUNT)).value
+        )
+        await _settled(env, payment_id)
+    finally:
+        await api.close()
+    gained = (await client.balance()).value - before
+    (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+    assert (rec["kind"], rec["state"], rec["fee_msat"]) == ("send", "succeeded", FEES.fee(Msat(AMOUNT)).value)
+    # The claim gave the gateway the contract less the mint fees (per note it made) and the
+    # module's input fee: that is what the federation took.
+    assert rec["federation_fee_msat"] == total - gained > 0, (rec, total, gained)
+    assert rec["margin_msat"] == rec["fee_msat"] - (total - gained)
+
+
+async def _settled(env: Env, payment_id: str) -> None:
+    for _ in range(400):
+        stored = await pay_repo.get(env.gateway.db.conn, payment_id)
+        if stored is not None and stored.state.terminal:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{payment_id} never finished")
+
+
+def _invoice(payment_hash: str, amount: int) -> str:
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=amount,
+        timestamp=int(time.time()),
+        payment_hash=bytes.fromhex(payment_hash),
+        payment_secret=secrets.token_bytes(32),
+        description="external",
+        features=bolt11.DEFAULT_FEATURES,
+    )
+    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())

@@ -256,8 +256,8 @@ class FedimintLnv1Client:
                     raise FederationMisbehaved("the decrypted preimage does not match the payment hash")
                 return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             if state is lc.PreimageState.INVALID:
-                await self._redeem(f"ln-refund:{contract_id}", contract_id, account.amount, None)
-                return IncomingOutcome(IncomingState.REFUNDED)
+                back = await self._redeem(f"ln-refund:{contract_id}", contract_id, account.amount, None)
+                return IncomingOutcome(IncomingState.REFUNDED, refunded=back)
             if loop.time() >= deadline:
                 return IncomingOutcome(IncomingState.FUNDED)
             await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))

@@ -71,7 +71,7 @@ def _payments(snap: OpsSnapshot) -> Iterator[Metric]:
     )
     shortfalls = CounterMetricFamily(
         "fedimint_gw_fee_shortfalls",
-        "Payments whose federation fees were more than the fee charged (money lost)",
+        "Succeeded payments whose federation fees were more than the fee charged (money lost)",
         labels=["kind", "federation"],
     )
     shortfall = CounterMetricFamily(

@@ -37,7 +37,7 @@ class PaymentGroup:
     lost_msat: int
     losses: int
     federation_fee_msat: int = 0  # what the federations took for these payments' transactions
-    shortfalls: int = 0  # payments whose federation fee was more than the fee charged
+    shortfalls: int = 0  # succeeded payments whose federation fee was more than the fee charged
     shortfall_msat: int = 0  # by how much, summed
 
 
@@ -106,7 +106,8 @@ class SnapshotReader:
             "SELECT kind, state, COALESCE(federation_id, ''), COUNT(*), SUM(amount_msat), SUM(fee_msat), "
             "SUM(COALESCE(json_extract(data_json, '$.lost_msat'), 0)), "
             "SUM(COALESCE(json_extract(data_json, '$.lost_msat'), 0) > 0), "
-            f"SUM({_TOOK}), SUM({_TOOK} > fee_msat), SUM(MAX({_TOOK} - fee_msat, 0)) "
+            f"SUM({_TOOK}), SUM(state = 'succeeded' AND {_TOOK} > fee_msat), "
+            f"SUM(CASE WHEN state = 'succeeded' THEN MAX({_TOOK} - fee_msat, 0) ELSE 0 END) "
             "FROM payments WHERE state != 'registered' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ) as cur:
             groups = tuple(

@@ -6,7 +6,9 @@ fee; Fedimint: mint fees per note of inputs and change, plus the Lightning modul
 fees):
 - a receive (and a swap's target side): its funding, beyond the contract (`funding_fee`);
 - a send (and a swap's or forward's source side): its claim, the contract's amount less the
-  ecash it gave (`claim_fee`).
+  ecash it gave (`claim_fee`);
+- a funded contract refunded to the gateway (the receiver's preimage was invalid): its funding
+  and its refund (`refund_fee`).
 A cancellation costs the gateway nothing (no notes of its own move). The margin is
 `fee_msat - federation_fee_msat`; a payment whose margin is negative lost money and says so in
 the log (`warn_if_short`) and in the metrics (`fedimint_gw_fee_shortfalls`).
@@ -52,6 +54,15 @@ def claim_fee(rec: repo.PaymentRecord, gained: Msat) -> dict[str, Any]:
         return {}
     before = int(rec.data.get(FEDERATION_FEE, 0) or 0)
     return {FEDERATION_FEE: before + max(0, int(contract) - gained.value)}
+
+
+def refund_fee(rec: repo.PaymentRecord, contract: Msat, refunded: Msat | None) -> dict[str, Any]:
+    """The record's federation fee plus its refund's (a funded contract the gateway took back:
+    the contract less what the refund gave), when the adapter said what it gave."""
+    if refunded is None:
+        return {}
+    before = int(rec.data.get(FEDERATION_FEE, 0) or 0)
+    return {FEDERATION_FEE: before + max(0, contract.value - refunded.value)}
 
 
 def margin(rec: repo.PaymentRecord) -> int | None:

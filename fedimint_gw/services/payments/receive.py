@@ -306,8 +306,9 @@ class IncomingService:
                     self._recovery.follow(done)
                     return answer_resolve(outcome.preimage)
                 if outcome.state is IncomingState.REFUNDED:
+                    took = federation_fees.refund_fee(rec, request.amount, outcome.refunded)
                     await self._ctx.advance(
-                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid", data=took
                     )
                     return answer_unknown_payment(event.amount_msat, await self._height(event))
                 # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.

@@ -184,7 +184,9 @@ class ReceiveRecovery:
                 await asyncio.sleep(5.0)
                 continue
             if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
+                amount = request_from_json(rec.data["request"]).amount
+                took = federation_fees.refund_fee(rec, amount, outcome.refunded)
+                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED, data=took)
                 return
             if outcome.state is IncomingState.PREIMAGE:
                 loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"

@@ -197,7 +197,9 @@ class SwapService:
                 rec = await self._preimage_known(rec, outcome.preimage.hex())
             elif outcome.state is IncomingState.REFUNDED:
                 rec = await self._refund_sender(
-                    rec, "the receiver's preimage was invalid; the gateway was refunded"
+                    rec,
+                    "the receiver's preimage was invalid; the gateway was refunded",
+                    federation_fees.refund_fee(rec, request.amount, outcome.refunded),
                 )
         return rec
 
@@ -215,9 +217,11 @@ class SwapService:
             return rec
         return await self._refund_sender(rec, f"the target federation did not answer: {reason}")
 
-    async def _refund_sender(self, rec: repo.PaymentRecord, reason: str) -> repo.PaymentRecord:
+    async def _refund_sender(
+        self, rec: repo.PaymentRecord, reason: str, data: dict[str, Any] | None = None
+    ) -> repo.PaymentRecord:
         await self._release_registration(rec)
-        return await self._ctx.advance(rec, PaymentState.CANCELLING, error=reason)
+        return await self._ctx.advance(rec, PaymentState.CANCELLING, error=reason, data=data or {})
 
     async def _release_registration(self, rec: repo.PaymentRecord) -> None:
         reg_id = rec.data.get("registered_id")
