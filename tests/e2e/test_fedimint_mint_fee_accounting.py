@@ -9,23 +9,31 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.crypto.bls import threshold_crypto as tc
 from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient
 from fedimint_gw.federation.fedimint.notes import MintOpState
+from fedimint_gw.fedimint.ln.contracts import IncomingContractOffer, payment_hash_of_key
+from fedimint_gw.fedimint.ln.items import LightningClientConfig, ln_output_bytes
+from fedimint_gw.fedimint.mint_api import submit_transaction
 from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
 from tests.e2e.fedimint_helpers import lnv2_send
-from tests.support.fake_node import final_payload
+from tests.support.fake_node import final_payload, forward_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
@@ -112,7 +120,7 @@ async def test_a_receive_records_what_the_federation_took_for_its_funding(
     assert again.value == rec["federation_fee_msat"]
 
 
-async def _change_finished(client: Lnv2FederationClient, operation_id: str) -> None:
+async def _change_finished(client: Any, operation_id: str) -> None:
     """Wait until the funding's change notes are stored (the HTLC resolves before that)."""
     for _ in range(400):
         op = await client._notes.get(operation_id)
@@ -165,3 +173,38 @@ def _invoice(payment_hash: str, amount: int) -> str:
         features=bolt11.DEFAULT_FEATURES,
     )
     return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
+
+
+async def test_an_lnv1_receive_records_what_the_federation_took_for_its_funding(env: Env) -> None:
+    params = FedimintParams(name="mint-fee-ln", ln=True, fee_base_msat=100)
+    fm1 = await start_fedimint(env.tmp / "fm-ln", params)
+    try:
+        info = await env.gateway.federations.connect(fm1.invite_code)
+        client = env.gateway.federations.client(FederationId(fm1.federation_id.hex))
+        got = await faucet_notes(env.session, fm1.admin_url, fm1.federation.client_config, 200_000)
+        await client.receive_ecash(got.oob.encode())
+        before = (await client.balance()).value
+        key = PrivateKey().public_key.format()
+        ln_config = LightningClientConfig.from_bytes(fm1.federation.client_config.modules[LN_INSTANCE_ID].raw)
+        encrypted = tc.encrypt(tc.PublicKey.decode(ln_config.threshold_pub_key), key).to_bytes()
+        offer = IncomingContractOffer(5000, payment_hash_of_key(key), encrypted, None)
+        api = FederationApi.from_config(fm1.federation.client_config, env.session)
+        try:
+            items = [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))]
+            assert (await submit_transaction(api, Transaction.signed([], items, b"\x02" * 8, []))).accepted
+        finally:
+            await api.close()
+        height = env.node.block_height
+        fee = FEES.fee(Msat(5000)).value
+        htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + fee, height + 100, height)
+        answer = await env.htlc(*htlc)
+        assert answer["result"] == "resolve", (answer, env.logs[-5:])
+        (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+        await _change_finished(client, str(rec["payment_id"]))
+        spent = before - (await client.balance()).value
+        (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+        assert (rec["kind"], rec["state"], rec["fee_msat"]) == ("receive", "succeeded", fee)
+        assert rec["federation_fee_msat"] == spent - 5000 > 0, (rec, spent)
+        assert rec["margin_msat"] == 5000 + fee - spent
+    finally:
+        await fm1.stop()
