@@ -46,6 +46,11 @@ async def funding_fee(
     return {FEDERATION_FEE: fee.value}
 
 
+def contract_data(amount: Msat) -> dict[str, Any]:
+    """What a send's record keeps so its claim's fee can be known: the contract's amount."""
+    return {CONTRACT_AMOUNT: amount.value}
+
+
 def claim_fee(rec: repo.PaymentRecord, gained: Msat) -> dict[str, Any]:
     """The record's federation fee plus its claim's (the contract less what the claim gave):
     computed from the record before the claim's write, so a replayed claim adds it once."""

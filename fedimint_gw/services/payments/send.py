@@ -150,12 +150,8 @@ class OutgoingService:
             federation_id=fid.hex,
             created_at=now,
             updated_at=now,
-            data={
-                "contract_id": contract_id,
-                "invoice": invoice,
-                "started": time.time(),
-                federation_fees.CONTRACT_AMOUNT: contract.amount.value,
-            },
+            data={"contract_id": contract_id, "invoice": invoice, "started": time.time()}
+            | federation_fees.contract_data(contract.amount),
         )
         # From here the contract is ours: a refusal cancels it so the user is refunded at once.
         try:
