@@ -160,7 +160,9 @@ def _register(gw: GatewayPlugin) -> None:
         announced to the federation. With
         `to_federation`, set instead the fee of swaps from `federation_id` to `to_federation`
         (default for swaps: the target federation's fees; 0 0 lets users move between them for
-        free, and is also what a peer pays for `fedimint-migrate` through this gateway)."""
+        free, and is also what a peer pays for `fedimint-migrate` through this gateway). The
+        answer carries a `warning` when a 100 sat receive's fee would be below what the
+        federation takes for funding it (the fees are set anyway)."""
         gw.bridge.answer(request, lambda: gw.require().set_fees(federation_id, base_msat, ppm, to_federation))
 
     @command("fedimint-setlimits")
@@ -236,20 +238,23 @@ def _register(gw: GatewayPlugin) -> None:
     def fedimint_payments(
         request: Any, federation_id: str = "", state: str = "", limit: Any = 50, before: Any = None
     ) -> None:
-        """List payments, newest first: kind, state, amounts, fee, timings and error. Filter by
+        """List payments, newest first: kind, state, amounts, fee, what the federation took
+        (`federation_fee_msat`) and the margin, timings and error. Filter by
         `federation_id` and `state`; page with `before` (the `next_before` of the previous page)."""
         gw.bridge.answer(request, lambda: gw.require().payments(federation_id, state, limit, before))
 
     @command("fedimint-summary")
     def fedimint_summary(request: Any, start: Any = None, end: Any = None) -> None:
-        """Counts, success rate, volume, fees earned and latency p50/p90 per payment kind,
+        """Counts, success rate, volume, fees earned, federation fees, margin and latency p50/p90
+        per payment kind,
         for payments created between `start` and `end` (unix seconds; default: all time)."""
         gw.bridge.answer(request, lambda: gw.require().summary(start, end))
 
     @command("fedimint-export")
     def fedimint_export(request: Any, start: Any = None, end: Any = None, format: str = "json") -> None:
         """Every payment created between `start` and `end` (unix seconds; default: all time),
-        oldest first, with kind, state, federation, amounts, fee (earned or paid), losses and
+        oldest first, with kind, state, federation, amounts, fee (earned or paid), what the
+        federation took, losses and
         times, plus per-kind totals equal to fedimint-summary's. `format`: json (rows in
         `payments`) or csv (the file's text in `csv`, e.g. `lightning-cli fedimint-export
         format=csv | jq -r .csv > payments.csv`)."""

@@ -113,6 +113,9 @@ class IncomingState(enum.Enum):
 class IncomingOutcome:
     state: IncomingState
     preimage: bytes | None = None
+    refunded: Msat | None = None
+    """REFUNDED: the ecash the refund gave back (the contract less the federation's fees on the
+    refund; the same figure on every call), None when unknown."""
 
 
 class OutgoingState(enum.Enum):
@@ -208,6 +211,14 @@ class FederationClient(Protocol):
         restart): until then they are missing from `balance`. Idempotent per operation id."""
         ...
 
+    async def funding_fee(self, request: IncomingRequest, operation_id: str) -> Msat:
+        """What the federation took for the funding `fund_incoming(request, operation_id)`
+        stored, on top of the contract's `request.amount`: devfed's flat transaction fee,
+        Fedimint's mint fees (per note of inputs and change) plus the Lightning module's
+        contract fee. Read from the stored operation, so every call (a replay, after a restart)
+        gives the same figure. Raises NotFound when no such funding is stored."""
+        ...
+
     async def abandon_funding(self, operation_id: str) -> bool:
         """Give up a `fund_incoming` whose outcome is unknown (the federation did not answer).
         True: it certainly never happened and never will (a threshold accepted a conflicting
@@ -224,7 +235,8 @@ class FederationClient(Protocol):
         ...
 
     async def claim_outgoing(self, contract_id: str, preimage: bytes) -> Msat:
-        """Claim the outgoing contract with the preimage; returns the ecash gained."""
+        """Claim the outgoing contract with the preimage; returns the ecash gained (the same
+        figure on a replay): the contract's amount less what the federation took for the claim."""
         ...
 
     async def check_send_auth(self, contract_id: str, invoice: str, auth: object) -> bool:

@@ -29,6 +29,7 @@ COLUMNS = (
     "amount_msat",
     "fee_msat",
     "fee_direction",
+    "federation_fee_msat",
     "lost_msat",
     "created_at",
     "finished_at",
@@ -71,6 +72,7 @@ def export_row(r: repo.PaymentRecord) -> dict[str, Any]:
         "amount_msat": r.amount_msat,
         "fee_msat": r.fee_msat,
         "fee_direction": _direction(r).value,
+        "federation_fee_msat": r.federation_fee_msat or 0,
         "lost_msat": int(r.data.get("lost_msat", 0) or 0),
         "created_at": r.created_at,
         "finished_at": r.updated_at if r.state.terminal else None,
@@ -82,7 +84,9 @@ def export_row(r: repo.PaymentRecord) -> dict[str, Any]:
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per kind: rows, succeeded, volume, fees earned and paid, losses (the summary's sums)."""
+    """Per kind: rows, succeeded, volume, fees earned and paid, what the federations took (any
+    state: a failed payment may have paid a funding) and the margin (earned less that), losses
+    (the summary's sums)."""
     out: dict[str, dict[str, int]] = {}
     for row in rows:
         t = out.setdefault(
@@ -93,16 +97,21 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
                 "volume_msat": 0,
                 "fees_earned_msat": 0,
                 "fees_paid_msat": 0,
+                "federation_fees_msat": 0,
+                "margin_msat": 0,
                 "lost_msat": 0,
             },
         )
         t["count"] += 1
+        t["federation_fees_msat"] += row["federation_fee_msat"]
+        t["margin_msat"] -= row["federation_fee_msat"]
         t["lost_msat"] += row["lost_msat"]
         if row["state"] == PaymentState.SUCCEEDED.value:
             t["succeeded"] += 1
             t["volume_msat"] += row["amount_msat"]
         if row["fee_direction"] == FeeDirection.EARNED.value:
             t["fees_earned_msat"] += row["fee_msat"]
+            t["margin_msat"] += row["fee_msat"]
         elif row["fee_direction"] == FeeDirection.PAID.value:
             t["fees_paid_msat"] += row["fee_msat"]
     return out

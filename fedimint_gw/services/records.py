@@ -26,6 +26,10 @@ def _record_json(r: repo.PaymentRecord) -> dict[str, Any]:
         "created_at": r.created_at,
         "updated_at": r.updated_at,
     }
+    if r.federation_fee_msat is not None:  # what the federations took for its transactions
+        body["federation_fee_msat"] = r.federation_fee_msat
+        earned = r.fee_msat if r.state is PaymentState.SUCCEEDED else 0  # a failed one earned nothing
+        body["margin_msat"] = earned - r.federation_fee_msat
     if r.target_federation_id:
         body["target_federation_id"] = r.target_federation_id
     if "elapsed_ms" in r.data:
@@ -107,6 +111,8 @@ class Records:
             failed = [r for r in mine if r.state in (PaymentState.FAILED, PaymentState.REFUNDED)]
             latencies = [int(r.data["elapsed_ms"]) for r in ok if "elapsed_ms" in r.data]
             finished = len(ok) + len(failed)
+            earned = sum(r.fee_msat for r in ok if not _paid_by_us(r))
+            took = sum(r.federation_fee_msat or 0 for r in mine)
             kinds[kind.value] = {
                 "count": len(mine),
                 "succeeded": len(ok),
@@ -114,7 +120,9 @@ class Records:
                 "in_flight": len(mine) - finished,
                 "success_rate": round(len(ok) / finished, 4) if finished else None,
                 "volume_msat": sum(r.amount_msat for r in ok),
-                "fees_earned_msat": sum(r.fee_msat for r in ok if not _paid_by_us(r)),
+                "fees_earned_msat": earned,
+                "federation_fees_msat": took,
+                "margin_msat": earned - took,
                 "latency_ms_p50": _percentile(latencies, 0.5),
                 "latency_ms_p90": _percentile(latencies, 0.9),
             }

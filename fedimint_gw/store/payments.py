@@ -10,6 +10,8 @@ import aiosqlite
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 
+FEDERATION_FEE = "federation_fee_msat"  # the key in `data` (no column: no migration needed)
+
 
 @dataclass(frozen=True)
 class PaymentRecord:
@@ -30,6 +32,14 @@ class PaymentRecord:
     preimage: str | None = None
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def federation_fee_msat(self) -> int | None:
+        """What the federations took for this payment's own transactions (funding, claim), kept
+        in `data`; None when not recorded (older records, kinds that record their fees in
+        `fee_msat`). See services/payments/federation_fees.py."""
+        took = self.data.get(FEDERATION_FEE)
+        return None if took is None else int(took)
 
     def advance(self, state: PaymentState, now: int, **changes: Any) -> PaymentRecord:
         """A copy in `state` with `changes` applied (data is merged, not replaced)."""

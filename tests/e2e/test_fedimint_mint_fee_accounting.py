@@ -4,22 +4,36 @@ input and output) takes mint fees from the gateway's notes on every transaction 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import FedimintParams
+from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
+from fedimint_gw.crypto.bls import threshold_crypto as tc
 from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient
+from fedimint_gw.federation.fedimint.notes import MintOpState
+from fedimint_gw.fedimint.ln.contracts import IncomingContractOffer, payment_hash_of_key
+from fedimint_gw.fedimint.ln.items import LightningClientConfig, ln_output_bytes
+from fedimint_gw.fedimint.mint_api import submit_transaction
 from fedimint_gw.fedimint.query import FederationApi
+from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.services.payments.requests import request_from_json
+from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
-from tests.support.fake_node import final_payload
+from tests.e2e.fedimint_helpers import lnv2_send
+from tests.support.fake_node import final_payload, forward_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
@@ -48,14 +62,6 @@ async def test_ecash_send_says_what_the_federation_took(env: Env, fm: RunningFed
     assert fees.spend.value > 0 and fees.reissue.value > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="KNOWN GAP: a receive's fee_msat is the fee the gateway charged; the mint fees its "
-    "funding paid from the gateway's notes (inputs and change) are recorded nowhere, so with "
-    "mint fees the payments log overstates what the gateway earned (FederationClient.fund_incoming "
-    "does not report what the funding cost)",
-)
 async def test_a_receive_records_what_the_federation_took_for_its_funding(
     env: Env, fm: RunningFedimint
 ) -> None:
@@ -97,9 +103,108 @@ async def test_a_receive_records_what_the_federation_took_for_its_funding(
         assert answer["result"] == "resolve"
     finally:
         await api.close()
+    (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+    await _change_finished(client, rec["payment_id"])  # the funding's change joins the balance later
     spent = before - (await client.balance()).value
     assert spent > contract_amount  # the federation took mint fees on top of the contract
     (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
     assert (rec["kind"], rec["state"]) == ("receive", "succeeded")
-    # The HTLC brought AMOUNT; what the gateway earned is that less everything its ecash paid.
-    assert rec["fee_msat"] == AMOUNT - spent, (rec, spent)
+    # fee_msat stays the fee charged; the federation's take is recorded next to it, and the
+    # margin is what the gateway really earned: the HTLC's AMOUNT less everything its ecash paid.
+    assert rec["fee_msat"] == AMOUNT - contract_amount
+    assert rec["federation_fee_msat"] == spent - contract_amount > 0, (rec, spent)
+    assert rec["margin_msat"] == AMOUNT - spent
+    stored = await pay_repo.get(env.gateway.db.conn, rec["payment_id"])
+    assert stored is not None  # asked again (as after a restart), the adapter gives the same figure
+    again = await client.funding_fee(request_from_json(stored.data["request"]), stored.payment_id)
+    assert again.value == rec["federation_fee_msat"]
+
+
+async def _change_finished(client: Any, operation_id: str) -> None:
+    """Wait until the funding's change notes are stored (the HTLC resolves before that)."""
+    for _ in range(400):
+        op = await client._notes.get(operation_id)
+        if op is not None and op.state is MintOpState.DONE:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the change of {operation_id} was never finished")
+
+
+async def test_a_send_records_what_the_federation_took_for_its_claim(env: Env, fm: RunningFedimint) -> None:
+    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    api = FederationApi.from_config(fm.federation.client_config, env.session)
+    try:
+        sender = Lnv2Wallet(fm, api, env.session)
+        payment_hash = env.node.add_payee(secrets.token_bytes(32))
+        invoice = _invoice(payment_hash, AMOUNT)
+        before = (await client.balance()).value
+        payment_id, total = await lnv2_send(
+            env, fm, client, sender, invoice, AMOUNT + FEES.fee(Msat(AMOUNT)).value
+        )
+        await _settled(env, payment_id)
+    finally:
+        await api.close()
+    gained = (await client.balance()).value - before
+    (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+    assert (rec["kind"], rec["state"], rec["fee_msat"]) == ("send", "succeeded", FEES.fee(Msat(AMOUNT)).value)
+    # The claim gave the gateway the contract less the mint fees (per note it made) and the
+    # module's input fee: that is what the federation took.
+    assert rec["federation_fee_msat"] == total - gained > 0, (rec, total, gained)
+    assert rec["margin_msat"] == rec["fee_msat"] - (total - gained)
+
+
+async def _settled(env: Env, payment_id: str) -> None:
+    for _ in range(400):
+        stored = await pay_repo.get(env.gateway.db.conn, payment_id)
+        if stored is not None and stored.state.terminal:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{payment_id} never finished")
+
+
+def _invoice(payment_hash: str, amount: int) -> str:
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=amount,
+        timestamp=int(time.time()),
+        payment_hash=bytes.fromhex(payment_hash),
+        payment_secret=secrets.token_bytes(32),
+        description="external",
+        features=bolt11.DEFAULT_FEATURES,
+    )
+    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
+
+
+async def test_an_lnv1_receive_records_what_the_federation_took_for_its_funding(env: Env) -> None:
+    params = FedimintParams(name="mint-fee-ln", ln=True, fee_base_msat=100)
+    fm1 = await start_fedimint(env.tmp / "fm-ln", params)
+    try:
+        info = await env.gateway.federations.connect(fm1.invite_code)
+        client = env.gateway.federations.client(FederationId(fm1.federation_id.hex))
+        got = await faucet_notes(env.session, fm1.admin_url, fm1.federation.client_config, 200_000)
+        await client.receive_ecash(got.oob.encode())
+        before = (await client.balance()).value
+        key = PrivateKey().public_key.format()
+        ln_config = LightningClientConfig.from_bytes(fm1.federation.client_config.modules[LN_INSTANCE_ID].raw)
+        encrypted = tc.encrypt(tc.PublicKey.decode(ln_config.threshold_pub_key), key).to_bytes()
+        offer = IncomingContractOffer(5000, payment_hash_of_key(key), encrypted, None)
+        api = FederationApi.from_config(fm1.federation.client_config, env.session)
+        try:
+            items = [ModuleItem(LN_INSTANCE_ID, ln_output_bytes(offer))]
+            assert (await submit_transaction(api, Transaction.signed([], items, b"\x02" * 8, []))).accepted
+        finally:
+            await api.close()
+        height = env.node.block_height
+        fee = FEES.fee(Msat(5000)).value
+        htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + fee, height + 100, height)
+        answer = await env.htlc(*htlc)
+        assert answer["result"] == "resolve", (answer, env.logs[-5:])
+        (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+        await _change_finished(client, str(rec["payment_id"]))
+        spent = before - (await client.balance()).value
+        (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
+        assert (rec["kind"], rec["state"], rec["fee_msat"]) == ("receive", "succeeded", fee)
+        assert rec["federation_fee_msat"] == spent - 5000 > 0, (rec, spent)
+        assert rec["margin_msat"] == 5000 + fee - spent
+    finally:
+        await fm1.stop()

@@ -260,6 +260,14 @@ def test_lnv2_receive_send_and_refund_through_lightningd(
         assert kinds["receive"]["fees_earned_msat"] + kinds["send"]["fees_earned_msat"] == (
             fee_of(amount) + fee_of(20_000)
         )
+        # What the federation took (no mint fees here: the ecash figures above are exact), and so
+        # the margin, through lightningd: the funding, the claim; the cancel cost nothing.
+        assert (recv["federation_fee_msat"], recv["margin_msat"]) == (0, fee_of(amount))
+        assert (send["federation_fee_msat"], send["margin_msat"]) == (0, fee_of(20_000))
+        assert "federation_fee_msat" not in failed  # never claimed, nothing funded
+        assert kinds["receive"]["margin_msat"] == fee_of(amount) and kinds["send"]["margin_msat"] == fee_of(
+            20_000
+        )
     finally:
         user.close()
 

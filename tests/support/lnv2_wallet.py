@@ -29,7 +29,7 @@ from fedimint_gw.fedimint.lnv2.contracts import (
 )
 from fedimint_gw.fedimint.lnv2.keys import public_key_of
 from fedimint_gw.fedimint.mint_api import collect_notes, submit_transaction
-from fedimint_gw.fedimint.mint_client import FinishedNote, represent_amount
+from fedimint_gw.fedimint.mint_client import FinishedNote, fees_of, represent_amount
 from fedimint_gw.fedimint.mint_types import MintClientConfig
 from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import OutPoint, Transaction, TransactionSubmissionOutcome
@@ -136,13 +136,23 @@ class Lnv2Wallet:
         )
 
     async def fund(self, output: items.LightningOutput, amount: int) -> tuple[Submitted, OutPoint]:
-        """Spend faucet notes worth ``amount`` plus the LNv2 fee into one LNv2 output (index 0);
-        the federation's mint fees must be zero."""
-        notes = await self.notes(amount + self.config.fee.fee(amount))
+        """Spend faucet notes worth ``amount`` plus the LNv2 fee into one LNv2 output (index 0),
+        plus the mint's fee on each of those notes when the federation charges one."""
+        notes = await self.notes(self._with_input_fees(amount + self.config.fee.fee(amount)))
         inputs = [txs.note_input(MINT_INSTANCE_ID, n.amount, n.note) for n in notes]
         tx = txs.build(inputs, [txs.lnv2_output(LNV2_INSTANCE_ID, output)], secrets.token_bytes(8))
         outcome = await submit_transaction(self.api, tx)
         return Submitted(tx, outcome), OutPoint(tx.txid(), 0)
+
+    def _with_input_fees(self, need: int) -> int:
+        """The faucet amount whose notes, less the mint's fee per note spent, are worth `need`."""
+        for total in range(need, need + 100_000):
+            if (
+                total - fees_of(self.mint.fee_consensus, represent_amount(total, self.mint.denominations))
+                == need
+            ):
+                return total
+        raise AssertionError(f"no faucet amount pays {need} msat net of the mint's fees")
 
     async def spend(self, value: items.LightningInput, amount: int, key: bytes | None = None) -> Submitted:
         """Spend one LNv2 input worth ``amount`` into fresh notes worth ``amount`` less the LNv2

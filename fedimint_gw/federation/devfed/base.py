@@ -13,13 +13,14 @@ import aiohttp
 
 from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
-from fedimint_gw.errors import FederationMisbehaved, InvalidInput
+from fedimint_gw.errors import FederationMisbehaved, InvalidInput, NotFound
 from fedimint_gw.federation.adapter import AdapterContext, FederationDescription
 from fedimint_gw.federation.client import (
     EcashFees,
     EcashNotes,
     FederationClient,
     FederationInfo,
+    IncomingRequest,
     NotesSummary,
     OutgoingContract,
 )
@@ -162,6 +163,12 @@ class LedgerClient:
     async def close(self) -> None:
         """Stop finishing notes in the background (the session belongs to the gateway)."""
         await self._ledger.close()
+
+    async def funding_fee(self, request: IncomingRequest, operation_id: str) -> Msat:
+        """devfed's flat transaction fee, once the funding is stored (NotFound before)."""
+        if await self._ledger.wallet.get(f"fund:{operation_id}") is None:
+            raise NotFound(f"no funding stored under operation {operation_id}")
+        return self._keys.tx_fee
 
     async def abandon_funding(self, operation_id: str) -> bool:
         """Give up `fund_incoming(…, operation_id)` whose outcome is unknown. True: it certainly

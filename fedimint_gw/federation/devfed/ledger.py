@@ -403,17 +403,17 @@ class Ledger:
         claim = {"kind": "outgoing_claim", "contract_id": contract_id, "preimage": preimage.hex()}
         return await self.spend_contract("claim_outgoing", claim, contract.amount, operation_id)
 
-    async def refund_incoming(self, contract_id: str, amount: Msat, refunded: bool = False) -> None:
+    async def refund_incoming(self, contract_id: str, amount: Msat, refunded: bool = False) -> Msat | None:
         """Take back the gateway's funding of an incoming contract whose preimage was invalid.
 
         `refunded`: the federation already shows the contract refunded; only an unfinished
-        operation of ours is then completed.
+        operation of ours is then completed. Returns what the refund gave back (None: not ours).
         """
         operation_id = f"refund:{contract_id}"
         if refunded and await self.wallet.get(operation_id) is None:
-            return
+            return None
         refund = {"kind": "incoming_refund", "contract_id": contract_id}
-        await self.spend_contract("refund_incoming", refund, amount, operation_id)
+        return await self.spend_contract("refund_incoming", refund, amount, operation_id)
 
     def reissue_plan(self, notes: Sequence[Note]) -> tuple[str, TxBuilder, Msat]:
         """The operation id, transaction builder and total of reissuing `notes` to the gateway."""

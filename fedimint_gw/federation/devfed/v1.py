@@ -168,8 +168,8 @@ class V1Client(LedgerClient):
                     raise FederationMisbehaved(f"contract {contract_id} shows a preimage of another hash")
                 return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             if state in ("refund", "refunded"):
-                await self._ledger.refund_incoming(contract_id, amount, refunded=state == "refunded")
-                return IncomingOutcome(IncomingState.REFUNDED)
+                back = await self._ledger.refund_incoming(contract_id, amount, refunded=state == "refunded")
+                return IncomingOutcome(IncomingState.REFUNDED, refunded=back)
             return None
 
         return await poll(attempt, timeout)

@@ -214,16 +214,16 @@ class V2Client(LedgerClient):
                 raise InvalidInput(f"contract {contract_id} is not a v2 incoming contract")
             state, amount = view["state"], Msat(int(body["amount_msat"]))
             if state == "refunded":
-                await self._ledger.refund_incoming(contract_id, amount, refunded=True)
-                return IncomingOutcome(IncomingState.REFUNDED)
+                back = await self._ledger.refund_incoming(contract_id, amount, refunded=True)
+                return IncomingOutcome(IncomingState.REFUNDED, refunded=back)
             if state == "claimed" and view.get("preimage"):
                 preimage = bytes.fromhex(str(view["preimage"]))
             else:
                 preimage = await self._decrypt(contract_id, body)
             if hashlib.sha256(preimage).hexdigest() == body["payment_hash"]:
                 return IncomingOutcome(IncomingState.PREIMAGE, preimage)
-            await self._ledger.refund_incoming(contract_id, amount)
-            return IncomingOutcome(IncomingState.REFUNDED)
+            back = await self._ledger.refund_incoming(contract_id, amount)
+            return IncomingOutcome(IncomingState.REFUNDED, refunded=back)
 
         return await poll(attempt, timeout)
 

@@ -46,6 +46,7 @@ from fedimint_gw.federation.client import (
 from fedimint_gw.federation.fedimint import module_ops
 from fedimint_gw.federation.fedimint.factory_base import FedimintFactoryBase
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
+from fedimint_gw.federation.fedimint.module_ops import funding_fee_of
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.federation.fedimint.release import ReleaseOutcome, release_funding
 from fedimint_gw.fedimint.config import ClientConfig, ConsensusVersion, parse_client_config
@@ -187,6 +188,11 @@ class FedimintLnv1Client:
         await self._mint.run(op, notes_later=True)  # the preimage may be read once it is accepted
         return contract.contract_id().hex()
 
+    async def funding_fee(self, request: IncomingRequest, operation_id: str) -> Msat:
+        """The stored funding's mint fees (inputs less change less the contract) and the
+        Lightning module's contract fee."""
+        return await funding_fee_of(self._notes, request, operation_id)
+
     async def abandon_funding(self, operation_id: str) -> bool:
         op = await self._notes.get(operation_id)
         if op is None or op.state is MintOpState.FAILED:
@@ -250,8 +256,8 @@ class FedimintLnv1Client:
                     raise FederationMisbehaved("the decrypted preimage does not match the payment hash")
                 return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             if state is lc.PreimageState.INVALID:
-                await self._redeem(f"ln-refund:{contract_id}", contract_id, account.amount, None)
-                return IncomingOutcome(IncomingState.REFUNDED)
+                back = await self._redeem(f"ln-refund:{contract_id}", contract_id, account.amount, None)
+                return IncomingOutcome(IncomingState.REFUNDED, refunded=back)
             if loop.time() >= deadline:
                 return IncomingOutcome(IncomingState.FUNDED)
             await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))

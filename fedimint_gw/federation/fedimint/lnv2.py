@@ -131,8 +131,10 @@ class Lnv2Gateway:
         amount = Msat(contract.commitment.amount)
         item, key = lnv2_input(self._instance, items.IncomingInput(outpoint, agg), self._secret)
         op = await self._notes.prepare_claim(operation_id, REFUND, item, key, amount, self._fee(amount))
-        await self._mint.run(op)
-        return IncomingOutcome(IncomingState.REFUNDED)
+        done = await self._mint.run(op)
+        return IncomingOutcome(
+            IncomingState.REFUNDED, refunded=Msat(int(done.result.get("received_msat", 0)))
+        )
 
     # --- send ---------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from fedimint_gw.federation.client import (
 )
 from fedimint_gw.federation.fedimint.lnv2 import Lnv2Gateway
 from fedimint_gw.federation.fedimint.mint import MintClient, receive_operation_id
+from fedimint_gw.federation.fedimint.module_ops import funding_fee_of
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOpState
 from fedimint_gw.federation.fedimint.release import ReleaseOutcome, release_funding
 from fedimint_gw.fedimint.encoding import Reader, decode_whole, encode
@@ -206,6 +207,11 @@ class Lnv2FederationClient:
         self._lnv2.check_incoming(contract, request.amount)
         outpoint = await self._lnv2.fund_incoming(contract, operation_id)
         return incoming_handle(outpoint, contract)
+
+    async def funding_fee(self, request: IncomingRequest, operation_id: str) -> Msat:
+        """The stored funding's mint fees (inputs less change less the contract) and the
+        Lightning module's contract fee."""
+        return await funding_fee_of(self._notes, request, operation_id)
 
     async def abandon_funding(self, operation_id: str) -> bool:
         """Make an uncertain funding impossible, never submit it: True once it never happened

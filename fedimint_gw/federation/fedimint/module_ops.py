@@ -16,7 +16,8 @@ import secrets
 from collections.abc import Sequence
 
 from fedimint_gw.domain.amount import Msat
-from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotReady
+from fedimint_gw.errors import InsufficientFunds, InvalidInput, NotFound, NotReady
+from fedimint_gw.federation.client import IncomingRequest
 from fedimint_gw.federation.fedimint.notes import FedimintNotes, MintOperation
 from fedimint_gw.fedimint.encoding import encode
 from fedimint_gw.fedimint.mint_client import (
@@ -134,3 +135,12 @@ async def prepare_plain(
         if not await notes.exists(conn, operation_id):
             await notes.insert_op(conn, operation_id, PLAIN, tx, [], 0)
     return await notes.must_get(operation_id)
+
+
+async def funding_fee_of(notes: FedimintNotes, request: IncomingRequest, operation_id: str) -> Msat:
+    """What a stored funding of `request` took beyond the contract: the notes it spends less the
+    change it makes less the contract's amount (mint fees and the module's contract fee)."""
+    if await notes.get(operation_id) is None:
+        raise NotFound(f"no funding stored under operation {operation_id}")
+    paid = await notes.spend_fee(operation_id)
+    return Msat(max(0, paid.value - request.amount.value))

@@ -40,6 +40,8 @@ from fedimint_gw.store import controls as controls_repo
 from fedimint_gw.store import federations as repo
 from fedimint_gw.store.db import Database
 
+TYPICAL_RECEIVE = Msat(100_000)  # what `fedimint-setfees` checks the fees against (100 sat)
+
 
 @dataclass(frozen=True)
 class GuardianProbe:
@@ -261,7 +263,35 @@ class FederationManager:
                 await self._links.register(updated, live)
             except GatewayError as exc:
                 self._log(f"re-registration after fee change failed: {exc.message}", "warn")
-        return {"federation_id": fid.hex, "fees": {"base_msat": fees.base_msat, "ppm": fees.ppm}}
+        out: dict[str, Any] = {
+            "federation_id": fid.hex,
+            "fees": {"base_msat": fees.base_msat, "ppm": fees.ppm},
+        }
+        warning = await self._below_cost(fid, fees, live.client if live else None)
+        if warning is not None:
+            self._log(warning, "warn")
+            out["warning"] = warning
+        return out
+
+    async def _below_cost(
+        self, fid: FederationId, fees: FeeSchedule, client: FederationClient | None
+    ) -> str | None:
+        """A warning (the fees are applied anyway) when a typical receive's fee is below what the
+        federation is estimated to take for funding it (`ecash_fees(...).spend`)."""
+        if client is None:
+            return None
+        try:
+            cost = (await client.ecash_fees(TYPICAL_RECEIVE)).spend
+        except GatewayError:
+            return None
+        charged = fees.fee(TYPICAL_RECEIVE)
+        if charged.value >= cost.value:
+            return None
+        return (
+            f"federation {fid.hex[:16]}: a {TYPICAL_RECEIVE.value} msat receive would be charged "
+            f"{charged.value} msat, below the ~{cost.value} msat the federation takes for funding "
+            "it: such receives lose money (federation_fee_msat in fedimint-payments)"
+        )
 
     async def set_pair_fees(
         self, source: FederationId, target: FederationId, fees: FeeSchedule

@@ -64,7 +64,22 @@ def _payments(snap: OpsSnapshot) -> Iterator[Metric]:
     lost = CounterMetricFamily(
         "fedimint_gw_lost_msat", "Money lost, as reported by the flows (msat)", labels=["kind", "federation"]
     )
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    took = CounterMetricFamily(
+        "fedimint_gw_federation_fees_msat",
+        "What the federations took for the payments' own transactions (msat; any state)",
+        labels=["kind", "federation"],
+    )
+    shortfalls = CounterMetricFamily(
+        "fedimint_gw_fee_shortfalls",
+        "Succeeded payments whose federation fees were more than the fee charged (money lost)",
+        labels=["kind", "federation"],
+    )
+    shortfall = CounterMetricFamily(
+        "fedimint_gw_fee_shortfall_msat",
+        "By how much the federation fees exceeded the fee charged, summed (msat)",
+        labels=["kind", "federation"],
+    )
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0, 0])
     for g in snap.payments:
         fam = done if g.state in TERMINAL else flight
         fam.add_metric([g.kind, g.state, g.federation_id], g.count)
@@ -74,12 +89,18 @@ def _payments(snap: OpsSnapshot) -> Iterator[Metric]:
             s[1] += g.fee_msat
         s[2] += g.losses
         s[3] += g.lost_msat
-    for (kind, fed), (amt, fee, n_lost, msat_lost) in sorted(sums.items()):
+        s[4] += g.federation_fee_msat
+        s[5] += g.shortfalls
+        s[6] += g.shortfall_msat
+    for (kind, fed), (amt, fee, n_lost, msat_lost, fed_fee, n_short, msat_short) in sorted(sums.items()):
         amount.add_metric([kind, fed], amt)
         fees.add_metric([kind, fed], fee)
         losses.add_metric([kind, fed], n_lost)
         lost.add_metric([kind, fed], msat_lost)
-    yield from (done, flight, amount, fees, losses, lost)
+        took.add_metric([kind, fed], fed_fee)
+        shortfalls.add_metric([kind, fed], n_short)
+        shortfall.add_metric([kind, fed], msat_short)
+    yield from (done, flight, amount, fees, losses, lost, took, shortfalls, shortfall)
 
 
 def _latency(snap: OpsSnapshot) -> Metric:

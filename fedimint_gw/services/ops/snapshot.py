@@ -20,6 +20,7 @@ from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store.controls import FederationMode
 from fedimint_gw.store.db import Database
 
+_TOOK = "COALESCE(json_extract(data_json, '$.federation_fee_msat'), 0)"
 PROBE_TIMEOUT = 3.0  # seconds a guardian has to answer a probe
 
 
@@ -35,6 +36,9 @@ class PaymentGroup:
     fee_msat: int
     lost_msat: int
     losses: int
+    federation_fee_msat: int = 0  # what the federations took for these payments' transactions
+    shortfalls: int = 0  # succeeded payments whose federation fee was more than the fee charged
+    shortfall_msat: int = 0  # by how much, summed
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,13 @@ class SnapshotReader:
         async with conn.execute(
             "SELECT kind, state, COALESCE(federation_id, ''), COUNT(*), SUM(amount_msat), SUM(fee_msat), "
             "SUM(COALESCE(json_extract(data_json, '$.lost_msat'), 0)), "
-            "SUM(COALESCE(json_extract(data_json, '$.lost_msat'), 0) > 0) "
+            "SUM(COALESCE(json_extract(data_json, '$.lost_msat'), 0) > 0), "
+            f"SUM({_TOOK}), SUM(state = 'succeeded' AND {_TOOK} > fee_msat), "
+            f"SUM(CASE WHEN state = 'succeeded' THEN MAX({_TOOK} - fee_msat, 0) ELSE 0 END) "
             "FROM payments WHERE state != 'registered' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ) as cur:
             groups = tuple(
-                PaymentGroup(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
-                for r in await cur.fetchall()
+                PaymentGroup(r[0], r[1], r[2], *(int(v or 0) for v in r[3:])) for r in await cur.fetchall()
             )
         async with conn.execute(
             "SELECT kind, CAST(json_extract(data_json, '$.elapsed_ms') AS INTEGER) FROM payments "

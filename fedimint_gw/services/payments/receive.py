@@ -31,6 +31,7 @@ from fedimint_gw.errors import GatewayError, NotReady, PaymentRefused
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
+from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.receive_recovery import RESOLVING, ReceiveRecovery
 from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
@@ -281,7 +282,11 @@ class IncomingService:
                 client = self._feds.client(fid)
                 if rec.state is PaymentState.HTLC_HELD:
                     contract_id = await client.fund_incoming(request, rec.payment_id)
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": contract_id})
+                    took = await federation_fees.funding_fee(client, request, rec.payment_id, self._log)
+                    rec = await self._ctx.advance(
+                        rec, PaymentState.FUNDED, data={"contract_id": contract_id, **took}
+                    )
+                    federation_fees.warn_if_short(rec, self._log)
                     self._log(f"receive {rec.payment_id}: funded; awaiting the preimage", "debug")
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
                 if outcome.state is IncomingState.PREIMAGE and outcome.preimage is not None:
@@ -301,8 +306,9 @@ class IncomingService:
                     self._recovery.follow(done)
                     return answer_resolve(outcome.preimage)
                 if outcome.state is IncomingState.REFUNDED:
+                    took = federation_fees.refund_fee(rec, request.amount, outcome.refunded)
                     await self._ctx.advance(
-                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid"
+                        rec, PaymentState.REFUNDED, error="the receiver's preimage was invalid", data=took
                     )
                     return answer_unknown_payment(event.amount_msat, await self._height(event))
                 # PENDING / FUNDED: not decided yet; keep the HTLC and ask again.

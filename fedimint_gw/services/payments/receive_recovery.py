@@ -20,6 +20,7 @@ from fedimint_gw.federation.client import IncomingState
 from fedimint_gw.lightning.node import HtlcFate
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import LOSS_REPORTED, payment_event
+from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as repo
 
@@ -171,7 +172,8 @@ class ReceiveRecovery:
                         return
                     request = request_from_json(rec.data["request"])
                     cid = await client.fund_incoming(request, rec.payment_id)  # finishes the accepted one
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": cid})
+                    took = await federation_fees.funding_fee(client, request, rec.payment_id, self._log)
+                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"contract_id": cid, **took})
                 outcome = await client.await_preimage(str(rec.data["contract_id"]), POLL_TIMEOUT)
             except GatewayError as exc:
                 self._log(f"receive {rec.payment_id} (HTLC gone): {exc.message}; retrying", "info")
@@ -182,7 +184,9 @@ class ReceiveRecovery:
                 await asyncio.sleep(5.0)
                 continue
             if outcome.state is IncomingState.REFUNDED:
-                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED)
+                amount = request_from_json(rec.data["request"]).amount
+                took = federation_fees.refund_fee(rec, amount, outcome.refunded)
+                await self._ctx.advance(rec, PaymentState.REFUNDED, error=_ORPHANED, data=took)
                 return
             if outcome.state is IncomingState.PREIMAGE:
                 loss = f"{_ORPHANED}; the receiver got {rec.amount_msat} msat the gateway never received"

@@ -28,6 +28,7 @@ from fedimint_gw.federation.client import OutgoingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.services.context import ServiceContext
+from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -151,7 +152,8 @@ class OutgoingService:
             federation_id=fid.hex,
             created_at=now,
             updated_at=now,
-            data={"contract_id": contract_id, "invoice": invoice, "started": time.time()},
+            data={"contract_id": contract_id, "invoice": invoice, "started": time.time()}
+            | federation_fees.contract_data(contract.amount),
         )
         # From here the contract is ours: a refusal cancels it so the user is refunded at once.
         try:
@@ -256,9 +258,11 @@ class OutgoingService:
                     gained = await self._feds.client(fid).claim_outgoing(
                         contract_id, bytes.fromhex(str(rec.preimage))
                     )
+                    took = federation_fees.claim_fee(rec, gained)
                     rec = await self._ctx.advance(
-                        rec, PaymentState.SUCCEEDED, data={"claimed_msat": gained.value}
+                        rec, PaymentState.SUCCEEDED, data={"claimed_msat": gained.value, **took}
                     )
+                    federation_fees.warn_if_short(rec, self._log)
                 elif rec.state is PaymentState.CANCELLING:
                     cancel = await self._feds.client(fid).cancel_outgoing(contract_id)
                     rec = await self._ctx.advance(

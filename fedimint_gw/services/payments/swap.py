@@ -32,6 +32,7 @@ from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import PAYMENT_FINISHED, payment_event
+from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -172,7 +173,10 @@ class SwapService:
                 client = self._ctx.federations.client(target)
                 if rec.state is PaymentState.HTLC_HELD:
                     cid = await client.fund_incoming(request, rec.payment_id)
-                    rec = await self._ctx.advance(rec, PaymentState.FUNDED, data={"target_contract_id": cid})
+                    took = await federation_fees.funding_fee(client, request, rec.payment_id, self._ctx.log)
+                    rec = await self._ctx.advance(
+                        rec, PaymentState.FUNDED, data={"target_contract_id": cid, **took}
+                    )
                 outcome = await client.await_preimage(str(rec.data["target_contract_id"]), PREIMAGE_ROUND)
             except (InsufficientFunds, FederationRejected, InvalidInput, NotFound) as exc:
                 if rec.state is PaymentState.HTLC_HELD:
@@ -193,7 +197,9 @@ class SwapService:
                 rec = await self._preimage_known(rec, outcome.preimage.hex())
             elif outcome.state is IncomingState.REFUNDED:
                 rec = await self._refund_sender(
-                    rec, "the receiver's preimage was invalid; the gateway was refunded"
+                    rec,
+                    "the receiver's preimage was invalid; the gateway was refunded",
+                    federation_fees.refund_fee(rec, request.amount, outcome.refunded),
                 )
         return rec
 
@@ -211,9 +217,11 @@ class SwapService:
             return rec
         return await self._refund_sender(rec, f"the target federation did not answer: {reason}")
 
-    async def _refund_sender(self, rec: repo.PaymentRecord, reason: str) -> repo.PaymentRecord:
+    async def _refund_sender(
+        self, rec: repo.PaymentRecord, reason: str, data: dict[str, Any] | None = None
+    ) -> repo.PaymentRecord:
         await self._release_registration(rec)
-        return await self._ctx.advance(rec, PaymentState.CANCELLING, error=reason)
+        return await self._ctx.advance(rec, PaymentState.CANCELLING, error=reason, data=data or {})
 
     async def _release_registration(self, rec: repo.PaymentRecord) -> None:
         reg_id = rec.data.get("registered_id")
