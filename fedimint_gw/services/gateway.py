@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +23,6 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import AlreadyExists, GatewayError, InvalidInput, LeaveUnanswered, NotReady
 from fedimint_gw.federation.adapter import AdapterFactory
 from fedimint_gw.federation.builtin import builtin_adapters
-from fedimint_gw.federation.client import VOLATILE_PREFIX
-from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.federation.registry import discover_adapters
 from fedimint_gw.http.app import HttpServer, create_app
 from fedimint_gw.http.dashboard import create_dashboard_app
@@ -39,6 +36,7 @@ from fedimint_gw.services.dashboard import DashboardService
 from fedimint_gw.services.dev import DevTools
 from fedimint_gw.services.events import GatewayEvents, NoEvents
 from fedimint_gw.services.federations.manager import FederationManager
+from fedimint_gw.services.federations.treasury import Treasury
 from fedimint_gw.services.htlc_router import HtlcOwner, HtlcRouter
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.services.liquidity.migration import MigrationService
@@ -346,20 +344,7 @@ class Gateway:
 
     async def balances(self) -> dict[str, Any]:
         """The `fedimint-balances` result: Lightning liquidity and ecash per federation."""
-        liq = await self.node.liquidity()
-        feds = []
-        total = 0
-        for fed in await self.federations.describe_all():
-            bal = (await NoteWallet(self.db, fed["federation_id"], self.clock).balance()).value
-            total += bal
-            feds.append({"federation_id": fed["federation_id"], "name": fed["name"], "ecash_msat": bal})
-        return {
-            "lightning_spendable_msat": liq.spendable.value,
-            "lightning_receivable_msat": liq.receivable.value,
-            "onchain_sat": liq.onchain_sat,
-            "ecash_total_msat": total,
-            "federations": feds,
-        }
+        return await self._treasury().balances()
 
     async def set_fees(
         self, federation_id: str, base_msat: object, ppm: object, to_federation: object = None
@@ -379,39 +364,15 @@ class Gateway:
     async def ecash_send(
         self, federation_id: str, amount_msat: object, request_id: object = None
     ) -> dict[str, Any]:
-        """Take the gateway's ecash out of a federation as notes (`fedimint-ecash-send`), with what
-        the federation took for making them (`fee_msat`). The same `request_id` again returns the
-        same notes and spends nothing more."""
-        fid = parse.federation_id(federation_id)
-        amount = parse.msat(amount_msat, "amount_msat", low=1)
-        if request_id in (None, ""):  # nobody can retry it: cut short by a crash, the notes come back
-            op = f"{VOLATILE_PREFIX}cli-{secrets.token_hex(8)}"
-        else:
-            op = f"cli-id-{_request_id(request_id)}"
-        client = self.federations.client(fid)
-        notes = await client.spend_ecash(amount, op)
-        return {
-            "federation_id": fid.hex,
-            "amount_msat": notes.amount.value,
-            "fee_msat": notes.fee.value,  # what the federation took, on top, from our other notes
-            "notes": notes.notes,
-        }
+        """`fedimint-ecash-send` (see `Treasury.ecash_send`)."""
+        return await self._treasury().ecash_send(federation_id, amount_msat, request_id)
 
     async def ecash_receive(self, federation_id: str, notes: object) -> dict[str, Any]:
-        """Reissue out-of-band notes into the gateway's own (`fedimint-ecash-receive`); notes
-        this gateway received before are refused (AlreadyExists) and nothing changes."""
-        fid = parse.federation_id(federation_id)
-        if not isinstance(notes, str) or not notes.strip():
-            raise InvalidInput("notes must be the ecash string")
-        client = self.federations.client(fid)
-        if (await client.inspect_ecash(notes.strip())).received:
-            raise AlreadyExists("these notes were received before (or their receive is finishing)")
-        received = await client.receive_ecash(notes.strip())
-        return {
-            "federation_id": fid.hex,
-            "received_msat": received.value,
-            "balance_msat": (await client.balance()).value,
-        }
+        """`fedimint-ecash-receive` (see `Treasury.ecash_receive`)."""
+        return await self._treasury().ecash_receive(federation_id, notes)
+
+    def _treasury(self) -> Treasury:
+        return Treasury(self)
 
     async def leave(self, federation_id: str, force: object) -> dict[str, Any]:
         """`fedimint-leave`: stop serving a federation (`force`: true or false)."""
@@ -492,14 +453,3 @@ class Gateway:
         if self._stopping:
             raise LeaveUnanswered("the gateway is stopping")
         return await self._incoming.handle(event, decision)
-
-
-def _request_id(value: object) -> str:
-    """An operator's idempotency key: 1 to 64 ASCII letters, digits, '-' or '_'."""
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= 64
-        or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
-    ):
-        raise InvalidInput("request_id must be 1 to 64 ASCII letters, digits, '-' or '_'")
-    return value
