@@ -37,7 +37,7 @@ from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env
+from tests.e2e.conftest import Env, wait_until
 from tests.support.fake_node import forward_payload
 
 
@@ -364,7 +364,11 @@ async def test_swap_from_a_fedimint_lnv1_contract_into_a_devfed_v1_receive(
     await env.settled(contract_id)
     assert env.node.pay_calls == []
     await balance_becomes(env, fm, 12_030)  # the Fedimint contract claimed
-    assert (await v1_client.balance()).value == 90_000  # the v1 offer funded
+
+    async def funded() -> bool:  # the v1 offer funded (its change notes collected afterwards)
+        return (await v1_client.balance()).value == 90_000
+
+    await wait_until(funded)
 
 
 async def _offer(env: Env, fm: RunningFedimint, amount: int, nonce: bytes) -> IncomingContractOffer:

@@ -142,7 +142,11 @@ async def test_receive_as_the_services_drive_it(client: Lnv2FederationClient, us
     assert await client.abandon_funding("pay-1") is False  # accepted: it happened
     outcome = await client.await_preimage(handle, 1.0)
     assert outcome.state is IncomingState.PREIMAGE and outcome.preimage == preimage
-    assert await client.balance() == Msat(100_000 - AMOUNT)
+
+    async def exact() -> bool:  # the funding's change notes are collected after its acceptance
+        return await client.balance() == Msat(100_000 - AMOUNT)
+
+    await wait_until(exact)
 
 
 async def test_an_interrupted_funding_is_made_impossible_by_abandon_never_submitted(
