@@ -41,6 +41,31 @@ async def test_a_settlement_payment_lost_in_flight_is_not_paid_twice(
     assert len(node.pay_calls) == 1, node.pay_calls
 
 
+async def test_a_failed_part_while_the_lost_xpay_retries_is_not_taken_for_a_failure(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xpay's answer is lost while xpay goes on; its first part failed and it is about to try
+    another route. lightningd then shows only failed parts. Counting that as "failed" and paying
+    again (as a repay after a failure does) would pay the invoice twice."""
+    monkeypatch.setattr(settlement, "STATUS_PAUSE", 0.05)
+    monkeypatch.setattr(settlement, "REPAY_PAUSE", 0.05)
+    await _in_debt(env, env_b, 40_000)
+    node = env.node
+    loop = asyncio.get_running_loop()
+
+    def lost_answer(inv: bolt11.Invoice) -> PaymentOutcome:
+        h = inv.payment_hash.hex()
+        node.sent[h] = PaymentOutcome(PaymentStatus.FAILED, reason="temporary_channel_failure", attempts=1)
+        done = PaymentOutcome(PaymentStatus.SUCCEEDED, node.payees[h], Msat(inv.amount_msat or 0), attempts=2)
+        loop.call_later(1.0, node.sent.__setitem__, h, done)  # the second route succeeds
+        return PaymentOutcome(PaymentStatus.PENDING, reason="lost contact with lightningd")
+
+    node.script = lost_answer
+    settled = await env.gateway.peer_settle(env_b.node.node_id, None)
+    assert settled["state"] == "done" and await _balance(env, env_b) == 0
+    assert len(node.pay_calls) == 1, node.pay_calls
+
+
 async def test_a_settlement_payment_that_fails_once_is_paid_again(
     env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -171,14 +171,16 @@ class SettleService:
             outcome = await self._xpay(s)
         else:
             outcome = await self._ctx.node.payment_status(payment_hash)
-            if outcome.status is PaymentStatus.FAILED and not outcome.attempts:
+            if outcome.status is PaymentStatus.FAILED:
                 called = self._xpay_called.get(payment_hash)
                 if called is not None and time.monotonic() - called < PAY_GRACE:
-                    # Our xpay call's answer was lost and it has sent no part yet: it may still
-                    # send one. Paying again now could pay the invoice twice.
+                    # Our xpay call's answer was lost and xpay may still be running: with no
+                    # part sent yet, or between routes after a failed part. Taking that for a
+                    # failure and paying again could pay the invoice twice.
                     await asyncio.sleep(STATUS_PAUSE)
                     return s
-                outcome = await self._xpay(s)
+                if not outcome.attempts:
+                    outcome = await self._xpay(s)
         if outcome.status is PaymentStatus.SUCCEEDED and outcome.preimage is not None:
             entry = ledger.Entry(f"settlement:{s.settlement_id}", s.amount_msat)
             new = s.advance(S.PAID, self._ctx.clock.now(), preimage=outcome.preimage.hex())
