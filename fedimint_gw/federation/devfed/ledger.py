@@ -59,11 +59,10 @@ from fedimint_gw.federation.devfed.notes_format import (
 )
 from fedimint_gw.federation.devfed.reads import Reads
 from fedimint_gw.federation.ecash import Note, PendingOutput, finish_outputs
+from fedimint_gw.federation.finisher import BackgroundFinisher
 from fedimint_gw.federation.notes import NoteWallet, Operation, OperationState, TxBuilder
 
 _ZERO = Msat(0)
-FINISH_PAUSE = 0.2  # first pause before asking for an accepted funding's signature shares again
-FINISH_PAUSE_MAX = 5.0
 
 
 def _kept(op: Operation) -> Msat:
@@ -95,7 +94,7 @@ class Ledger:
         # One lock per operation in flight (entries vanish when no caller holds them).
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Accepted fundings whose change notes are being finished in the background.
-        self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._finisher = BackgroundFinisher(self.finish_accepted)
 
     # ---- reads: on a threshold of agreeing guardians (reads.py) --------------------------
     async def contract(self, contract_id: str, preimage_ok: bool = False) -> Json:
@@ -180,7 +179,7 @@ class Ledger:
             return (done or op), (done or op).result
         if op.result.get("accepted"):  # a threshold accepted it already: only its notes are left
             if notes_later:
-                self._finish_later(operation_id)
+                self._finisher.start(operation_id)
                 return op, op.result
             return op, await self._finished(op, op.result, given)
         txid = txid_of(op.tx)
@@ -192,29 +191,9 @@ class Ledger:
         if notes_later and op.outputs and not given:
             result = {"accepted": True, "txid": txid, "height": answer.get("height")}
             await self.wallet.note_accepted(operation_id, result)
-            self._finish_later(operation_id)
+            self._finisher.start(operation_id)
             return op, result
         return op, await self._finished(op, answer, given)
-
-    def _finish_later(self, operation_id: str) -> None:
-        """Finish an accepted operation's notes in the background (once per operation)."""
-        if operation_id in self._finishing:
-            return
-        task = asyncio.create_task(self._keep_finishing(operation_id))
-        self._finishing[operation_id] = task
-        task.add_done_callback(lambda _t: self._finishing.pop(operation_id, None))
-
-    async def _keep_finishing(self, operation_id: str) -> None:
-        """Ask for the signature shares until a threshold gave good ones (pausing longer each
-        time, up to FINISH_PAUSE_MAX). Cancelled by `close`; `resume` takes over after a restart."""
-        pause = FINISH_PAUSE
-        while True:
-            try:
-                await self.finish_accepted(operation_id)
-                return
-            except FederationUnreachable:  # not enough signature shares yet: the notes wait
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, FINISH_PAUSE_MAX)
 
     async def finish_accepted(self, operation_id: str) -> None:
         """Finish the notes of an operation a threshold accepted (`note_accepted`); nothing
@@ -228,10 +207,7 @@ class Ledger:
 
     async def close(self) -> None:
         """Stop finishing notes in the background (their operations stay stored: `resume`)."""
-        tasks = list(self._finishing.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._finisher.close()
 
     async def _finished(
         self, op: Operation, answer: Json, given: Sequence[PendingOutput] = ()
@@ -439,8 +415,8 @@ class Ledger:
         failure: GatewayError | None = None
         for op in await self.wallet.unfinished():
             lock = self._locks.get(op.operation_id)
-            if lock is not None and lock.locked():
-                continue  # in flight in this process: its caller finishes it
+            if (lock is not None and lock.locked()) or self._finisher.running(op.operation_id):
+                continue  # in flight in this process: its caller (or the finisher) finishes it
             accepted_funding = op.kind == "fund_incoming" and bool(op.result.get("accepted"))
             if op.kind == "fund_incoming" and not accepted_funding:
                 continue  # its payment flow resumes and decides: fund, or abandon (HTLC gone)
@@ -459,7 +435,7 @@ class Ledger:
                 try:
                     await self.finish_accepted(op.operation_id)
                 except GatewayError:
-                    self._finish_later(op.operation_id)  # asked again until enough guardians sign
+                    self._finisher.start(op.operation_id)  # asked again until enough guardians sign
                     continue
                 settled += 1
                 continue

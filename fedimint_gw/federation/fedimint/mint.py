@@ -14,7 +14,6 @@ spend back (nobody can ask for them again).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -26,6 +25,7 @@ from fedimint_gw.errors import FederationRejected, FederationUnreachable, Insuff
 from fedimint_gw.federation.client import VOLATILE_PREFIX
 from fedimint_gw.federation.fedimint.notes import SPEND, FedimintNotes, MintOperation, MintOpState
 from fedimint_gw.federation.fedimint.release import RELEASE, RELEASE_SUFFIX, ReleaseOutcome, release_funding
+from fedimint_gw.federation.finisher import BackgroundFinisher
 from fedimint_gw.fedimint.encoding import Err
 from fedimint_gw.fedimint.errors import FedimintProtocolError, ThresholdNotReached
 from fedimint_gw.fedimint.mint_api import await_transaction, collect_notes, submit_transaction
@@ -35,8 +35,6 @@ from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.query import FederationApi
 
 log = logging.getLogger("fedimint_gw.fedimint.mint")
-FINISH_PAUSE = 0.2  # first pause before asking for an accepted operation's notes again
-FINISH_PAUSE_MAX = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ class MintClient:
         self._api = api
         self._peer_apis = peer_apis
         self._accept_check_timeout = accept_check_timeout
-        self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._finisher = BackgroundFinisher(self._finish_if_waiting)
         self._running: dict[str, int] = {}  # operations driven now in this process (resume skips)
 
     async def receive(self, oob: OOBNotes) -> ReceiveResult:
@@ -110,7 +108,7 @@ class MintClient:
             ops += await self.notes.unfinished(extra)
         settled = []
         for op in ops:
-            if op.operation_id in self._running:
+            if op.operation_id in self._running or self._finisher.running(op.operation_id):
                 continue
             try:
                 if await self._settle(op, fundings):
@@ -132,7 +130,7 @@ class MintClient:
             try:
                 await self._finish(op)
             except FederationUnreachable:
-                self._finish_later(op.operation_id)
+                self._finisher.start(op.operation_id)
                 raise
             return True
         if op.kind == SPEND and op.operation_id.startswith(VOLATILE_PREFIX):
@@ -206,39 +204,20 @@ class MintClient:
             await self.notes.abort(op.operation_id, reason)
             raise FederationRejected(f"the federation refused the transaction: {reason}")
         if notes_later and op.outputs:
-            self._finish_later(op.operation_id)
+            self._finisher.start(op.operation_id)
             return op
         return await self._finish(op)
 
-    def _finish_later(self, operation_id: str) -> None:
-        if operation_id in self._finishing:
-            return
-        task = asyncio.create_task(self._keep_finishing(operation_id))
-        self._finishing[operation_id] = task
-        task.add_done_callback(lambda _t: self._finishing.pop(operation_id, None))
-
-    async def _keep_finishing(self, operation_id: str) -> None:
-        """Collect an accepted operation's notes until a threshold signed them (pausing longer
-        each time). Cancelled by `close`; `resume` drives the operation after a restart."""
-        pause = FINISH_PAUSE
-        while True:
-            op = await self.notes.get(operation_id)
-            if op is None or op.state is not MintOpState.PREPARED:
-                return
-            try:
-                await self._finish(op)
-                return
-            except FederationUnreachable as exc:
-                log.info("notes of %s not finished yet: %s", operation_id, exc.message)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, FINISH_PAUSE_MAX)
+    async def _finish_if_waiting(self, operation_id: str) -> None:
+        """The background finisher's step: collect the notes of an accepted operation still
+        waiting for them (FederationUnreachable while too few guardians signed)."""
+        op = await self.notes.get(operation_id)
+        if op is not None and op.state is MintOpState.PREPARED:
+            await self._finish(op)
 
     async def close(self) -> None:
         """Stop collecting notes in the background (the operations stay stored: `resume`)."""
-        tasks = list(self._finishing.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._finisher.close()
 
     async def _collect(self, op: MintOperation) -> list[FinishedNote]:
         """Collect and check the signature shares of an accepted operation's outputs."""
