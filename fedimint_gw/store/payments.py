@@ -46,6 +46,13 @@ class PaymentRecord:
         data = {**self.data, **changes.pop("data", {})}
         return replace(self, state=state, updated_at=now, data=data, **changes)
 
+    def released(self, now: int) -> PaymentRecord:
+        """A v2 registration a swap or a peer forward had taken, free again for an HTLC: back
+        to REGISTERED, without the taker's `swap` mark (`advance` merges data, and a stale mark
+        would make a later HTLC's hold look like an orphaned swap's at the next start)."""
+        data = {k: v for k, v in self.data.items() if k != "swap"}
+        return replace(self, state=PaymentState.REGISTERED, updated_at=now, data=data)
+
 
 def _row(row: aiosqlite.Row) -> PaymentRecord:
     return PaymentRecord(

@@ -61,3 +61,28 @@ async def test_a_receive_left_held_by_a_swap_that_knows_the_preimage_is_settled_
     again = await pay_repo.get(env.gateway.db.conn, reg.payment_id)
     assert again is not None and again.state is PaymentState.SUCCEEDED
     assert again.preimage == result["preimage"]
+
+
+async def test_a_receive_released_by_a_swap_and_then_held_by_an_htlc_is_left_to_the_htlc(env: Env) -> None:
+    """Found in review: a release kept the swap's mark in the receive's data (`advance` merges
+    data). When an HTLC later held the receive, the next start took it for an orphaned swap's
+    and put it back to REGISTERED under the held HTLC (its replay then failed on every round)."""
+    _src, dst = await _pair(env, 1, 2)
+    receiver = await env.wallet(dst, "receiver")
+    receive = await wallet_ln.receive_v2(receiver, env.api_url, 20_000, "released then held")
+    conn = env.gateway.db.conn
+    [reg] = await pay_repo.by_hash(conn, receive.payment_hash, PaymentKind.RECEIVE)
+    taken = reg.advance(PaymentState.HTLC_HELD, reg.updated_at, data={"swap": "send:" + "ab" * 32})
+    async with env.gateway.db.transaction() as c:
+        await pay_repo.save(c, taken)
+    await env.restart_gateway()  # the orphaned swap's receive is released
+    again = await pay_repo.get(env.gateway.db.conn, reg.payment_id)
+    assert again is not None and again.state is PaymentState.REGISTERED
+    assert "swap" not in again.data
+    # What the HTLC path writes when an HTLC takes the registration (receive._accept).
+    held = again.advance(PaymentState.HTLC_HELD, again.updated_at, htlc_scid="100x1x0", htlc_id=7)
+    async with env.gateway.db.transaction() as c:
+        await pay_repo.save(c, held)
+    await env.restart_gateway()
+    after = await pay_repo.get(env.gateway.db.conn, reg.payment_id)
+    assert after is not None and after.state is PaymentState.HTLC_HELD and after.htlc_scid == "100x1x0"

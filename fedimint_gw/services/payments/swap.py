@@ -126,8 +126,8 @@ class SwapService:
             return True
         async with self._ctx.db.transaction() as conn:
             reg = await repo.get(conn, target.registered_id)
-            if reg is None or reg.state is not PaymentState.REGISTERED:
-                return reg is not None and reg.data.get("swap") == swap_id
+            if reg is None or reg.state is not PaymentState.REGISTERED:  # taken: by this swap?
+                return reg is not None and reg.htlc_scid is None and reg.data.get("swap") == swap_id
             taken = reg.advance(PaymentState.HTLC_HELD, self._ctx.clock.now(), data={"swap": swap_id})
             await repo.save(conn, taken)
         return True
@@ -147,12 +147,13 @@ class SwapService:
                 if not (
                     reg.kind is PaymentKind.RECEIVE
                     and reg.state is PaymentState.HTLC_HELD
+                    and reg.htlc_scid is None  # held by an HTLC, not by a swap
                     and isinstance(swap_id, str)
                 ):
                     continue
                 swap = await repo.get(conn, swap_id)
                 if swap is None:
-                    await repo.save(conn, reg.advance(PaymentState.REGISTERED, now))
+                    await repo.save(conn, reg.released(now))
                 elif swap.preimage and swap.state in (PaymentState.CLAIMING, PaymentState.SUCCEEDED):
                     await repo.save(conn, reg.advance(PaymentState.SUCCEEDED, now, preimage=swap.preimage))
                 else:
@@ -230,9 +231,11 @@ class SwapService:
             if (
                 reg is not None
                 and reg.state is PaymentState.HTLC_HELD
+                and reg.htlc_scid is None
                 and reg.data.get("swap") == rec.payment_id
             ):
-                await self._ctx.advance(reg, PaymentState.REGISTERED)
+                async with self._ctx.db.transaction() as conn:
+                    await repo.save(conn, reg.released(self._ctx.clock.now()))
 
     async def _preimage_known(self, rec: repo.PaymentRecord, preimage: str) -> repo.PaymentRecord:
         """CLAIMING, and the v2 receive the swap took settled, in one write: a crash between two
@@ -242,7 +245,7 @@ class SwapService:
         reg_id = rec.data.get("registered_id")
         reg = await repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
         settled = None
-        if reg is not None and not reg.state.terminal:
+        if reg is not None and not reg.state.terminal and reg.data.get("swap") == rec.payment_id:
             data: dict[str, Any] = {"swap": rec.payment_id}
             if "started" in reg.data:
                 data["elapsed_ms"] = int((time.time() - float(reg.data["started"])) * 1000)

@@ -282,7 +282,7 @@ class InboundForwards:
                 and reg.state is PaymentState.HTLC_HELD
                 and reg.data.get("swap") == rec.payment_id
             ):
-                await pay_repo.save(conn, reg.advance(PaymentState.REGISTERED, new.updated_at))
+                await pay_repo.save(conn, reg.released(new.updated_at))
         return new
 
     async def _record_success_in(
