@@ -110,22 +110,34 @@ class ClnNode:
                     held.update((str(n), int(htlc["id"])) for n in names if n)
         return held
 
-    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
-        names = await self.channel_names(scid)
-        htlcs = (await self._call("listhtlcs")).get("htlcs", [])
-        found = [
-            h
-            for h in htlcs
-            if h.get("direction") == "in"
-            and int(h.get("id", -1)) == htlc_id
-            and h.get("payment_hash") == payment_hash
-            and str(h.get("short_channel_id")) in names
-        ]
+    async def channel_moves_index(self) -> int:
+        r = await self._call("wait", {"subsystem": "channelmoves", "indexname": "created", "nextvalue": 0})
+        return int(r.get("created", 0))
+
+    async def incoming_htlc_fate(
+        self, scid: str, htlc_id: int, payment_hash: str, moves_from: int = 0
+    ) -> HtlcFate:
+        found: list[dict[str, Any]] = []
+        for name in sorted(await self.channel_names(scid)):
+            try:  # only this channel's HTLCs (lightningd keeps every HTLC of an open channel)
+                htlcs = (await self._call("listhtlcs", {"id": name})).get("htlcs", [])
+            except RpcError:  # not a name lightningd knows (any more): try the next one
+                continue
+            found = [
+                h
+                for h in htlcs
+                if h.get("direction") == "in"
+                and int(h.get("id", -1)) == htlc_id
+                and h.get("payment_hash") == payment_hash
+            ]
+            if found:
+                break
         if not found:
             return HtlcFate.UNKNOWN
         if found[0].get("state") != HTLC_IN_REMOVED:
             return HtlcFate.PENDING
-        moves = (await self._call("listchannelmoves")).get("channelmoves", [])
+        query: dict[str, Any] = {"index": "created", "start": moves_from} if moves_from > 0 else {}
+        moves = (await self._call("listchannelmoves", query)).get("channelmoves", [])
         credited = any(
             m.get("payment_hash") == payment_hash and int(m.get("credit_msat", 0)) > 0 for m in moves
         )

@@ -86,9 +86,17 @@ class LightningNode(Protocol):
         (one lightningd is removing, failed or fulfilled, is not held)."""
         ...
 
-    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
+    async def channel_moves_index(self) -> int:
+        """The created index of lightningd's newest channel move (0 if none): moves after it
+        are what happens from now on (`incoming_htlc_fate`'s `moves_from`)."""
+        ...
+
+    async def incoming_htlc_fate(
+        self, scid: str, htlc_id: int, payment_hash: str, moves_from: int = 0
+    ) -> HtlcFate:
         """Whether lightningd fulfilled or failed incoming HTLC `htlc_id` of channel `scid`
-        (any of its names), from its HTLC list and its channel moves."""
+        (any of its names), from that channel's HTLC list and the channel moves from index
+        `moves_from` on (0: all of them)."""
         ...
 
     async def decode(self, invoice: str) -> dict[str, Any]:

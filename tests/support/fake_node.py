@@ -66,7 +66,12 @@ class FakeNode:
     async def incoming_htlcs(self) -> set[tuple[str, int]]:
         return set(self.held)
 
-    async def incoming_htlc_fate(self, scid: str, htlc_id: int, payment_hash: str) -> HtlcFate:
+    async def channel_moves_index(self) -> int:
+        return 0
+
+    async def incoming_htlc_fate(
+        self, scid: str, htlc_id: int, payment_hash: str, moves_from: int = 0
+    ) -> HtlcFate:
         if (scid, htlc_id) in self.held:
             return HtlcFate.PENDING
         return HtlcFate.FAILED if (scid, htlc_id) in self.failed_htlcs else HtlcFate.FULFILLED
@@ -221,6 +226,9 @@ class FakeLightningd:
     calls: list[str] = field(default_factory=list)
     xpay_release: threading.Event | None = None  # when set: xpay blocks until the event is set
     channels: list[dict[str, Any]] = field(default_factory=list)  # listpeerchannels' entries
+    htlcs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # listhtlcs by channel name
+    moves: list[dict[str, Any]] = field(default_factory=list)  # listchannelmoves (created_index set)
+    params: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def add_part(self, payment_hash: str, status: str, created_at: int, preimage: str = "") -> None:
         part: dict[str, Any] = {"status": status, "created_at": created_at, "amount_sent_msat": 1000}
@@ -232,6 +240,19 @@ class FakeLightningd:
         from pyln.client import RpcError
 
         self.calls.append(method)
+        self.params.append((method, dict(params)))
+        if method == "listhtlcs":
+            if str(params.get("id")) not in self.htlcs:
+                raise RpcError(method, params, {"code": -32602, "message": "Unknown channel"})
+            return {"htlcs": list(self.htlcs[str(params["id"])])}
+        if method == "listchannelmoves":
+            start = int(params.get("start", 0))
+            return {"channelmoves": [m for m in self.moves if m["created_index"] >= start]}
+        if method == "wait" and params.get("subsystem") == "channelmoves":
+            return {
+                "subsystem": "channelmoves",
+                "created": max((m["created_index"] for m in self.moves), default=0),
+            }
         if method == "decode":
             inv = bolt11.decode(str(params["string"]))
             return {"valid": True, "payment_hash": inv.payment_hash.hex()}

@@ -32,12 +32,11 @@ from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.htlc_router import HtlcOwner, RouteDecision
 from fedimint_gw.services.payments import federation_fees
-from fedimint_gw.services.payments.receive_recovery import RESOLVING, ReceiveRecovery
+from fedimint_gw.services.payments.receive_recovery import POLL_TIMEOUT, RESOLVING, ReceiveRecovery
 from fedimint_gw.services.payments.requests import request_from_json, request_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
 
-POLL_TIMEOUT = 30.0  # one await_preimage round; the flow keeps asking until the outcome is known
 RETRY_PAUSE = 2.0
 BUSY_PAUSE = 0.1  # ecash reserved by another flow: ask again soon
 BUSY_LOG_EVERY = 100  # log a busy wait on its first round and then every this many rounds
@@ -296,11 +295,14 @@ class IncomingService:
                         )
                         await asyncio.sleep(RETRY_PAUSE)
                         continue
+                    # Channel moves from here on tell whether lightningd took the answer (read
+                    # before answering: the credit comes after).
+                    moves_from = await self._recovery.moves_index()
                     done = await self._ctx.advance(
                         rec,
                         PaymentState.SUCCEEDED,
                         preimage=outcome.preimage.hex(),
-                        data={"lightning": RESOLVING},
+                        data={"lightning": RESOLVING, "moves_from": moves_from},
                     )
                     self._log(f"receive {rec.payment_id}: preimage known; resolving the HTLC", "debug")
                     self._recovery.follow(done)

@@ -24,8 +24,10 @@ from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as repo
 
-POLL_TIMEOUT = 30.0  # one await_preimage round
+POLL_TIMEOUT = 30.0  # one await_preimage round; a flow keeps asking until the outcome is known
 RECONCILE_EVERY = 5.0  # seconds between looks at HTLCs listed after a start but never replayed
+FOLLOW_PAUSE_MAX = 60.0  # longest pause between looks at an HTLC lightningd has not removed yet
+FOLLOW_LOG_EVERY = 10  # a note in the log every this many such looks
 RESOLVING = "resolving"  # data "lightning" of a receive answered `resolve`, until its fate is known
 _ORPHANED = "lightningd failed the HTLC while the plugin was down"
 
@@ -102,6 +104,14 @@ class ReceiveRecovery:
                 self._log(f"receives answered `resolve`: cannot read them ({exc!r}); retrying", "error")
                 await asyncio.sleep(RECONCILE_EVERY)
 
+    async def moves_index(self) -> int:
+        """lightningd's newest channel move index, or 0 (read them all) if it cannot say."""
+        try:
+            return await self._node.channel_moves_index()
+        except Exception as exc:
+            self._log(f"channel moves index unknown ({exc!r}); the check reads every move", "info")
+            return 0
+
     def follow(self, rec: repo.PaymentRecord) -> None:
         """Watch, in the background, what lightningd did with the HTLC of `rec` (answered `resolve`)."""
         if rec.payment_id in self._following:
@@ -121,10 +131,11 @@ class ReceiveRecovery:
         scid, htlc_id = rec.htlc_scid, rec.htlc_id
         if scid is None or htlc_id is None:
             return
-        failed_rounds = 0
+        failed_rounds, pending_rounds, pause = 0, 0, RECONCILE_EVERY
+        moves_from = int(rec.data.get("moves_from", 0))
         while True:
             try:
-                fate = await self._node.incoming_htlc_fate(scid, htlc_id, rec.payment_hash)
+                fate = await self._node.incoming_htlc_fate(scid, htlc_id, rec.payment_hash, moves_from)
                 if fate is HtlcFate.FULFILLED or fate is HtlcFate.UNKNOWN:
                     if fate is HtlcFate.UNKNOWN:
                         self._log(
@@ -138,9 +149,20 @@ class ReceiveRecovery:
                 if failed_rounds >= 2:
                     await self._report_unresolved(rec)
                     return
+                if fate is HtlcFate.PENDING:
+                    # Removed once its peer is online and the commitments are signed: minutes,
+                    # or longer while the peer is away. Ask less often; say so now and then.
+                    pending_rounds += 1
+                    if pending_rounds % FOLLOW_LOG_EVERY == 0:
+                        self._log(
+                            f"receive {rec.payment_id}: lightningd has not removed its HTLC yet "
+                            "(its peer may be offline); still watching",
+                            "info",
+                        )
+                    pause = min(pause * 2, FOLLOW_PAUSE_MAX)
             except Exception as exc:  # lightningd or the database did not answer: ask again
                 self._log(f"receive {rec.payment_id}: checking its HTLC: {exc!r}; retrying", "info")
-            await asyncio.sleep(RECONCILE_EVERY)
+            await asyncio.sleep(pause if failed_rounds == 0 else RECONCILE_EVERY)
 
     async def _mark(self, rec: repo.PaymentRecord) -> None:
         async with self._db.transaction() as conn:
