@@ -13,9 +13,11 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.services import context as context_module
 from fedimint_gw.services import gateway as gateway_module
+from fedimint_gw.services.events import LOSS_REPORTED
 from fedimint_gw.services.payments import receive_recovery as recovery_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.test_operations import _with_events
 from tests.support.fake_node import forward_payload
 
 
@@ -158,7 +160,7 @@ async def test_receive_killed_between_succeeded_and_its_resolve_reports_the_loss
     monkeypatch.setattr(recovery_module, "RECONCILE_EVERY", 0.05)
     env.node.held.clear()
     env.node.failed_htlcs.add(("103x1x0", 0))  # lightningd failed it: no channel credit
-    await env.restart_gateway()
+    events = await _with_events(env)  # a restart whose notifications are recorded
 
     async def reported() -> bool:
         recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
@@ -169,6 +171,8 @@ async def test_receive_killed_between_succeeded_and_its_resolve_reports_the_loss
     assert "never received" in str(rec.error) and rec.data["lost_msat"] == 10_000
     assert rec.preimage  # the preimage stays: the receiver's claim is what cost the gateway
     assert any(lvl == "error" and "never received" in m for lvl, m in env.logs)
+    losses = events.of(LOSS_REPORTED)  # what the alerting and the loss metrics hang on
+    assert len(losses) == 1 and losses[0]["lost_msat"] == 10_000 and losses[0]["kind"] == "receive"
 
 
 async def test_a_resolved_receive_is_confirmed_and_stays_succeeded(env: Env) -> None:
@@ -191,4 +195,41 @@ async def test_a_resolved_receive_is_confirmed_and_stays_succeeded(env: Env) -> 
 
     await wait_until(confirmed, timeout=30)
     rec = (await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE))[0]
+    assert rec.state is PaymentState.SUCCEEDED and "lost_msat" not in rec.data
+
+
+async def test_one_failed_look_is_not_enough_to_report_a_loss(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loss is recorded only when lightningd shows the HTLC removed without a credit twice, a
+    round apart (the credit may be written just after the removal is listed)."""
+    from fedimint_gw.lightning.node import HtlcFate
+
+    monkeypatch.setattr(recovery_module, "RECONCILE_EVERY", 0.05)
+    fed = await env.federation("one-failed-look", (1,))
+    info = await env.gateway.federations.connect(fed.invite_code)
+    await env.fund_gateway(fed, 100_000)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "u")
+    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
+    looks: list[HtlcFate] = []
+
+    async def fate(scid: str, htlc_id: int, payment_hash: str, moves_from: int = 0) -> HtlcFate:
+        looks.append(HtlcFate.FAILED if not looks else HtlcFate.FULFILLED)
+        return looks[-1]
+
+    monkeypatch.setattr(env.node, "incoming_htlc_fate", fate)
+    height = env.node.block_height
+    answer = await env.htlc(
+        *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
+    )
+    assert answer["result"] == "resolve"
+
+    async def confirmed() -> bool:
+        recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
+        return recs[0].data.get("lightning") == "fulfilled"
+
+    await wait_until(confirmed, timeout=30)
+    rec = (await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE))[0]
+    assert looks == [HtlcFate.FAILED, HtlcFate.FULFILLED]
     assert rec.state is PaymentState.SUCCEEDED and "lost_msat" not in rec.data

@@ -14,10 +14,12 @@ from contrib.devfed.codec import object_id
 from contrib.devfed.contracts import ContractState, contract_view
 from contrib.devfed.server import RunningFederation
 from contrib.devfed.wallet import Wallet
+from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.federation.notes import NoteWallet
 from fedimint_gw.lightning import bolt11
+from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
 from tests.e2e.helpers import claim_receive, route_hop
@@ -126,7 +128,9 @@ async def test_v2_htlc_resolved_on_decryption_before_change_notes(env: Env) -> N
     for peer in (2, 3):
         await _fault(env, fed, peer, mode="honest")
     net = await claim_receive(user, receive)
-    assert net < 40_000  # the receive fee stayed with the gateway
+    stored = await fed_repo.get(env.gateway.db.conn, FederationId(fed.federation_id))
+    assert stored is not None
+    assert net == 40_000 - stored.fees.fee(Msat(40_000)).value > 0  # the receive fee stayed with the gateway
 
     async def exact() -> bool:
         return await _ecash(env, fed) == FUNDED - net

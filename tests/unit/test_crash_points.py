@@ -80,3 +80,35 @@ def test_point_names_are_checked() -> None:
     for bad in ("", "receive", "funded", "receive:funded; DROP TABLE payments", "x:y", "receive:a:b:c"):
         with pytest.raises(ValueError):
             check_point(bad)
+
+
+async def test_settlement_and_ecash_operation_writes_are_points_too(tmp_path: Path) -> None:
+    from fedimint_gw.store import peers
+
+    node_id = "02" + "11" * 32
+    db, deaths = await _armed(tmp_path, "settlement:debtor:paying")
+    async with db.transaction() as conn:
+        await peers.add_or_update(conn, node_id, "http://peer", 10_000, 1)
+        s = peers.Settlement("s1", node_id, "debtor", peers.SettlementState.REQUESTED, 5000, 1, 1)
+        await peers.save_settlement(conn, s)
+    assert deaths == []
+    with pytest.raises(Died):
+        async with db.transaction() as conn:
+            await peers.save_settlement(conn, s.advance(peers.SettlementState.PAYING, 2))
+    await db.close()
+
+    db, deaths = await _armed(tmp_path / "e", "ecash:fund_incoming:done")
+
+    async def write(sql: str) -> None:
+        async with db.transaction() as conn:
+            await conn.execute(sql)
+
+    await write(
+        "INSERT INTO ecash_operations (operation_id, federation_id, kind, state, tx_json, outputs_json, "
+        "created_at, updated_at) VALUES ('op', 'f', 'fund_incoming', 'prepared', '{}', '[]', 1, 1)"
+    )
+    await write("UPDATE ecash_operations SET result_json = '{\"accepted\": true}' WHERE operation_id = 'op'")
+    assert deaths == []  # the same state written again is no step
+    with pytest.raises(Died):
+        await write("UPDATE ecash_operations SET state = 'done' WHERE operation_id = 'op'")
+    await db.close()
