@@ -56,9 +56,6 @@ class End(enum.Enum):
     NOTHING = "nothing"  # nothing moved: the payer's payment failed, no contract was paid for
     LOST = "lost"  # the documented window: the user was paid, the Lightning side failed
     REFUNDED = "refunded"  # a send that could not be paid: the user got its ecash back
-    # A send resumed at start pays at once: before the payer reconnected, lightningd finds no
-    # usable channel and the send is refunded; once reconnected it is paid. Either, never both.
-    PAID_OR_REFUNDED = "paid or refunded"
     # A receive's funding returns once accepted and its change notes are collected in the
     # background, racing the resolve: killed when they are (`...:done`), the HTLC may already
     # be resolved (paid) or not (the documented loss). Either, never both.
@@ -78,8 +75,9 @@ RECEIVE_V1 = {
 RECEIVE_V2 = {"receive:registered": End.NOTHING, **RECEIVE_V1}
 SEND_PAID = {
     NO_CRASH: End.PAID,
-    "send:paying": End.PAID_OR_REFUNDED,  # written, xpay not called yet
-    "send:paying:xpay": End.PAID_OR_REFUNDED,  # "xpay is being called" written; it never ran
+    # Resumed at start: the send waits for lightningd's channels, then pays (once).
+    "send:paying": End.PAID,  # written, xpay not called yet
+    "send:paying:xpay": End.PAID,  # "xpay is being called" written; it never ran (died with lightningd)
     "send:claiming": End.PAID,
     "ecash:claim_outgoing:prepared": End.PAID,
     "ecash:claim_outgoing:done": End.PAID,
@@ -321,11 +319,7 @@ def _crash_send(net: Net, executor: Any, point: str, end: End, label: str) -> No
     before = net.books()
     sent = _run_at(net, point, lambda: executor.submit(net.user.pay, invoice, net.api_url, key, fee))
     first = sent.result(timeout=240)  # the wallet's own call: preimage, refund, or still pending
-    states = {End.PAID: ("succeeded",), End.REFUNDED: ("refunded",)}.get(end, ("succeeded", "refunded"))
-    rec = net.record(payment_hash, "send", *states)
-    if end is End.PAID_OR_REFUNDED:
-        end = End.PAID if rec["state"] == "succeeded" else End.REFUNDED
-        print(f"{point}: the resumed send ended {rec['state']} ({rec.get('error', '')})")
+    rec = net.record(payment_hash, "send", "succeeded" if end is End.PAID else "refunded")
     net.quiet()
     cid = first["contract_id"]
     if "preimage" not in first and "refunded_msat" not in first:
