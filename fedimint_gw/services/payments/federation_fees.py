@@ -37,11 +37,9 @@ async def funding_fee(
     adapter cannot tell: the payment goes on; its record then lacks the figure)."""
     try:
         fee = await client.funding_fee(request, operation_id)
-    except GatewayError as exc:
-        log(
-            f"payment {operation_id}: what the federation took for the funding is unknown: {exc.message}",
-            "warn",
-        )
+    except Exception as exc:  # best effort: it must never keep the funded state from being written
+        why = exc.message if isinstance(exc, GatewayError) else repr(exc)
+        log(f"payment {operation_id}: what the federation took for the funding is unknown: {why}", "warn")
         return {}
     return {FEDERATION_FEE: fee.value}
 

@@ -14,6 +14,7 @@ per payment hash) and claimed at most once (the adapter's claim is idempotent).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -93,7 +94,9 @@ class OutgoingService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._swaps = SwapService(ctx)
         self._hash_locks = KeyedLocks()
-        self._started = time.time()  # an xpay called before this was called on another lightningd
+        # This process's id, written with each xpay call: one written by another process was
+        # called on another lightningd (the plugin is not dynamic), so that xpay is gone.
+        self._run_id = secrets.token_hex(8)
         self._resumed: set[str] = set()  # sends resumed at start that never called xpay yet
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
@@ -289,7 +292,7 @@ class OutgoingService:
             outcome = await self._node.payment_status(rec.payment_hash)
             never_sent = outcome.status is PaymentStatus.FAILED and not outcome.attempts
             attempted_at = float(rec.data["attempted_at"])
-            if never_sent and attempted_at < self._started:
+            if never_sent and rec.data.get("xpay_run") != self._run_id:
                 # xpay was called by an earlier process of the plugin, and lightningd restarted
                 # since (the plugin is not dynamic: a new process means a new lightningd). That
                 # xpay is gone and sent nothing: pay now.
@@ -320,7 +323,9 @@ class OutgoingService:
     async def _attempt(self, rec: repo.PaymentRecord) -> tuple[repo.PaymentRecord, PaymentOutcome]:
         """Write that xpay is being called (step `xpay`), then call it."""
         rec = await self._ctx.advance(
-            rec, PaymentState.PAYING, data={"attempted_at": time.time(), "step": "xpay"}
+            rec,
+            PaymentState.PAYING,
+            data={"attempted_at": time.time(), "step": "xpay", "xpay_run": self._run_id},
         )
         outcome = await self._node.pay(
             str(rec.data["invoice"]), Msat(int(rec.data["max_fee_msat"])), int(rec.data["max_delay"])
