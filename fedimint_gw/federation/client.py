@@ -171,6 +171,9 @@ class NotesSummary:
     amount: Msat
     fingerprint: str  # the same for the same set of notes, however they are encoded
     received: bool  # this gateway already reissued (or is reissuing) exactly these notes
+    # What reissuing exactly these notes would cost in this federation's fees (per-note mint
+    # fees depend on how the amount is split: many small notes cost more than a spend's few).
+    reissue_fee: Msat
 
 
 class FederationClient(Protocol):

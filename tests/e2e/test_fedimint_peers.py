@@ -6,6 +6,7 @@ gateways, each on its fake node; Fedimint federations joined with their `fed11` 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -319,5 +320,65 @@ async def test_a_peer_paying_one_msat_short_is_caught_in_a_federation_with_mint_
         assert result["state"] == "failed" and f"quoted at {quoted} msat" in result["error"], result
         assert result["lost_msat"] == 1
         assert any(lvl == "error" and "quoted at" in m for lvl, m in g.logs)
+    finally:
+        await fm.stop()
+
+
+SPLIT_EXTRA = 5_000  # what a split into many small notes adds to their reissue (100 msat a note)
+
+
+def _split_notes(monkeypatch: pytest.MonkeyPatch, e: Env, fid: str) -> None:
+    """`e` now sees notes of `fid` as split into many small notes: worth the same, but costing
+    SPLIT_EXTRA msat more to reissue than a spend's few notes (what a dishonest peer can hand
+    over, since the total alone looks right)."""
+    client = e.gateway.federations.client(FederationId(fid))
+    real = client.inspect_ecash
+
+    async def inspect(notes: str) -> Any:
+        summary = await real(notes)
+        return dataclasses.replace(summary, reissue_fee=Msat(summary.reissue_fee.value + SPLIT_EXTRA))
+
+    monkeypatch.setattr(client, "inspect_ecash", inspect)
+
+
+async def test_a_peer_paying_in_notes_dear_to_reissue_is_caught(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the migrating gateway checked only the total of the peer's notes. Notes
+    split small cost more mint fees to reissue; that difference was ours to lose, unnoticed."""
+    g, p = env, env_b
+    fm, fed_a, fed_b = await mint_fee_federations(g, p, into_fedimint=True)
+    try:
+        await p.gateway.set_fees(fed_a.federation_id, PAIR_FEE.base_msat, PAIR_FEE.ppm, fed_b.federation_id)
+        await link(g, p)
+        _split_notes(monkeypatch, g, fed_b.federation_id)
+        result = await g.gateway.migrations.migrate(
+            fed_a.federation_id, fed_b.federation_id, MOVED, None, None
+        )
+        assert result["state"] == "failed" and "to reissue" in result["error"], result
+        assert result["lost_msat"] == SPLIT_EXTRA
+        assert any(lvl == "error" and "to reissue" in m for lvl, m in g.logs)
+    finally:
+        await fm.stop()
+
+
+async def test_an_exchange_offered_in_notes_dear_to_reissue_is_refused(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer side of the same: notes worth the amount but dear to reissue are refused before
+    anything is given (the migrating gateway gets its notes back: nothing is lost)."""
+    g, p = env, env_b
+    fm, fed_a, fed_b = await mint_fee_federations(g, p, into_fedimint=False)
+    try:
+        await p.gateway.set_fees(fed_a.federation_id, PAIR_FEE.base_msat, PAIR_FEE.ppm, fed_b.federation_id)
+        await link(g, p)
+        given_before = await balance(p, fed_b)
+        _split_notes(monkeypatch, p, fed_a.federation_id)
+        result = await g.gateway.migrations.migrate(
+            fed_a.federation_id, fed_b.federation_id, MOVED, None, None
+        )
+        assert result["state"] == "refunded" and "reissuing these notes costs" in result["error"], result
+        assert result.get("lost_msat", 0) == 0 and result["received_msat"] == 0, result
+        assert await balance(p, fed_b) == given_before  # the peer gave nothing
     finally:
         await fm.stop()

@@ -154,7 +154,8 @@ class LedgerClient:
         ledger, (federation_id, parsed) = self._ledger, decode_notes(notes)
         oid = "reissue:" + object_id(reissue_inputs(parsed))
         received = federation_id == ledger.federation_id and await ledger.wallet.get(oid) is not None
-        return NotesSummary(federation_id, Msat(sum(n.amount_msat for n in parsed)), oid, received)
+        total = Msat(sum(n.amount_msat for n in parsed))
+        return NotesSummary(federation_id, total, oid, received, ledger.keys.tx_fee)
 
     async def resume_operations(self) -> int:
         """Finish operations a crash left between prepare and complete (call after start)."""

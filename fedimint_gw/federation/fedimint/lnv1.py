@@ -353,7 +353,7 @@ class FedimintLnv1Client:
         received = await self._notes.get(receive_operation_id(oob)) is not None
         prefix = oob.federation_id_prefix.hex()
         fid = self._ctx.federation_id if self._ctx.federation_id.startswith(prefix) else prefix
-        return NotesSummary(fid, Msat(oob.total_msat), fingerprint, received)
+        return NotesSummary(fid, Msat(oob.total_msat), fingerprint, received, self._notes.reissue_fee(oob))
 
     async def resume_operations(self) -> int:
         """End the operations a crash cut short (`MintClient.resume`): fundings only if a

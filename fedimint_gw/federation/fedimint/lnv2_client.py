@@ -301,6 +301,7 @@ class Lnv2FederationClient:
             amount=Msat(oob.total_msat),
             fingerprint=hashlib.sha256(b"".join(nonces)).hexdigest(),
             received=received,
+            reissue_fee=self._notes.reissue_fee(oob),
         )
 
     async def resume_operations(self) -> int:

@@ -41,6 +41,7 @@ from fedimint_gw.fedimint.mint_client import (
     plan_reissue,
     plan_split,
 )
+from fedimint_gw.fedimint.mint_errors import Unbalanceable
 from fedimint_gw.fedimint.mint_types import MintClientConfig, SpendableNote
 from fedimint_gw.fedimint.oob import OOBNotes
 from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
@@ -125,6 +126,14 @@ class FedimintNotes:
     def note_fees(self, amount: Msat) -> NoteFees:
         """The mint's fees for handing out and reissuing notes worth `amount` (`note_fees`)."""
         return note_fees(amount.value, self.config, self._overpay)
+
+    def reissue_fee(self, oob: OOBNotes) -> Msat:
+        """What reissuing exactly these notes into ours costs (all of them when nothing is left)."""
+        notes = [(amount, note) for amount, items in sorted(oob.notes.items()) for note in items]
+        try:
+            return Msat(plan_reissue(notes, self.config, self._overpay).fee_msat)
+        except Unbalanceable:
+            return Msat(oob.total_msat)
 
     async def spend_fee(self, operation_id: str) -> Msat:
         """What the mint took for a stored operation of ours: its inputs (our notes it reserved

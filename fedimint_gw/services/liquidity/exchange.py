@@ -149,6 +149,14 @@ class ExchangeService:
         if summary.amount.value != amount:
             raise InvalidInput(f"the notes hold {summary.amount.value} msat, not amount_msat {amount}")
         terms = await self.terms(source, target, amount)
+        if summary.reissue_fee.value > terms.tx_fee_source_msat:
+            # Worth the amount, but split so that reissuing them costs more than priced (many
+            # small notes pay a mint fee each): the difference would be ours to lose.
+            raise InvalidInput(
+                f"reissuing these notes costs {summary.reissue_fee.value} msat, more than the "
+                f"{terms.tx_fee_source_msat} msat priced for notes worth {amount} msat: send notes "
+                "as a spend of that amount makes them"
+            )
         fee = terms.fee(amount)
         if offered < fee:
             raise PaymentRefused(f"this exchange costs {fee} msat; {offered} msat was offered")

@@ -138,12 +138,22 @@ class ChunkRunner:
             return await self._lost(rec, "the peer answered with notes this gateway had already received")
         expected = _expected(rec)
         why = "" if state == "succeeded" else f"the peer gave our ecash back: {error}"
+        # What the notes are worth to us once reissued, against what the quote planned.
+        worth = summary.amount.value - summary.reissue_fee.value
+        planned = expected - _costs(rec).reissue_msat
         if into == "target" and summary.amount.value < expected:
             why = f"the peer gave {summary.amount.value} msat of notes for a chunk quoted at {expected} msat"
+        elif into == "target" and worth < planned:
+            why = (
+                f"the peer's notes cost {summary.reissue_fee.value} msat to reissue: worth {worth} msat "
+                f"to us, {planned} msat planned for the chunk"
+            )
         elif into == "source" and not why:
             why = "the peer answered with notes of the source federation"
         data = {"step": "take", "notes_in": notes, "into": into, "reason": why, "waiting": ""}
-        return await self._ctx.advance(rec, rec.state, data={**data, "notes_msat": summary.amount.value})
+        return await self._ctx.advance(
+            rec, rec.state, data={**data, "notes_msat": summary.amount.value, "notes_net_msat": worth}
+        )
 
     async def _lost(self, rec: pay_repo.PaymentRecord, why: str) -> pay_repo.PaymentRecord:
         """The peer kept this chunk and gave nothing usable back: record the loss and stop."""
@@ -181,9 +191,13 @@ class ChunkRunner:
         moved = int(rec.data["moved_msat"]) + _chunk(rec)
         received = int(rec.data["received_msat"]) + got
         if rec.data.get("reason"):  # the peer paid short: keep what came, stop trusting it
-            worth = rec.data.get("notes_msat")  # older records: estimated from what our reissue gave
-            worth = int(worth) if worth is not None else got + _costs(rec).reissue_msat
-            short = max(0, _expected(rec) - worth)
+            net = rec.data.get("notes_net_msat")  # what the notes are worth to us, reissued
+            if net is not None:
+                short = max(0, _expected(rec) - _costs(rec).reissue_msat - int(net))
+            else:  # older records: their amount (or what our reissue gave) against the quote
+                worth = rec.data.get("notes_msat")
+                worth = int(worth) if worth is not None else got + _costs(rec).reissue_msat
+                short = max(0, _expected(rec) - worth)
             self._ctx.log(f"migration {rec.payment_id}: {rec.data['reason']}", "error")
             return await self._stop(
                 rec,
