@@ -26,6 +26,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     setattr(item, "rep_" + rep.when, rep)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_bitcoind_proxy_built_at_a_time() -> Any:
+    """pyln-testing starts nodes in threads, each building a Flask app for its bitcoind proxy;
+    Flask compiles its routes with `ast.parse`, and CPython 3.11.7 keeps the AST converter's
+    recursion depth per interpreter, not per thread: two at once fail now and then with
+    "SystemError: AST constructor recursion depth mismatch" (seen in CI). One at a time."""
+    import threading
+
+    from pyln.testing.btcproxy import BitcoinRpcProxy
+
+    lock = threading.Lock()
+    build = BitcoinRpcProxy.__init__
+
+    def serialised(self: Any, *args: Any, **kwargs: Any) -> None:
+        with lock:
+            build(self, *args, **kwargs)
+
+    BitcoinRpcProxy.__init__ = serialised  # type: ignore[method-assign]
+    yield
+    BitcoinRpcProxy.__init__ = build  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def plugin_path() -> str:
     return str(PLUGIN)
