@@ -852,3 +852,77 @@ async def test_a_settlement_survives_an_unexpected_failure_and_finishes(
     settled = await env.gateway.peer_settle(env_b.node.node_id, None)
     assert failed and settled["state"] == "done" and await _balance(env, env_b) == 0
     assert any(lvl == "warn" and "something nobody expected" in m for lvl, m in env.logs)
+
+
+# ----- the v2 receive a forward pays (found by the regtest crash matrix, B at `peer:htlc_held`) ---
+async def test_a_forward_racing_an_htlc_for_its_receive_is_refused_and_funds_nothing(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forward used to be stored first and the receive taken after, the taking's answer
+    ignored: an HTLC that took the receive between the forward's look-up and its taking left the
+    receive funded twice (by the HTLC's path and by the forward)."""
+    from fedimint_gw.peer.errors import PeerRefused, proves_not_started
+    from fedimint_gw.services.payments.swap import SwapService
+
+    _src, dst, _sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    conn = env_b.gateway.db.conn
+    [reg] = await pay_repo.by_hash(conn, receive.payment_hash, PaymentKind.RECEIVE)
+    ecash = await env_b.gateway.federations.client(FederationId(dst.federation_id)).balance()
+    check_liquidity = SwapService.check_liquidity
+
+    async def an_htlc_takes_it_meanwhile(self: SwapService, target: Any) -> None:
+        await check_liquidity(self, target)  # the forward's last check before it takes the receive
+        # What the HTLC path writes when an HTLC takes the registration (receive._accept).
+        held = reg.advance(PaymentState.HTLC_HELD, reg.updated_at, htlc_scid="100x1x0", htlc_id=7)
+        async with env_b.gateway.db.transaction() as c:
+            await pay_repo.save(c, held)
+
+    monkeypatch.setattr(SwapService, "check_liquidity", an_htlc_takes_it_meanwhile)
+
+    with pytest.raises(PeerRefused) as refused:
+        await _forward_directly(env, env_b, _forward_body(receive, env.gateway.clock.now() + 300))
+    assert refused.value.peer_code == "refused" and proves_not_started(refused.value)
+    assert await pay_repo.by_hash(conn, receive.payment_hash, PaymentKind.PEER) == []
+    assert await env_b.gateway.federations.client(FederationId(dst.federation_id)).balance() == ecash
+    after = await pay_repo.get(conn, reg.payment_id)
+    assert after is not None and after.state is PaymentState.HTLC_HELD and after.htlc_scid == "100x1x0"
+
+
+async def test_a_forward_stored_before_it_took_its_receive_takes_it_when_resumed(
+    env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database from before the forward and the taking were one write: the forward stored,
+    the receive still REGISTERED (B died between the two). Resumed, the forward used to fund the
+    receiver and leave the receive REGISTERED for ever, payable a second time over Lightning."""
+    import asyncio
+
+    from fedimint_gw.services.flow_runs import FlowRuns
+
+    _src, dst, _sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+
+    def dies_before_running(self: Any, rec: Any) -> Any:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(rec)
+        return done
+
+    monkeypatch.setattr(FlowRuns, "start", dies_before_running)
+    answer = await _forward_directly(env, env_b, _forward_body(receive, env.gateway.clock.now() + 300))
+    assert answer["state"] == "pending"
+    monkeypatch.undo()
+    conn = env_b.gateway.db.conn
+    [reg] = await pay_repo.by_hash(conn, receive.payment_hash, PaymentKind.RECEIVE)
+    async with env_b.gateway.db.transaction() as c:  # the older write order, cut in between
+        await pay_repo.save(c, reg.released(reg.updated_at))
+    await env_b.restart_gateway()
+
+    async def ended() -> bool:
+        recs = await pay_repo.by_hash(env_b.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+        return bool(recs) and recs[0].state.terminal
+
+    await wait_until(ended)
+    [rec] = await pay_repo.by_hash(env_b.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
+    assert rec.state is PaymentState.SUCCEEDED
+    after = await pay_repo.get(env_b.gateway.db.conn, reg.payment_id)
+    assert after is not None and after.state is PaymentState.SUCCEEDED and after.preimage == rec.preimage

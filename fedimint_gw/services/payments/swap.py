@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId, ShortChannelId
@@ -36,6 +36,9 @@ from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
+
+if TYPE_CHECKING:
+    from aiosqlite import Connection
 
 FUND_ATTEMPTS = 3  # tries at funding B while it does not answer, before refunding the sender
 PREIMAGE_ROUND = 30.0
@@ -122,14 +125,21 @@ class SwapService:
     async def claim_registration(self, target: SwapTarget, swap_id: str) -> bool:
         """Take the v2 registration out of the HTLC path while the swap runs. Read and taken in
         one write transaction (an HTLC for it may race); False if it is no longer free."""
-        if target.registered_id is None:
-            return True
         async with self._ctx.db.transaction() as conn:
-            reg = await repo.get(conn, target.registered_id)
-            if reg is None or reg.state is not PaymentState.REGISTERED:  # taken: by this swap?
-                return reg is not None and reg.htlc_scid is None and reg.data.get("swap") == swap_id
-            taken = reg.advance(PaymentState.HTLC_HELD, self._ctx.clock.now(), data={"swap": swap_id})
-            await repo.save(conn, taken)
+            return await self.take_registration(conn, target.registered_id, swap_id)
+
+    async def take_registration(self, conn: Connection, registered_id: str | None, taker: str) -> bool:
+        """`claim_registration` inside the caller's write transaction, so that the taker's own
+        record and the taking are one write. True if the registration is now the taker's (or
+        there is none); False if an HTLC or another taker holds it, or it ended."""
+        if registered_id is None:
+            return True
+        reg = await repo.get(conn, registered_id)
+        if reg is None or reg.state is not PaymentState.REGISTERED:  # taken: by this taker?
+            return reg is not None and reg.htlc_scid is None and reg.data.get("swap") == taker
+        await repo.save(
+            conn, reg.advance(PaymentState.HTLC_HELD, self._ctx.clock.now(), data={"swap": taker})
+        )
         return True
 
     async def release_orphans(self) -> int:

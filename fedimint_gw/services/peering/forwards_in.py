@@ -163,9 +163,10 @@ class InboundForwards:
                 "started": time.time(),
             },
         )
-        async with self._ctx.db.transaction() as conn:
+        async with self._ctx.db.transaction() as conn:  # the forward and the receive it takes: one write
+            if not await self._swaps.take_registration(conn, target.registered_id, payment_id):
+                raise PaymentRefused("the invoice is being paid already")
             await pay_repo.save(conn, rec)
-        await self._swaps.claim_registration(target, payment_id)
         self._ctx.log(f"forward {forward_id} from {peer.node_id[:16]}: {amount} msat accepted", "info")
         return rec
 
@@ -261,18 +262,35 @@ class InboundForwards:
             deadline = rec.data.get("deadline")
             if isinstance(deadline, int) and self._ctx.clock.now() >= deadline:
                 return await self._miss_deadline(rec)
+            if not await self._holds_registration(rec):
+                return await self._fail_unfunded(
+                    rec, "the receive was taken by another payment; nothing was paid"
+                )
             rec = await self._ctx.advance(rec, rec.state, data={"funding": time.time()})
         rec = await self._swaps.drive(rec)
         if rec.state is PaymentState.CLAIMING and rec.preimage:
             return await self._record_success_in(rec, str(rec.preimage))
         return await self._ctx.advance(rec, PaymentState.REFUNDED)
 
+    async def _holds_registration(self, rec: pay_repo.PaymentRecord) -> bool:
+        """Before funding: the v2 receive this forward pays is this forward's. A forward stored
+        before it took the receive in the same write (older databases) takes it now."""
+        reg_id = rec.data.get("registered_id")
+        async with self._ctx.db.transaction() as conn:
+            return await self._swaps.take_registration(conn, str(reg_id) if reg_id else None, rec.payment_id)
+
     async def _miss_deadline(self, rec: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
         """The deadline passed before funding started: nothing was paid, the forward fails (the
         sender refunds its user) and a v2 receive it held is given back to the Lightning path."""
+        return await self._fail_unfunded(
+            rec, "the forward's deadline passed before it could start; nothing was paid"
+        )
+
+    async def _fail_unfunded(self, rec: pay_repo.PaymentRecord, error: str) -> pay_repo.PaymentRecord:
+        """A forward that never started funding fails (the sender refunds its user; nothing is
+        owed), and a v2 receive it held goes back to the Lightning path."""
         reg_id = rec.data.get("registered_id")
         reg = await pay_repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
-        error = "the forward's deadline passed before it could start; nothing was paid"
         self._ctx.log(f"forward {rec.data['forward_id']}: {error}", "info")
         new = rec.advance(PaymentState.FAILED, self._ctx.clock.now(), error=error)
         async with self._ctx.db.transaction() as conn:
@@ -280,6 +298,7 @@ class InboundForwards:
             if (
                 reg is not None
                 and reg.state is PaymentState.HTLC_HELD
+                and reg.htlc_scid is None
                 and reg.data.get("swap") == rec.payment_id
             ):
                 await pay_repo.save(conn, reg.released(new.updated_at))
