@@ -552,3 +552,19 @@ async def test_the_preimage_one_guardian_shows_is_enough(env: Env, fm: RunningFe
     assert hashlib.sha256(outcome.preimage).digest() == offer.hash
     for peer in (1, 2, 3):
         await _fault(env, fm, peer, "honest")
+
+
+async def test_a_silent_guardian_does_not_hold_the_preimage_look_past_its_deadline(
+    env: Env, fm: RunningFedimint
+) -> None:
+    """Found in review: the any-guardian preimage look waited for every guardian's answer with
+    the transport's own timeout, so one silent guardian held `await_preimage(…, 0.5)` for the whole
+    request timeout (10 s). It is now bounded by the caller's deadline (floor 1 s)."""
+    from fedimint_gw.errors import NotFound
+
+    await joined(env, fm, 20_000)
+    client = env.gateway.federations.client(FederationId(fm.federation_id.hex))
+    await _fault(env, fm, 3, "silent")
+    with pytest.raises(NotFound):  # no such contract: the threshold read says so
+        await asyncio.wait_for(client.await_preimage("ab" * 32, 0.5), 4.0)
+    await _fault(env, fm, 3, "honest")

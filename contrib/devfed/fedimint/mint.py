@@ -136,6 +136,7 @@ class FaultMode(enum.Enum):
     OFFLINE = "offline"
     BYZANTINE = "byzantine"
     UNSIGNING = "unsigning"  # gives no signature share for any note until the fault is lifted
+    SILENT = "silent"  # takes part in consensus; never answers an API request it gets meanwhile
 
 
 class MintGuardian:

@@ -142,6 +142,8 @@ class GuardianRpc:
             return _error(request_id, METHOD_NOT_FOUND, f"Method not found: {method}")
         if self.guardian.fault is FaultMode.OFFLINE:
             return _error(request_id, -32000, f"guardian {self.peer_id} is offline")
+        if self.guardian.fault is FaultMode.SILENT:  # a hung guardian: the client's timeout decides
+            await asyncio.Event().wait()
         try:
             result = await endpoint(inner)
         except DecodeError as exc:

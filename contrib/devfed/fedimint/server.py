@@ -8,7 +8,8 @@ URLs, federation id and invite code.
 The admin listener (loopback) serves ``GET /admin/status``, ``POST /admin/faucet``
 (``{"transaction": hex}``: a transaction with mint outputs and no inputs, up to the faucet limit,
 for tests and demos to get notes; its outputs are signed like any others) and
-``POST /admin/guardians/{peer}/fault`` (``{"mode": "honest" | "offline" | "byzantine" | "unsigning"}``).
+``POST /admin/guardians/{peer}/fault``
+(``{"mode": "honest" | "offline" | "byzantine" | "unsigning" | "silent"}``).
 """
 
 from __future__ import annotations

@@ -215,9 +215,10 @@ class FedimintLnv1Client:
             raise FederationMisbehaved(f"the guardians served another contract for {contract_id}")
         return account
 
-    async def _shown_preimage(self, contract_id: str) -> bytes | None:
+    async def _shown_preimage(self, contract_id: str, timeout: float) -> bytes | None:
         """A decrypted preimage any one guardian shows for the contract and that hashes to its
-        payment hash (it proves itself: no threshold needed), else None."""
+        payment hash (it proves itself: no threshold needed), else None. No preimage means
+        waiting for every guardian's answer, so the look is bounded by `timeout`."""
 
         def verify(_peer: int, answer: object) -> bytes | None:
             if answer is None:
@@ -234,7 +235,7 @@ class FedimintLnv1Client:
             return preimage if hashlib.sha256(preimage).digest() == incoming.hash else None
 
         try:
-            return await self._api.first_valid(self._method("account"), contract_id, verify)
+            return await self._api.first_valid(self._method("account"), contract_id, verify, timeout=timeout)
         except FedimintProtocolError:
             return None
 
@@ -242,7 +243,8 @@ class FedimintLnv1Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            preimage = await self._shown_preimage(contract_id)
+            # A silent guardian must not hold the look past the caller's deadline (floor: 1 s).
+            preimage = await self._shown_preimage(contract_id, max(1.0, deadline - loop.time()))
             if preimage is not None:
                 return IncomingOutcome(IncomingState.PREIMAGE, preimage)
             account = await self._account(contract_id)

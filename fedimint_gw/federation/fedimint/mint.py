@@ -142,7 +142,7 @@ class MintClient:
         """A volatile spend a crash cut short: nobody holds its notes, so they come back. If it
         never landed its inputs are spent back to us (a release); if it landed, the notes it
         made are reissued to us (the reissue stored before the spend is marked done)."""
-        outcome = await release_funding(self.notes, self._api, op)
+        outcome = await release_funding(self.notes, self._api, op, self._accept_check_timeout)
         if outcome is ReleaseOutcome.RELEASED:
             return True
         if outcome is ReleaseOutcome.UNKNOWN:

@@ -60,8 +60,12 @@ async def _prepare(notes: FedimintNotes, fund: MintOperation) -> MintOperation:
     return await notes.must_get(release_id)
 
 
-async def release_funding(notes: FedimintNotes, api: FederationApi, fund: MintOperation) -> ReleaseOutcome:
-    """Try to make a prepared funding impossible; see the module docstring."""
+async def release_funding(
+    notes: FedimintNotes, api: FederationApi, fund: MintOperation, accept_timeout: float = 5.0
+) -> ReleaseOutcome:
+    """Try to make a prepared funding impossible; see the module docstring. `accept_timeout`:
+    how long to wait for the guardians to say whether the funding went through, when the release
+    was refused (its notes already spent)."""
     release = await _prepare(notes, fund)
     if release.state is not MintOpState.DONE:
         try:
@@ -72,7 +76,7 @@ async def release_funding(notes: FedimintNotes, api: FederationApi, fund: MintOp
             ) from None
         if isinstance(outcome.result, Err):
             try:
-                await await_transaction(api, fund.tx.txid(), timeout=5.0)
+                await await_transaction(api, fund.tx.txid(), timeout=accept_timeout)
             except ThresholdNotReached:
                 return ReleaseOutcome.UNKNOWN
             except FedimintProtocolError as exc:

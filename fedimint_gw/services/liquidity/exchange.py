@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from fedimint_gw.domain.amount import FeeSchedule, Msat
 from fedimint_gw.domain.ids import FederationId
@@ -101,7 +101,6 @@ class ExchangeService:
         amount = body.get("amount_msat", 0)
         if not _positive(amount, zero=True):
             raise InvalidInput("amount_msat must be a non-negative integer")
-        assert isinstance(amount, int)
         have = (await self._ctx.federations.client(target).balance()).value
         # Priced for at most what we hold: a larger exchange could not be served anyway, and the
         # federations' per-note fees are not worth computing for an arbitrary number.
@@ -139,7 +138,6 @@ class ExchangeService:
             or not notes
         ):
             raise InvalidInput("an exchange needs notes, a positive amount_msat and fee_msat")
-        assert isinstance(amount, int) and isinstance(offered, int)
         # The notes first (offline): the amount priced below is then one somebody really holds.
         summary = await self._ctx.federations.client(source).inspect_ecash(notes)
         if summary.federation_id != source.hex:
@@ -354,7 +352,8 @@ def migrate_record(
     )
 
 
-def _positive(value: object, zero: bool = False) -> bool:
+def _positive(value: object, zero: bool = False) -> TypeGuard[int]:
+    """An msat figure from a peer: an int (not a bool), positive (or zero when allowed)."""
     if isinstance(value, bool) or not isinstance(value, int):
         return False
     return value >= 0 if zero else value > 0
