@@ -38,6 +38,7 @@ STATUS_POLL = 2.0
 _SWAP_B_SIDE = (PaymentState.HTLC_HELD, PaymentState.FUNDED)
 ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
 RESUME_WAIT = 60.0  # how long a send resumed at start waits for lightningd's channels to reconnect
+LIQUIDITY_POLL = 1.0  # how often those waiting sends look (one reading shared by all of them)
 
 
 class PeerForwarding(Protocol):
@@ -98,6 +99,7 @@ class OutgoingService:
         # called on another lightningd (the plugin is not dynamic), so that xpay is gone.
         self._run_id = secrets.token_hex(8)
         self._resumed: set[str] = set()  # sends resumed at start that never called xpay yet
+        self._spendable = SharedReading(self._read_spendable, LIQUIDITY_POLL)
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -342,15 +344,18 @@ class OutgoingService:
         logged = False
         while loop.time() < deadline:
             try:
-                if (await self._node.liquidity()).spendable.value >= rec.amount_msat:
+                if await self._spendable.get() >= rec.amount_msat:
                     return
             except Exception as exc:  # lightningd busy starting: ask again
                 self._log(f"send {rec.payment_id}: liquidity unknown ({exc!r})", "info")
             if not logged:
                 self._log(f"send {rec.payment_id}: waiting for lightningd's channels to reconnect", "info")
                 logged = True
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(LIQUIDITY_POLL)
         self._log(f"send {rec.payment_id}: channels still short after {RESUME_WAIT:.0f} s; paying", "info")
+
+    async def _read_spendable(self) -> int:
+        return (await self._node.liquidity()).spendable.value
 
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
@@ -433,3 +438,23 @@ def _check_covers(contract_amount: Msat, amount: Msat, fee: Msat) -> None:
             f"the contract holds {contract_amount.value} msat; invoice {amount.value} + "
             f"gateway fee {fee.value} msat needed"
         )
+
+
+class SharedReading:
+    """One reading shared by every caller for `max_age` seconds: many sends resumed at start
+    wait for the channels together with one `listpeerchannels` a second, not one each."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]], max_age: float) -> None:
+        self._read = read
+        self._max_age = max_age
+        self._lock = asyncio.Lock()
+        self._taken: tuple[float, int] | None = None
+
+    async def get(self) -> int:
+        """The value, read again only when the last reading is `max_age` old (errors propagate
+        to the caller whose reading failed; the next caller reads again)."""
+        async with self._lock:
+            now = asyncio.get_running_loop().time()
+            if self._taken is None or now - self._taken[0] >= self._max_age:
+                self._taken = (now, await self._read())
+            return self._taken[1]

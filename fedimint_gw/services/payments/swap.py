@@ -13,7 +13,6 @@ Each step is persisted before it runs and is idempotent, so a crash anywhere res
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from fedimint_gw.errors import (
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.events import PAYMENT_FINISHED, payment_event
 from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
