@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from fedimint_gw.services.payments.send import SharedReading
+from fedimint_gw.services.payments.sharing import SharedReading
 
 
 async def test_callers_at_once_share_one_reading() -> None:
