@@ -48,15 +48,30 @@ class ServiceContext:
         self, rec: repo.PaymentRecord, state: PaymentState, **changes: Any
     ) -> repo.PaymentRecord:
         """Persist `rec` moved to `state` (with `changes`); terminal states record the elapsed time."""
+        new = self.moved(rec, state, **changes)
+        await self.save_moves((rec, new))
+        return new
 
+    def moved(self, rec: repo.PaymentRecord, state: PaymentState, **changes: Any) -> repo.PaymentRecord:
+        """`rec` moved to `state` (with `changes`), not yet written: a terminal state gets the
+        elapsed time since the record's start."""
         data = dict(changes.pop("data", {}))
         if state.terminal and "started" in rec.data:
             data["elapsed_ms"] = int((time.time() - float(rec.data["started"])) * 1000)
-        new = rec.advance(state, self.clock.now(), data=data, **changes)
+        return rec.advance(state, self.clock.now(), data=data, **changes)
+
+    async def save_moves(self, *moves: tuple[repo.PaymentRecord, repo.PaymentRecord]) -> None:
+        """Write each (old, new) pair's new record in one transaction (all or none), then tell
+        the events of those that just finished (and of any loss they report)."""
         async with self.db.transaction() as conn:
-            await repo.save(conn, new)
-        if new.state.terminal and not rec.state.terminal:
-            self.events.emit(PAYMENT_FINISHED, payment_event(new))
-            if lost_msat(new):
-                self.events.emit(LOSS_REPORTED, {**payment_event(new), "lost_msat": lost_msat(new)})
-        return new
+            for _old, new in moves:
+                await repo.save(conn, new)
+        self.announce(*moves)
+
+    def announce(self, *moves: tuple[repo.PaymentRecord, repo.PaymentRecord]) -> None:
+        """Tell the events of the written moves that finished a payment (and of any loss)."""
+        for old, new in moves:
+            if new.state.terminal and not old.state.terminal:
+                self.events.emit(PAYMENT_FINISHED, payment_event(new))
+                if lost_msat(new):
+                    self.events.emit(LOSS_REPORTED, {**payment_event(new), "lost_msat": lost_msat(new)})

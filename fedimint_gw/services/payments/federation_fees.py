@@ -68,15 +68,17 @@ def refund_fee(rec: repo.PaymentRecord, contract: Msat, refunded: Msat | None) -
     return {FEDERATION_FEE: before + max(0, contract.value - refunded.value)}
 
 
-def margin(rec: repo.PaymentRecord) -> int | None:
-    """Fee charged less what the federations took (None when the figure is not recorded)."""
+def margin_if_paid(rec: repo.PaymentRecord) -> int | None:
+    """Fee charged less what the federations took, as if the payment succeeds (None when the
+    figure is not recorded): a receive's funding is checked before it succeeds. What a payment
+    really netted (nothing earned unless it succeeded) is `fedimint-payments`' `margin_msat`."""
     took = rec.federation_fee_msat
     return None if took is None else rec.fee_msat - took
 
 
 def warn_if_short(rec: repo.PaymentRecord, log: Log) -> None:
     """Say loudly when what the federations took is more than the fee charged: money lost."""
-    left = margin(rec)
+    left = margin_if_paid(rec)
     if left is not None and left < 0:
         log(
             f"{rec.kind.value} {rec.payment_id}: the federation took {rec.federation_fee_msat} msat, "

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.payments import federation_fees
+from fedimint_gw.services.payments.sharing import KeyedLocks, SharedReading
 from fedimint_gw.services.payments.swap import SwapService, swap_data
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as repo
@@ -38,6 +38,7 @@ STATUS_POLL = 2.0
 _SWAP_B_SIDE = (PaymentState.HTLC_HELD, PaymentState.FUNDED)
 ATTEMPT_GRACE = 120.0  # seconds after an xpay call before 'no attempt found' counts as failed
 RESUME_WAIT = 60.0  # how long a send resumed at start waits for lightningd's channels to reconnect
+LIQUIDITY_POLL = 1.0  # how often those waiting sends look (one reading shared by all of them)
 
 
 class PeerForwarding(Protocol):
@@ -98,6 +99,7 @@ class OutgoingService:
         # called on another lightningd (the plugin is not dynamic), so that xpay is gone.
         self._run_id = secrets.token_hex(8)
         self._resumed: set[str] = set()  # sends resumed at start that never called xpay yet
+        self._spendable = SharedReading(self._read_spendable, LIQUIDITY_POLL)
 
     async def send(self, federation_id: str, contract_id: str, invoice: str) -> SendResult:
         """Pay `invoice` for the user's outgoing `contract_id` (idempotent per contract)."""
@@ -342,15 +344,18 @@ class OutgoingService:
         logged = False
         while loop.time() < deadline:
             try:
-                if (await self._node.liquidity()).spendable.value >= rec.amount_msat:
+                if await self._spendable.get() >= rec.amount_msat:
                     return
             except Exception as exc:  # lightningd busy starting: ask again
                 self._log(f"send {rec.payment_id}: liquidity unknown ({exc!r})", "info")
             if not logged:
                 self._log(f"send {rec.payment_id}: waiting for lightningd's channels to reconnect", "info")
                 logged = True
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(LIQUIDITY_POLL)
         self._log(f"send {rec.payment_id}: channels still short after {RESUME_WAIT:.0f} s; paying", "info")
+
+    async def _read_spendable(self) -> int:
+        return (await self._node.liquidity()).spendable.value
 
     async def resume(self) -> None:
         """At start: finish every send that was cut short."""
@@ -404,27 +409,6 @@ class OutgoingService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return answer
-
-
-class KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 def _check_covers(contract_amount: Msat, amount: Msat, fee: Msat) -> None:

@@ -13,7 +13,6 @@ Each step is persisted before it runs and is idempotent, so a crash anywhere res
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from fedimint_gw.errors import (
 from fedimint_gw.federation.client import IncomingRequest, IncomingState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.context import ServiceContext
-from fedimint_gw.services.events import PAYMENT_FINISHED, payment_event
 from fedimint_gw.services.payments import federation_fees
 from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import federations as fed_repo
@@ -149,7 +147,7 @@ class SwapService:
         contract was never acted on (its wallet may ask again, or refund at the timelock). One
         whose swap already knows the preimage (a database written before the two steps became
         one write) is settled. Returns how many were repaired."""
-        repaired = 0
+        repaired, settled = 0, []
         now = self._ctx.clock.now()
         async with self._ctx.db.transaction() as conn:
             for reg in await repo.unfinished(conn):
@@ -165,10 +163,14 @@ class SwapService:
                 if swap is None:
                     await repo.save(conn, reg.released(now))
                 elif swap.preimage and swap.state in (PaymentState.CLAIMING, PaymentState.SUCCEEDED):
-                    await repo.save(conn, reg.advance(PaymentState.SUCCEEDED, now, preimage=swap.preimage))
+                    settled.append(
+                        (reg, self._ctx.moved(reg, PaymentState.SUCCEEDED, preimage=swap.preimage))
+                    )
+                    await repo.save(conn, settled[-1][1])
                 else:
                     continue
                 repaired += 1
+        self._ctx.announce(*settled)
         if repaired:
             self._ctx.log(f"{repaired} receive(s) left held by a crashed swap: repaired", "info")
         return repaired
@@ -250,25 +252,16 @@ class SwapService:
     async def _preimage_known(self, rec: repo.PaymentRecord, preimage: str) -> repo.PaymentRecord:
         """CLAIMING, and the v2 receive the swap took settled, in one write: a crash between two
         writes left the receive held for ever (the resumed swap only claims the source)."""
-        now = self._ctx.clock.now()
-        new = rec.advance(PaymentState.CLAIMING, now, preimage=preimage)
+        moves = [(rec, self._ctx.moved(rec, PaymentState.CLAIMING, preimage=preimage))]
         reg_id = rec.data.get("registered_id")
         reg = await repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
-        settled = None
         if reg is not None and not reg.state.terminal and reg.data.get("swap") == rec.payment_id:
-            data: dict[str, Any] = {"swap": rec.payment_id}
-            if "started" in reg.data:
-                data["elapsed_ms"] = int((time.time() - float(reg.data["started"])) * 1000)
-            settled = reg.advance(PaymentState.SUCCEEDED, now, preimage=preimage, data=data)
-        async with self._ctx.db.transaction() as conn:
-            await repo.save(conn, new)
-            if settled is not None:
-                await repo.save(conn, settled)
-        if settled is not None:
-            self._ctx.events.emit(PAYMENT_FINISHED, payment_event(settled))
+            settled = self._ctx.moved(reg, PaymentState.SUCCEEDED, preimage=preimage)
+            moves.append((reg, settled))
+        await self._ctx.save_moves(*moves)
         if reg_id:
             self._ctx.router.remove_hash(rec.payment_hash)
-        return new
+        return moves[0][1]
 
 
 def swap_data(target: SwapTarget) -> dict[str, Any]:

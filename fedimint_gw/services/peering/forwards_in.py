@@ -288,20 +288,20 @@ class InboundForwards:
 
     async def _fail_unfunded(self, rec: pay_repo.PaymentRecord, error: str) -> pay_repo.PaymentRecord:
         """A forward that never started funding fails (the sender refunds its user; nothing is
-        owed), and a v2 receive it held goes back to the Lightning path."""
+        owed), and a v2 receive it held goes back to the Lightning path: one write."""
         reg_id = rec.data.get("registered_id")
         reg = await pay_repo.get(self._ctx.db.conn, str(reg_id)) if reg_id else None
         self._ctx.log(f"forward {rec.data['forward_id']}: {error}", "info")
-        new = rec.advance(PaymentState.FAILED, self._ctx.clock.now(), error=error)
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, new)
-            if (
-                reg is not None
-                and reg.state is PaymentState.HTLC_HELD
-                and reg.htlc_scid is None
-                and reg.data.get("swap") == rec.payment_id
-            ):
-                await pay_repo.save(conn, reg.released(new.updated_at))
+        new = self._ctx.moved(rec, PaymentState.FAILED, error=error)
+        moves = [(rec, new)]
+        if (
+            reg is not None
+            and reg.state is PaymentState.HTLC_HELD
+            and reg.htlc_scid is None
+            and reg.data.get("swap") == rec.payment_id
+        ):
+            moves.append((reg, reg.released(new.updated_at)))
+        await self._ctx.save_moves(*moves)
         return new
 
     async def _record_success_in(
