@@ -12,6 +12,11 @@ from contrib.devfed.wallet import Wallet
 from fedimint_gw.lightning import bolt11
 
 
+class Crash(BaseException):
+    """Stands for the plugin process dying where the test says (a BaseException, so no handler
+    in the gateway catches it)."""
+
+
 async def claim_receive(wallet: Wallet, receive: wallet_ln.Receive) -> int:
     """The receiver claims its funded incoming contract (v1 offer or v2 contract)."""
     return await wallet_ln.claim_receive(wallet, wallet_ln.claim_id(receive))

@@ -31,6 +31,7 @@ from fedimint_gw.services.events import (
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash
 from tests.e2e.test_export import FEE_30K, _known_payments
 from tests.support.fake_node import forward_payload
 
@@ -212,10 +213,6 @@ async def test_each_gateway_has_its_own_registry(env: Env) -> None:
     assert not any(n.startswith("fedimint_gw") for n in names)
 
 
-class _Crash(BaseException):
-    """The plugin process dying right after a state was written."""
-
-
 async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,11 +231,11 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     async def crash_when_funded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
         new = await real_advance(self, rec, state, **changes)
         if rec.kind is PaymentKind.RECEIVE and state is PaymentState.FUNDED:
-            raise _Crash()
+            raise Crash()
         return new
 
     monkeypatch.setattr(context_module.ServiceContext, "advance", crash_when_funded)
-    with contextlib.suppress(_Crash):
+    with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
         )

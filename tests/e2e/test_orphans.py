@@ -17,12 +17,9 @@ from fedimint_gw.services.events import LOSS_REPORTED
 from fedimint_gw.services.payments import receive_recovery as recovery_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash
 from tests.e2e.test_operations import _with_events
 from tests.support.fake_node import forward_payload
-
-
-class Crash(BaseException):
-    """The plugin process dying right after a state was written."""
 
 
 @pytest.mark.parametrize("crash_after", [PaymentState.HTLC_HELD, PaymentState.FUNDED])

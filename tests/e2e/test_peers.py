@@ -22,7 +22,7 @@ from fedimint_gw.peer import wire
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as peer_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import claim_receive
+from tests.e2e.helpers import Crash, claim_receive
 
 DEFAULT_FEE = (2000, 3000)
 
@@ -184,10 +184,6 @@ async def test_unknown_node_and_bad_binding_are_refused(env: Env, env_b: Env) ->
     )
     async with env.session.post(f"{env_b.api_url}/v1/peer/hello", data=raw, headers=headers) as r:
         assert r.status == 401 and (await r.json())["error"]["peer_code"] == "bad_signature"
-
-
-class Crash(BaseException):
-    """Stands for the process dying."""
 
 
 async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(

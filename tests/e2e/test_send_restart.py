@@ -14,12 +14,9 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash
 from tests.e2e.test_payments import _external_invoice
 from tests.support.fake_node import FakeNode
-
-
-class Crash(BaseException):
-    """The plugin process dying (with its lightningd) as xpay is called."""
 
 
 async def test_send_whose_xpay_died_with_lightningd_is_paid_at_the_next_start(

@@ -22,7 +22,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services import context as context_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import claim_receive
+from tests.e2e.helpers import Crash, claim_receive
 
 DEFAULT_FEE = (2000, 3000)  # the gateway's default base_msat, ppm
 
@@ -196,10 +196,6 @@ async def test_invoice_to_our_node_that_no_federation_expects_is_refused(env: En
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 50_000
     assert env.node.pay_calls == []
-
-
-class Crash(BaseException):
-    """Stands for the process dying right after a state was written."""
 
 
 @pytest.mark.parametrize("crash_after", [PaymentState.HTLC_HELD, PaymentState.FUNDED, PaymentState.CLAIMING])
