@@ -19,7 +19,6 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput
 from fedimint_gw.http.app import HttpServer
 from fedimint_gw.http.ops import create_ops_app
-from fedimint_gw.services import context as context_module
 from fedimint_gw.services import gateway as gateway_module
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import (
@@ -31,7 +30,7 @@ from fedimint_gw.services.events import (
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import Crash
+from tests.e2e.helpers import Crash, crash_after_writing
 from tests.e2e.test_export import FEE_30K, _known_payments
 from tests.support.fake_node import forward_payload
 
@@ -226,15 +225,7 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     user = await env.wallet(fed, "u")
     receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     height = env.node.block_height
-    real_advance = context_module.ServiceContext.advance
-
-    async def crash_when_funded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
-        new = await real_advance(self, rec, state, **changes)
-        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.FUNDED:
-            raise Crash()
-        return new
-
-    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_when_funded)
+    crash_after_writing(monkeypatch, PaymentKind.RECEIVE, PaymentState.FUNDED)
     with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
