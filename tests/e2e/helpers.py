@@ -20,6 +20,11 @@ class Crash(BaseException):
     in the gateway catches it)."""
 
 
+def default_fee(amount: int) -> int:
+    """The gateway's fee for `amount` under its default schedule (2000 msat + 3000 ppm), rounded down."""
+    return 2000 + amount * 3000 // 1_000_000
+
+
 def crash_after_writing(monkeypatch: pytest.MonkeyPatch, kind: PaymentKind, state: PaymentState) -> None:
     """The plugin process dies (Crash) right after `advance` wrote `state` on a `kind` record;
     `monkeypatch.undo()` brings the process back."""

@@ -30,7 +30,7 @@ from fedimint_gw.services.events import (
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import Crash, crash_after_writing
+from tests.e2e.helpers import Crash, crash_after_writing, default_fee
 from tests.e2e.test_export import FEE_30K, _known_payments
 from tests.support.fake_node import forward_payload
 
@@ -253,13 +253,13 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
 async def test_peer_ledger_metrics_after_a_forward(env: Env, env_b: Env) -> None:
     """A forwards one payment to B: both gateways' metrics show the ledger and credit in use."""
     from tests.e2e.helpers import claim_receive
-    from tests.e2e.test_peers import _balance, _fee, _pay, _receive, _setup
+    from tests.e2e.test_peers import _balance, _pay, _receive, _setup
 
     src, dst, sender, receiver = await _setup(env, env_b, 1, 1, b_grants=5_000_000)
     receive = await _receive(env_b, dst, receiver, 50_000)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(50_000))
     await claim_receive(receiver, receive)
-    forwarded = 50_000 + _fee(50_000)
+    forwarded = 50_000 + default_fee(50_000)
     assert await _balance(env, env_b) == -forwarded
     a, b = env.node.node_id, env_b.node.node_id
     m_a = _samples((await _scrape(env))[1])

@@ -52,6 +52,7 @@ BASE, PPM = 1000, 2000
 
 
 def fee_of(amount: int) -> int:
+    """The gateway's fee for `amount` under BASE and PPM (the fees these tests give l2)."""
     return BASE + amount * PPM // 1_000_000
 
 
