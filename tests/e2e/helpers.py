@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 import pytest
@@ -23,6 +25,21 @@ class Crash(BaseException):
 def default_fee(amount: int) -> int:
     """The gateway's fee for `amount` under its default schedule (2000 msat + 3000 ppm), rounded down."""
     return 2000 + amount * 3000 // 1_000_000
+
+
+def external_invoice(payment_hash: str, amount_msat: int) -> str:
+    """A bolt11 for `payment_hash` from an outside payee (a fresh key, no route hints): paying
+    it goes out over Lightning."""
+    content = bolt11.InvoiceContent(
+        currency="bcrt",
+        amount_msat=amount_msat,
+        timestamp=int(time.time()),
+        payment_hash=bytes.fromhex(payment_hash),
+        payment_secret=secrets.token_bytes(32),
+        description="external",
+        features=bolt11.DEFAULT_FEATURES,
+    )
+    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 def crash_after_writing(monkeypatch: pytest.MonkeyPatch, kind: PaymentKind, state: PaymentState) -> None:

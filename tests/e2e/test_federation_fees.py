@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
 import pytest
 
@@ -17,25 +16,10 @@ from contrib.devfed.server import RunningFederation
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.lightning import bolt11
 from tests.e2e.conftest import Env, ecash_becomes
-from tests.e2e.helpers import default_fee, route_hop
+from tests.e2e.helpers import default_fee, external_invoice, route_hop
 from tests.support.fake_node import forward_payload
 
 TX_FEE = 10  # devfed's transaction fee in these federations (msat)
-
-
-def _invoice(payment_hash: str, amount_msat: int) -> str:
-    from coincurve import PrivateKey
-
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def _only(env: Env, kind: str) -> dict[str, object]:
@@ -65,7 +49,7 @@ async def test_a_send_records_what_its_claim_cost(env: Env, major: int) -> None:
     payment_hash = env.node.add_payee(secrets.token_bytes(32))
     fee = default_fee(30_000)
     result = await wallet_ln.pay(
-        user, _invoice(payment_hash, 30_000), env.api_url, client.gateway_pubkey, fee
+        user, external_invoice(payment_hash, 30_000), env.api_url, client.gateway_pubkey, fee
     )
     await env.settled(str(result["contract_id"]))
     await ecash_becomes(env, fed.federation_id, 30_000 + fee - TX_FEE)  # the claim paid the tx fee

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID, FedimintParams
@@ -40,7 +39,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.federations.links import ConnectionStatus, LiveFederation
 from fedimint_gw.store import federations as fed_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import default_fee
+from tests.e2e.helpers import default_fee, external_invoice
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
@@ -75,19 +74,6 @@ def user(fm: RunningFedimint, api: FederationApi, env: Env) -> Lnv2Wallet:
 async def post(session: aiohttp.ClientSession, url: str, body: object) -> tuple[int, object]:
     async with session.post(url, json=body) as resp:
         return resp.status, await resp.json()
-
-
-def external_invoice(payment_hash: str, amount_msat: int) -> str:
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def test_routing_info_names_our_keys_and_fees(
