@@ -28,15 +28,11 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.fedimint.transaction import ModuleItem, Transaction
 from fedimint_gw.lightning import bolt11
 from tests.e2e.conftest import Env
+from tests.e2e.helpers import default_fee
 from tests.e2e.test_fedimint_ln import outgoing, submit
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 AMOUNT = 20_000
-
-
-def fee_of(amount: int) -> int:
-    """The gateway's default schedule in the e2e env: 2000 msat + 3000 ppm."""
-    return 2000 + amount * 3000 // 1_000_000
 
 
 async def join(env: Env, fm: RunningFedimint, adapter: str, fund_msat: int) -> FederationClient:
@@ -68,7 +64,7 @@ async def lnv2_invoice(
     """An LNv2 receive: the receiver's contract (invoice amount less our fee) as our invoice."""
     preimage = secrets.token_bytes(32)
     contract = receiver.incoming_contract(
-        bytes.fromhex(gw.gateway_pubkey), AMOUNT - fee_of(AMOUNT), int(time.time()) + 3600, preimage
+        bytes.fromhex(gw.gateway_pubkey), AMOUNT - default_fee(AMOUNT), int(time.time()) + 3600, preimage
     )
     body = {
         "federation_id": fm.federation_id.hex,
@@ -88,7 +84,7 @@ async def lnv2_claim(api: FederationApi, receiver: Lnv2Wallet, contract: Incomin
     outpoint = await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
     assert outpoint is not None
     agg = await lnv2_api.aggregate_decryption_key(api, LNV2_INSTANCE_ID, receiver.config, contract, outpoint)
-    assert (await receiver.spend(items.IncomingInput(outpoint, agg), AMOUNT - fee_of(AMOUNT))).accepted
+    assert (await receiver.spend(items.IncomingInput(outpoint, agg), AMOUNT - default_fee(AMOUNT))).accepted
 
 
 async def lnv1_offer_invoice(
@@ -130,7 +126,7 @@ async def lnv2_send(
     gw: FederationClient,
     sender: Lnv2Wallet,
     invoice: str,
-    total: int = AMOUNT + fee_of(AMOUNT),
+    total: int = AMOUNT + default_fee(AMOUNT),
 ) -> tuple[str, int]:
     """An LNv2 sender's contract worth `total` (by default the invoice + our fee) and
     /send_payment; (payment id, total)."""

@@ -13,7 +13,8 @@ from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.errors import InvalidInput, NotFound
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, ecash_becomes
-from tests.e2e.test_payments import _external_invoice, _gateway_ecash
+from tests.e2e.helpers import external_invoice
+from tests.e2e.test_payments import _gateway_ecash
 from tests.support.fake_node import forward_payload
 
 FEE_30K = 2000 + 30_000 * 3000 // 1_000_000
@@ -118,7 +119,7 @@ async def test_drain_still_allows_sends(env: Env) -> None:
     user = await env.wallet(fed, "dora")
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 30_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 30_000)
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
@@ -134,7 +135,7 @@ async def test_send_over_the_cap_or_disabled_is_refunded_and_nothing_paid(
     client = env.gateway.federations.client(FederationId(fed.federation_id))
     user = await env.wallet(fed, "carl")
     await user.faucet(100_000)
-    invoice = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 30_000)
+    invoice = external_invoice(env.node.add_payee(secrets.token_bytes(32)), 30_000)
     # 20 000 held + 32 090 claimed would pass the 40 000 cap.
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(result["contract_id"]))
@@ -154,7 +155,7 @@ async def test_send_under_the_cap_is_paid(env: Env) -> None:
     user = await env.wallet(fed, "uma")
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 30_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 30_000)
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()

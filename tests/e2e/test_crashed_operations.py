@@ -14,10 +14,7 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InvalidInput
 from fedimint_gw.federation.notes import NoteWallet
 from tests.e2e.conftest import Env, wait_until
-
-
-class Crash(BaseException):
-    """The plugin process dying right after a step was persisted."""
+from tests.e2e.helpers import Crash
 
 
 async def _balance(env: Env, fid: FederationId) -> Msat:

@@ -12,7 +12,7 @@ from contrib.devfed import wallet_ln
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.errors import InvalidInput
 from tests.e2e.conftest import Env
-from tests.e2e.test_payments import _external_invoice
+from tests.e2e.helpers import external_invoice
 from tests.support.fake_node import forward_payload
 
 FEE_30K = 2000 + 30_000 * 3000 // 1_000_000
@@ -39,10 +39,10 @@ async def _known_payments(env: Env) -> str:
         )
     )
     assert bad["result"] == "fail"
-    paid = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 30_000)
+    paid = external_invoice(env.node.add_payee(secrets.token_bytes(32)), 30_000)
     sent = await wallet_ln.pay(user, paid, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(sent["contract_id"]))
-    unpaid = _external_invoice(secrets.token_hex(32), 30_000)
+    unpaid = external_invoice(secrets.token_hex(32), 30_000)
     failed = await wallet_ln.pay(user, unpaid, env.api_url, client.gateway_pubkey, FEE_30K)
     await env.settled(str(failed["contract_id"]))
     return fed.federation_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
 import pytest
 
@@ -17,29 +16,10 @@ from contrib.devfed.server import RunningFederation
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.lightning import bolt11
 from tests.e2e.conftest import Env, ecash_becomes
-from tests.e2e.helpers import route_hop
+from tests.e2e.helpers import default_fee, external_invoice, route_hop
 from tests.support.fake_node import forward_payload
 
 TX_FEE = 10  # devfed's transaction fee in these federations (msat)
-
-
-def _fee(amount: int, base: int = 2000, ppm: int = 3000) -> int:
-    return base + amount * ppm // 1_000_000
-
-
-def _invoice(payment_hash: str, amount_msat: int) -> str:
-    from coincurve import PrivateKey
-
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def _only(env: Env, kind: str) -> dict[str, object]:
@@ -67,9 +47,9 @@ async def test_a_send_records_what_its_claim_cost(env: Env, major: int) -> None:
     user = await env.wallet(fed, "payer")
     await user.faucet(100_000)
     payment_hash = env.node.add_payee(secrets.token_bytes(32))
-    fee = _fee(30_000)
+    fee = default_fee(30_000)
     result = await wallet_ln.pay(
-        user, _invoice(payment_hash, 30_000), env.api_url, client.gateway_pubkey, fee
+        user, external_invoice(payment_hash, 30_000), env.api_url, client.gateway_pubkey, fee
     )
     await env.settled(str(result["contract_id"]))
     await ecash_becomes(env, fed.federation_id, 30_000 + fee - TX_FEE)  # the claim paid the tx fee
@@ -98,7 +78,7 @@ async def test_a_swap_records_its_funding_and_its_claim(env: Env) -> None:
     src_client = env.gateway.federations.client(FederationId(src.federation_id))
     before = await _ecash(env, src.federation_id) + await _ecash(env, dst.federation_id)
     receive = await wallet_ln.receive_v1(receiver, dst_client.gateway_pubkey, 50_000, "swap")
-    fee = _fee(50_000)
+    fee = default_fee(50_000)
     result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, src_client.gateway_pubkey, fee)
     await env.settled(str(result["contract_id"]))
     await ecash_becomes(env, dst.federation_id, 300_000 - 50_000 - TX_FEE)  # funding: one tx fee

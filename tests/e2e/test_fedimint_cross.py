@@ -30,7 +30,6 @@ from tests.e2e.conftest import Env
 from tests.e2e.fedimint_helpers import (
     AMOUNT,
     bal,
-    fee_of,
     join,
     join_scid,
     lnv1_offer_invoice,
@@ -39,7 +38,7 @@ from tests.e2e.fedimint_helpers import (
     lnv2_invoice,
     lnv2_send,
 )
-from tests.e2e.helpers import claim_receive
+from tests.e2e.helpers import claim_receive, default_fee
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 
@@ -76,7 +75,7 @@ def assert_swap(rec: pay_repo.PaymentRecord, src: RunningFedimint | str, dst: Ru
     dst_id = dst if isinstance(dst, str) else dst.federation_id.hex
     assert (rec.kind, rec.state) == (PaymentKind.SWAP, PaymentState.SUCCEEDED), rec
     assert (rec.federation_id, rec.target_federation_id) == (src_id, dst_id)
-    assert (rec.amount_msat, rec.fee_msat) == (AMOUNT, fee_of(AMOUNT))
+    assert (rec.amount_msat, rec.fee_msat) == (AMOUNT, default_fee(AMOUNT))
 
 
 async def test_lnv1_user_pays_an_lnv2_receiver(
@@ -86,16 +85,16 @@ async def test_lnv1_user_pays_an_lnv2_receiver(
     dst = await join(env, lnv2_fm, "fedimint-lnv2", 100_000)
     receiver = Lnv2Wallet(lnv2_fm, lnv2_api_, env.session)
     invoice, preimage, contract = await lnv2_invoice(env, lnv2_fm, dst, receiver)
-    paid = AMOUNT + fee_of(AMOUNT)
+    paid = AMOUNT + default_fee(AMOUNT)
     contract_id, answered = await lnv1_pay(env, ln_fm, invoice, paid)
     assert answered == preimage
     assert_swap(await swap_record(env, f"send:{contract_id}"), ln_fm, lnv2_fm)
     assert env.node.pay_calls == []  # no Lightning
     await lnv2_claim(lnv2_api_, receiver, contract)
     assert await bal(src) == paid  # the LNv1 contract, claimed
-    assert await bal(dst) == 100_000 - (AMOUNT - fee_of(AMOUNT))  # the LNv2 contract, funded
+    assert await bal(dst) == 100_000 - (AMOUNT - default_fee(AMOUNT))  # the LNv2 contract, funded
     # the user paid AMOUNT + fee, the receiver got AMOUNT - fee: the gateway earned both fees
-    assert await bal(src) + await bal(dst) - 100_000 == 2 * fee_of(AMOUNT)
+    assert await bal(src) + await bal(dst) - 100_000 == 2 * default_fee(AMOUNT)
 
 
 async def test_lnv2_user_pays_an_lnv1_receiver(
@@ -116,7 +115,7 @@ async def test_lnv2_user_pays_an_lnv1_receiver(
     assert hashlib.sha256(preimage_of_key(key)).digest() == offer.hash
     assert await bal(src) == total  # the LNv2 contract claimed (devfed's LNv2 fees are zero)
     assert await bal(dst) == 100_000 - AMOUNT
-    assert await bal(src) + await bal(dst) - 100_000 == fee_of(AMOUNT)
+    assert await bal(src) + await bal(dst) - 100_000 == default_fee(AMOUNT)
 
 
 async def test_lnv2_user_pays_a_devfed_v1_receiver(
@@ -150,12 +149,12 @@ async def test_fedimint_lnv1_and_devfed_v2_swap_both_ways(
         await env.fund_gateway(v2, 100_000)
         receiver = await env.wallet(v2, "receiver")
         receive = await wallet_ln.receive_v2(receiver, env.api_url, AMOUNT, "from lnv1")
-        paid = AMOUNT + fee_of(AMOUNT)
+        paid = AMOUNT + default_fee(AMOUNT)
         contract_id, answered = await lnv1_pay(env, ln_fm, receive.bolt11, paid)
         assert hashlib.sha256(answered).hexdigest() == receive.payment_hash
         assert_swap(await swap_record(env, f"send:{contract_id}"), ln_fm, v2.federation_id)
         net = await claim_receive(receiver, receive)
-        assert net == AMOUNT - fee_of(AMOUNT)  # a devfed v2 receive carries the receive fee
+        assert net == AMOUNT - default_fee(AMOUNT)  # a devfed v2 receive carries the receive fee
         assert await bal(ln_client) == paid
         assert await bal(ln_client) + await bal(v2_client) - 100_000 == paid - net
     else:
@@ -163,11 +162,13 @@ async def test_fedimint_lnv1_and_devfed_v2_swap_both_ways(
         invoice, _offer, _key = await lnv1_offer_invoice(env, ln_fm, scid)
         payer = await env.wallet(v2, "payer")
         await payer.faucet(100_000)
-        result = await wallet_ln.pay(payer, invoice, env.api_url, v2_client.gateway_pubkey, fee_of(AMOUNT))
+        result = await wallet_ln.pay(
+            payer, invoice, env.api_url, v2_client.gateway_pubkey, default_fee(AMOUNT)
+        )
         rec = await swap_record(env, f"send:{result['contract_id']}")
         assert_swap(rec, v2.federation_id, ln_fm)
-        assert payer.balance_msat() == 100_000 - AMOUNT - fee_of(AMOUNT)
-        assert await bal(v2_client) == AMOUNT + fee_of(AMOUNT)
+        assert payer.balance_msat() == 100_000 - AMOUNT - default_fee(AMOUNT)
+        assert await bal(v2_client) == AMOUNT + default_fee(AMOUNT)
         assert await bal(ln_client) == 100_000 - AMOUNT
     assert env.node.pay_calls == []
 
@@ -186,10 +187,10 @@ async def test_lnv2_user_pays_an_lnv2_receiver_of_the_same_federation(
     assert env.node.pay_calls == []
     await lnv2_claim(lnv2_api_, receiver, contract)
     # in: the sender's contract (AMOUNT + swap fee); out: the receiver's (AMOUNT - receive fee)
-    assert await bal(gw) == 100_000 + total - (AMOUNT - fee_of(AMOUNT))
+    assert await bal(gw) == 100_000 + total - (AMOUNT - default_fee(AMOUNT))
     receive = await pay_repo.get(env.gateway.db.conn, f"v2:{contract.commitment.payment_image.value.hex()}")
     assert receive is not None and (receive.kind, receive.state) == (
         PaymentKind.RECEIVE,
         PaymentState.SUCCEEDED,
     )
-    assert (receive.amount_msat, receive.fee_msat) == (AMOUNT - fee_of(AMOUNT), fee_of(AMOUNT))
+    assert (receive.amount_msat, receive.fee_msat) == (AMOUNT - default_fee(AMOUNT), default_fee(AMOUNT))

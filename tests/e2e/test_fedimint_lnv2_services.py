@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from coincurve import PrivateKey
 
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID, FedimintParams
@@ -40,15 +39,12 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.federations.links import ConnectionStatus, LiveFederation
 from fedimint_gw.store import federations as fed_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import default_fee, external_invoice
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 FEES = FeeSchedule(2000, 3000)
-
-
-def fee_of(amount: int) -> int:
-    return 2000 + amount * 3000 // 1_000_000
 
 
 @pytest.fixture
@@ -80,19 +76,6 @@ async def post(session: aiohttp.ClientSession, url: str, body: object) -> tuple[
         return resp.status, await resp.json()
 
 
-def external_invoice(payment_hash: str, amount_msat: int) -> str:
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
-
-
 async def test_routing_info_names_our_keys_and_fees(
     env: Env, fm: RunningFedimint, client: Lnv2FederationClient
 ) -> None:
@@ -113,7 +96,7 @@ async def test_receive_through_an_invoice_of_our_node(
     preimage = secrets.token_bytes(32)
     amount = 40_000
     contract = user.incoming_contract(
-        bytes.fromhex(client.gateway_pubkey), amount - fee_of(amount), int(time.time()) + 3600, preimage
+        bytes.fromhex(client.gateway_pubkey), amount - default_fee(amount), int(time.time()) + 3600, preimage
     )
     body = {
         "federation_id": fm.federation_id.hex,
@@ -135,14 +118,14 @@ async def test_receive_through_an_invoice_of_our_node(
     assert answer["result"] == "resolve" and answer["payment_key"] == preimage.hex()
 
     async def exact() -> bool:  # the funding's change notes are finished after the preimage
-        return await client.balance() == Msat(200_000 - (amount - fee_of(amount)))
+        return await client.balance() == Msat(200_000 - (amount - default_fee(amount)))
 
     await wait_until(exact)
     # the receiver takes its contract with the aggregate key: notes worth the contract
     found = await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
     assert found is not None
     agg = await lnv2_api.aggregate_decryption_key(api, LNV2_INSTANCE_ID, user.config, contract, found)
-    assert (await user.spend(items.IncomingInput(found, agg), amount - fee_of(amount))).accepted
+    assert (await user.spend(items.IncomingInput(found, agg), amount - default_fee(amount))).accepted
 
 
 async def test_send_pays_and_claims(
@@ -150,7 +133,7 @@ async def test_send_pays_and_claims(
 ) -> None:
     preimage = secrets.token_bytes(32)
     invoice = external_invoice(env.node.add_payee(preimage), 30_000)
-    total = 30_000 + fee_of(30_000)
+    total = 30_000 + default_fee(30_000)
     contract = user.outgoing_contract(
         bytes.fromhex(client.gateway_pubkey), total, 1000, hashlib.sha256(preimage).digest()
     )
@@ -172,7 +155,7 @@ async def test_a_failed_send_is_released_with_a_forfeit(
     env: Env, fm: RunningFedimint, client: Lnv2FederationClient, user: Lnv2Wallet
 ) -> None:
     invoice = external_invoice(secrets.token_hex(32), 30_000)  # nobody knows the preimage
-    total = 30_000 + fee_of(30_000)
+    total = 30_000 + default_fee(30_000)
     contract = user.outgoing_contract(
         bytes.fromhex(client.gateway_pubkey), total, 1000, bolt11.decode(invoice).payment_hash
     )
@@ -198,7 +181,7 @@ async def test_a_send_with_anothers_auth_pays_nothing(
 ) -> None:
     preimage = secrets.token_bytes(32)
     invoice = external_invoice(env.node.add_payee(preimage), 10_000)
-    total = 10_000 + fee_of(10_000)
+    total = 10_000 + default_fee(10_000)
     contract = user.outgoing_contract(
         bytes.fromhex(client.gateway_pubkey), total, 1000, hashlib.sha256(preimage).digest()
     )
@@ -228,7 +211,7 @@ async def test_receive_resolves_on_decryption_while_two_guardians_sign_no_change
     preimage = secrets.token_bytes(32)
     amount = 40_000
     contract = user.incoming_contract(
-        bytes.fromhex(client.gateway_pubkey), amount - fee_of(amount), int(time.time()) + 3600, preimage
+        bytes.fromhex(client.gateway_pubkey), amount - default_fee(amount), int(time.time()) + 3600, preimage
     )
     body = {
         "federation_id": fm.federation_id.hex,
@@ -249,7 +232,7 @@ async def test_receive_resolves_on_decryption_while_two_guardians_sign_no_change
         20.0,  # the old code never answered while the change notes could not be signed
     )
     assert answer["result"] == "resolve" and answer["payment_key"] == preimage.hex()
-    expected = Msat(200_000 - (amount - fee_of(amount)))
+    expected = Msat(200_000 - (amount - default_fee(amount)))
     assert await client.balance() < expected  # the change is not finished yet
     for peer in (2, 3):
         fm.federation.guardians[peer].fault = FaultMode.HONEST

@@ -28,15 +28,11 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
-from tests.e2e.helpers import claim_receive
+from tests.e2e.helpers import claim_receive, default_fee
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 FEES = FeeSchedule(2000, 3000)
-
-
-def fee_of(amount: int) -> int:
-    return 2000 + amount * 3000 // 1_000_000
 
 
 @pytest.fixture
@@ -72,7 +68,7 @@ async def test_a_devfed_user_pays_an_lnv2_receiver(
     amount = 50_000
     preimage = secrets.token_bytes(32)
     contract = receiver.incoming_contract(
-        bytes.fromhex(lnv2.gateway_pubkey), amount - fee_of(amount), int(time.time()) + 3600, preimage
+        bytes.fromhex(lnv2.gateway_pubkey), amount - default_fee(amount), int(time.time()) + 3600, preimage
     )
     body = {
         "federation_id": fm.federation_id.hex,
@@ -86,7 +82,7 @@ async def test_a_devfed_user_pays_an_lnv2_receiver(
         invoice = await resp.json()
     src_client = env.gateway.federations.client(FederationId(src.federation_id))
     gw_before = (await src_client.balance()).value + (await lnv2.balance()).value
-    result = await wallet_ln.pay(sender, invoice, env.api_url, src_client.gateway_pubkey, fee_of(amount))
+    result = await wallet_ln.pay(sender, invoice, env.api_url, src_client.gateway_pubkey, default_fee(amount))
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert env.node.pay_calls == []  # no Lightning payment
@@ -96,10 +92,10 @@ async def test_a_devfed_user_pays_an_lnv2_receiver(
     outpoint = await lnv2_api.await_incoming_contract(api, LNV2_INSTANCE_ID, contract.contract_id(), 2**40)
     assert outpoint is not None
     agg = await lnv2_api.aggregate_decryption_key(api, LNV2_INSTANCE_ID, receiver.config, contract, outpoint)
-    assert (await receiver.spend(items.IncomingInput(outpoint, agg), amount - fee_of(amount))).accepted
+    assert (await receiver.spend(items.IncomingInput(outpoint, agg), amount - default_fee(amount))).accepted
     gw_after = (await src_client.balance()).value + (await lnv2.balance()).value
-    assert gw_after - gw_before == 2 * fee_of(amount)
-    assert sender.balance_msat() == 200_000 - amount - fee_of(amount)
+    assert gw_after - gw_before == 2 * default_fee(amount)
+    assert sender.balance_msat() == 200_000 - amount - default_fee(amount)
 
 
 async def test_an_lnv2_sender_pays_a_devfed_v2_receiver(
@@ -112,7 +108,7 @@ async def test_an_lnv2_sender_pays_a_devfed_v2_receiver(
     receive = await wallet_ln.receive_v2(receiver, env.api_url, 50_000, "from lnv2")
     sender = Lnv2Wallet(fm, api, env.session)
     inv = bolt11.decode(receive.bolt11)
-    total = 50_000 + fee_of(50_000)
+    total = 50_000 + default_fee(50_000)
     contract = sender.outgoing_contract(bytes.fromhex(lnv2.gateway_pubkey), total, 1000, inv.payment_hash)
     _, outpoint = await sender.fund(contract, total)
     dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
@@ -132,6 +128,6 @@ async def test_an_lnv2_sender_pays_a_devfed_v2_receiver(
     assert env.node.pay_calls == []
     await env.settled(outgoing_handle(outpoint, contract))
     net = await claim_receive(receiver, receive)
-    assert net == 50_000 - fee_of(50_000)
+    assert net == 50_000 - default_fee(50_000)
     gw_after = (await dst_client.balance()).value + (await lnv2.balance()).value
     assert gw_after - gw_before == total - net  # what the users paid, the gateway earned

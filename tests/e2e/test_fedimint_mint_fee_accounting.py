@@ -33,6 +33,7 @@ from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
 from tests.e2e.fedimint_helpers import lnv2_send
+from tests.e2e.helpers import external_invoice
 from tests.support.fake_node import final_payload, forward_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
@@ -136,7 +137,7 @@ async def test_a_send_records_what_the_federation_took_for_its_claim(env: Env, f
     try:
         sender = Lnv2Wallet(fm, api, env.session)
         payment_hash = env.node.add_payee(secrets.token_bytes(32))
-        invoice = _invoice(payment_hash, AMOUNT)
+        invoice = external_invoice(payment_hash, AMOUNT)
         before = (await client.balance()).value
         payment_id, total = await lnv2_send(
             env, fm, client, sender, invoice, AMOUNT + FEES.fee(Msat(AMOUNT)).value
@@ -160,19 +161,6 @@ async def _settled(env: Env, payment_id: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{payment_id} never finished")
-
-
-def _invoice(payment_hash: str, amount: int) -> str:
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def test_an_lnv1_receive_records_what_the_federation_took_for_its_funding(env: Env) -> None:

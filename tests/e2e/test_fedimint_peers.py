@@ -29,7 +29,6 @@ from tests.e2e.conftest import Env
 from tests.e2e.fedimint_helpers import (
     AMOUNT,
     bal,
-    fee_of,
     join,
     join_scid,
     lnv1_offer_invoice,
@@ -38,6 +37,7 @@ from tests.e2e.fedimint_helpers import (
     lnv2_invoice,
     lnv2_send,
 )
+from tests.e2e.helpers import default_fee
 from tests.support.lnv2_wallet import Lnv2Wallet
 
 StartFedimint = Callable[[str, str], Awaitable[RunningFedimint]]
@@ -98,15 +98,15 @@ async def test_an_lnv2_user_of_a_pays_an_lnv1_receiver_of_b(
     # the invoice's route hint charges B's fees, as the official client's does (from the
     # gateway's registration): B needs them on top of the offer, or it refuses the forward
     invoice, offer, key = await lnv1_offer_invoice(env_b, dst_fm, scid, (2000, 3000))
-    forwarded = AMOUNT + fee_of(AMOUNT)
+    forwarded = AMOUNT + default_fee(AMOUNT)
     api = FederationApi.from_config(src_fm.federation.client_config, env.session)
     try:
         sender = Lnv2Wallet(src_fm, api, env.session)
-        total = forwarded + fee_of(AMOUNT)  # plus A's fee
+        total = forwarded + default_fee(AMOUNT)  # plus A's fee
         payment_id, _ = await lnv2_send(env, src_fm, src, sender, invoice, total)
     finally:
         await api.close()
-    await assert_forwarded(env, env_b, payment_id, fee_of(AMOUNT), forwarded, AMOUNT)
+    await assert_forwarded(env, env_b, payment_id, default_fee(AMOUNT), forwarded, AMOUNT)
     ln = dst_fm.federation.ln
     assert ln is not None
     account = ln.store.account(offer.hash)
@@ -129,7 +129,7 @@ async def test_a_fedimint_user_of_a_pays_an_lnv2_receiver_of_b(
     try:
         receiver = Lnv2Wallet(dst_fm, api, env.session)
         invoice, preimage, contract = await lnv2_invoice(env_b, dst_fm, dst, receiver)
-        paid = AMOUNT + fee_of(AMOUNT)
+        paid = AMOUNT + default_fee(AMOUNT)
         if src_module == "ln":
             contract_id, answered = await lnv1_pay(env, src_fm, invoice, paid)
             assert answered == preimage
@@ -137,8 +137,8 @@ async def test_a_fedimint_user_of_a_pays_an_lnv2_receiver_of_b(
         else:
             sender = Lnv2Wallet(src_fm, src_api, env.session)
             payment_id, _ = await lnv2_send(env, src_fm, src, sender, invoice, paid)
-        net = AMOUNT - fee_of(AMOUNT)  # the receiver's contract: B's receive fee is inside
-        await assert_forwarded(env, env_b, payment_id, fee_of(AMOUNT), AMOUNT, net)
+        net = AMOUNT - default_fee(AMOUNT)  # the receiver's contract: B's receive fee is inside
+        await assert_forwarded(env, env_b, payment_id, default_fee(AMOUNT), AMOUNT, net)
         await lnv2_claim(api, receiver, contract)  # the receiver: AMOUNT less B's receive fee
     finally:
         await api.close()

@@ -56,6 +56,7 @@ from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store.db import Database
 from tests.e2e.conftest import Env, wait_until
 from tests.e2e.fedimint_helpers import AMOUNT, join, lnv2_invoice
+from tests.e2e.helpers import Crash
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_wallet import Lnv2Wallet
 
@@ -218,10 +219,6 @@ async def test_a_funding_never_accepted_is_left_to_its_flow_and_released_by_it(g
     assert await balance(after) == FUNDS + 30_000 - 10_000
     assert await after.resume_operations() == 0  # type: ignore[attr-defined]
     await api.close()
-
-
-class Crash(BaseException):
-    """The plugin process dying where the test says."""
 
 
 async def test_an_lnv2_receive_killed_before_its_funding_was_sent_pays_nobody_when_its_htlc_is_gone(

@@ -15,7 +15,7 @@ from contrib.devfed.errors import DevfedError
 from contrib.devfed.wallet_ln import OUTGOING_TIMELOCK_BLOCKS
 from fedimint_gw.domain.ids import FederationId
 from tests.e2e.conftest import Env
-from tests.e2e.test_payments import _external_invoice
+from tests.e2e.helpers import external_invoice
 
 
 async def test_a_contract_one_guardian_made_up_is_never_paid(env: Env) -> None:
@@ -25,7 +25,7 @@ async def test_a_contract_one_guardian_made_up_is_never_paid(env: Env) -> None:
     await env.fund_gateway(fed, 10_000)  # the gateway has talked to its guardians already
     # The attacker can collect this invoice: the gateway's node would succeed paying it.
     payment_hash = env.node.add_payee(secrets.token_bytes(32))
-    invoice = _external_invoice(payment_hash, 30_000)
+    invoice = external_invoice(payment_hash, 30_000)
     height = await fed.federation.chain.height()
     body: dict[str, object] = {  # locked to the gateway, paying invoice + fee, never funded
         "kind": "outgoing_contract",

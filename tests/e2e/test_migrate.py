@@ -18,12 +18,9 @@ from fedimint_gw.peer.errors import PeerRefused
 from fedimint_gw.services.liquidity.exchange import ExchangeService
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash
 
 PAIR_FEE = FeeSchedule(1000, 2000)  # what P charges for A -> B
-
-
-class Crash(BaseException):
-    """The process dies here (BaseException: no handler in the gateway catches it)."""
 
 
 async def _balance(e: Env, fed: RunningFederation) -> int:

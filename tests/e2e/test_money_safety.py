@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from coincurve import PrivateKey
 
 from contrib.devfed import wallet_ln
 from contrib.devfed.codec import sign
@@ -28,6 +26,7 @@ from fedimint_gw.services.payments import receive as receive_module
 from fedimint_gw.services.payments import send as send_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, ecash_becomes, wait_until
+from tests.e2e.helpers import external_invoice
 from tests.support.fake_node import FakeNode, final_payload, forward_payload
 
 
@@ -41,19 +40,6 @@ async def test_the_gateway_refuses_to_start_unless_xpay_waits_for_every_part(tmp
         await gateway.start()
     await gateway.stop()
     assert not (tmp_path / "gw.sqlite3").exists()  # refused before anything was opened
-
-
-def _external_invoice(payment_hash: str, amount_msat: int) -> str:
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(time.time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def _v2_send_body(
@@ -83,7 +69,7 @@ async def test_two_contracts_for_one_hash_sent_at_once_pay_once_and_refund_the_o
     await alice.faucet(100_000)
     await bob.faucet(100_000)
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 10_000)
     cid_a, body_a = await _v2_send_body(env, alice, fed.federation_id, invoice, 20_000)
     cid_b, body_b = await _v2_send_body(env, bob, fed.federation_id, invoice, 20_000)
     answers = await asyncio.gather(
@@ -246,9 +232,9 @@ async def test_a_v2_contract_sent_through_the_v1_route_without_its_owners_auth_i
     await owner.faucet(100_000)
     preimage = secrets.token_bytes(32)
     payment_hash = env.node.add_payee(preimage)
-    invoice = _external_invoice(payment_hash, 10_000)
+    invoice = external_invoice(payment_hash, 10_000)
     cid, body = await _v2_send_body(env, owner, fed.federation_id, invoice, 20_000)
-    forged = _external_invoice(payment_hash, 10_000)  # same hash, a node nobody can pay
+    forged = external_invoice(payment_hash, 10_000)  # same hash, a node nobody can pay
     attack = {"federation_id": fed.federation_id, "contract_id": cid, "invoice": forged}
     for extra in (
         {},
@@ -269,7 +255,7 @@ async def test_a_v1_send_without_a_well_formed_preimage_auth_is_refused(env: Env
     await env.gateway.federations.connect(fed.invite_code)
     user = await env.wallet(fed, "v1user")
     await user.faucet(100_000)
-    invoice = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
+    invoice = external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
     gateway_key = env.gateway.federations.client(FederationId(fed.federation_id)).gateway_pubkey
     inv = bolt11.decode(invoice)
     cid, _contract, refund_key = await wallet_ln.fund_outgoing(
@@ -350,7 +336,7 @@ async def test_a_paid_send_survives_a_malformed_claim_answer(
     await env.gateway.federations.connect(fed.invite_code)
     user = await env.wallet(fed, "payer")
     await user.faucet(100_000)
-    invoice = _external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
+    invoice = external_invoice(env.node.add_payee(secrets.token_bytes(32)), 10_000)
     cid, body = await _v2_send_body(env, user, fed.federation_id, invoice, 20_000)
     client = env.gateway.federations.client(FederationId(fed.federation_id))
     real = client.claim_outgoing

@@ -19,7 +19,6 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput
 from fedimint_gw.http.app import HttpServer
 from fedimint_gw.http.ops import create_ops_app
-from fedimint_gw.services import context as context_module
 from fedimint_gw.services import gateway as gateway_module
 from fedimint_gw.services.context import ServiceContext
 from fedimint_gw.services.events import (
@@ -31,6 +30,7 @@ from fedimint_gw.services.events import (
 from fedimint_gw.services.gateway import Gateway
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash, crash_after_writing, default_fee
 from tests.e2e.test_export import FEE_30K, _known_payments
 from tests.support.fake_node import forward_payload
 
@@ -212,10 +212,6 @@ async def test_each_gateway_has_its_own_registry(env: Env) -> None:
     assert not any(n.startswith("fedimint_gw") for n in names)
 
 
-class _Crash(BaseException):
-    """The plugin process dying right after a state was written."""
-
-
 async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,16 +225,8 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
     user = await env.wallet(fed, "u")
     receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     height = env.node.block_height
-    real_advance = context_module.ServiceContext.advance
-
-    async def crash_when_funded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
-        new = await real_advance(self, rec, state, **changes)
-        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.FUNDED:
-            raise _Crash()
-        return new
-
-    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_when_funded)
-    with contextlib.suppress(_Crash):
+    crash_after_writing(monkeypatch, PaymentKind.RECEIVE, PaymentState.FUNDED)
+    with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
         )
@@ -265,13 +253,13 @@ async def test_loss_of_an_orphaned_receive_is_notified_counted_and_exported(
 async def test_peer_ledger_metrics_after_a_forward(env: Env, env_b: Env) -> None:
     """A forwards one payment to B: both gateways' metrics show the ledger and credit in use."""
     from tests.e2e.helpers import claim_receive
-    from tests.e2e.test_peers import _balance, _fee, _pay, _receive, _setup
+    from tests.e2e.test_peers import _balance, _pay, _receive, _setup
 
     src, dst, sender, receiver = await _setup(env, env_b, 1, 1, b_grants=5_000_000)
     receive = await _receive(env_b, dst, receiver, 50_000)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(50_000))
     await claim_receive(receiver, receive)
-    forwarded = 50_000 + _fee(50_000)
+    forwarded = 50_000 + default_fee(50_000)
     assert await _balance(env, env_b) == -forwarded
     a, b = env.node.node_id, env_b.node.node_id
     m_a = _samples((await _scrape(env))[1])

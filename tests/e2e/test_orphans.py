@@ -11,18 +11,14 @@ import pytest
 from contrib.devfed import wallet_ln
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
-from fedimint_gw.services import context as context_module
 from fedimint_gw.services import gateway as gateway_module
 from fedimint_gw.services.events import LOSS_REPORTED
 from fedimint_gw.services.payments import receive_recovery as recovery_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash, crash_after_writing
 from tests.e2e.test_operations import _with_events
 from tests.support.fake_node import forward_payload
-
-
-class Crash(BaseException):
-    """The plugin process dying right after a state was written."""
 
 
 @pytest.mark.parametrize("crash_after", [PaymentState.HTLC_HELD, PaymentState.FUNDED])
@@ -36,14 +32,7 @@ async def test_orphaned_receive_is_settled_and_any_loss_reported(
     user = await env.wallet(fed, "u")
     receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     height = env.node.block_height
-    real_advance = context_module.ServiceContext.advance
     real_accept = type(env.gateway._incoming)._accept  # type: ignore[union-attr]
-
-    async def crash_on_advance(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
-        new = await real_advance(self, rec, state, **changes)
-        if rec.kind is PaymentKind.RECEIVE and state is crash_after:
-            raise Crash()
-        return new
 
     async def crash_after_accept(self: Any, *args: Any) -> Any:
         await real_accept(self, *args)
@@ -52,7 +41,7 @@ async def test_orphaned_receive_is_settled_and_any_loss_reported(
     if crash_after is PaymentState.HTLC_HELD:
         monkeypatch.setattr(type(env.gateway._incoming), "_accept", crash_after_accept)  # type: ignore[union-attr]
     else:
-        monkeypatch.setattr(context_module.ServiceContext, "advance", crash_on_advance)
+        crash_after_writing(monkeypatch, PaymentKind.RECEIVE, crash_after)
     with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
@@ -93,15 +82,7 @@ async def test_orphan_whose_failed_htlc_is_still_listed_at_start_is_settled_once
     user = await env.wallet(fed, "u")
     receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     height = env.node.block_height
-    real_advance = context_module.ServiceContext.advance
-
-    async def crash_on_funded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
-        new = await real_advance(self, rec, state, **changes)
-        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.FUNDED:
-            raise Crash()
-        return new
-
-    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_on_funded)
+    crash_after_writing(monkeypatch, PaymentKind.RECEIVE, PaymentState.FUNDED)
     with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
@@ -142,15 +123,7 @@ async def test_receive_killed_between_succeeded_and_its_resolve_reports_the_loss
     user = await env.wallet(fed, "u")
     receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     height = env.node.block_height
-    real_advance = context_module.ServiceContext.advance
-
-    async def crash_on_succeeded(self: Any, rec: Any, state: PaymentState, **changes: Any) -> Any:
-        new = await real_advance(self, rec, state, **changes)
-        if rec.kind is PaymentKind.RECEIVE and state is PaymentState.SUCCEEDED:
-            raise Crash()
-        return new
-
-    monkeypatch.setattr(context_module.ServiceContext, "advance", crash_on_succeeded)
+    crash_after_writing(monkeypatch, PaymentKind.RECEIVE, PaymentState.SUCCEEDED)
     with contextlib.suppress(Crash):
         await env.htlc(
             *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)

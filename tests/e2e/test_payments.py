@@ -14,7 +14,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, ecash_becomes
-from tests.e2e.helpers import claim_receive, route_hop
+from tests.e2e.helpers import claim_receive, external_invoice, route_hop
 from tests.support.fake_node import final_payload, forward_payload
 
 
@@ -108,7 +108,7 @@ async def test_send_pays_the_invoice_and_claims_the_contract(env: Env, majors: t
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
     payment_hash = env.node.add_payee(preimage)
-    invoice = _external_invoice(payment_hash, 30_000)
+    invoice = external_invoice(payment_hash, 30_000)
     fee = 2000 + 30_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
     await env.settled(str(result["contract_id"]))
@@ -126,7 +126,7 @@ async def test_failed_send_refunds_the_user(env: Env, majors: tuple[int, ...]) -
     client = env.gateway.federations.client(FederationId(fed.federation_id))
     user = await env.wallet(fed, "erin")
     await user.faucet(100_000)
-    invoice = _external_invoice(secrets.token_hex(32), 30_000)  # nobody knows the preimage
+    invoice = external_invoice(secrets.token_hex(32), 30_000)  # nobody knows the preimage
     fee = 2000 + 30_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
     await env.settled(str(result["contract_id"]))
@@ -146,27 +146,12 @@ async def test_unknown_outcome_is_resolved_by_a_later_query(env: Env) -> None:
     # xpay's answer is lost; lightningd later reports the payment complete.
     env.node.script = lambda inv: PaymentOutcome(PaymentStatus.PENDING, reason="connection lost", attempts=1)
     env.node.sent[payment_hash] = PaymentOutcome(PaymentStatus.SUCCEEDED, preimage, attempts=1)
-    invoice = _external_invoice(payment_hash, 20_000)
+    invoice = external_invoice(payment_hash, 20_000)
     fee = 2000 + 20_000 * 3000 // 1_000_000
     result = await wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee)
     await env.settled(str(result["contract_id"]))
     assert result["preimage"] == preimage.hex()
     assert env.node.pay_calls == [payment_hash]  # paid once, then only asked
-
-
-def _external_invoice(payment_hash: str, amount_msat: int) -> str:
-    from coincurve import PrivateKey
-
-    content = bolt11.InvoiceContent(
-        currency="bcrt",
-        amount_msat=amount_msat,
-        timestamp=int(__import__("time").time()),
-        payment_hash=bytes.fromhex(payment_hash),
-        payment_secret=secrets.token_bytes(32),
-        description="external",
-        features=bolt11.DEFAULT_FEATURES,
-    )
-    return bolt11.sign_with_key(bolt11.encode_unsigned(content), PrivateKey())
 
 
 async def test_concurrent_receives_wait_for_ecash_held_by_each_other(env: Env) -> None:
@@ -200,7 +185,7 @@ async def test_v2_send_with_a_forged_auth_is_refused(env: Env) -> None:
     user = await env.wallet(fed, "grace")
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 10_000)
     inv = bolt11.decode(invoice)
     cid, contract, _key = await wallet_ln.fund_outgoing(
         user, inv.payment_hash.hex(), 20_000, client.gateway_pubkey
@@ -230,7 +215,7 @@ async def test_a_repeated_send_request_pays_once(env: Env) -> None:
     user = await env.wallet(fed, "heidi")
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 10_000)
     cid, _contract, _key = await wallet_ln.fund_outgoing(
         user, bolt11.decode(invoice).payment_hash.hex(), 20_000, client.gateway_pubkey
     )

@@ -22,13 +22,7 @@ from fedimint_gw.peer import wire
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as peer_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import claim_receive
-
-DEFAULT_FEE = (2000, 3000)
-
-
-def _fee(amount: int) -> int:
-    return DEFAULT_FEE[0] + amount * DEFAULT_FEE[1] // 1_000_000
+from tests.e2e.helpers import Crash, claim_receive, default_fee
 
 
 async def _link(a: Env, b: Env, a_grants: int = 10_000_000, b_grants: int = 10_000_000) -> None:
@@ -84,13 +78,13 @@ async def test_forward_between_gateways_every_version_pair(
 ) -> None:
     src, dst, sender, receiver = await _setup(env, env_b, src_major, dst_major)
     receive = await _receive(env_b, dst, receiver, 50_000)
-    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    result = await _pay(env, src, sender, receive.bolt11, 2 * default_fee(50_000))
     assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
     assert env.node.pay_calls == [] and env_b.node.pay_calls == []  # no Lightning anywhere
     claimed = await claim_receive(receiver, receive)
-    assert claimed == (50_000 if dst_major == 1 else 50_000 - _fee(50_000))
+    assert claimed == (50_000 if dst_major == 1 else 50_000 - default_fee(50_000))
 
-    forwarded = 50_000 + (_fee(50_000) if dst_major == 1 else 0)  # v1: plus the route hint's fee
+    forwarded = 50_000 + (default_fee(50_000) if dst_major == 1 else 0)  # v1: plus the route hint's fee
     assert await _balance(env, env_b) == -forwarded and await _balance(env_b, env) == forwarded
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.kind is PaymentKind.PEER and rec.state is PaymentState.SUCCEEDED
@@ -102,7 +96,7 @@ async def test_forward_between_gateways_every_version_pair(
 async def test_forward_over_the_credit_line_goes_over_lightning(env: Env, env_b: Env) -> None:
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=10_000)
     receive = await _receive(env_b, dst, receiver, 50_000)
-    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(50_000))
+    result = await _pay(env, src, sender, receive.bolt11, 2 * default_fee(50_000))
     assert receive.payment_hash in env.node.pay_calls  # the Lightning path was taken
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.kind is PaymentKind.SEND
@@ -114,7 +108,7 @@ async def test_peer_down_falls_back_to_lightning_and_refunds_when_that_fails(env
     receive = await _receive(env_b, dst, receiver, 20_000)
     await env_b.gateway.stop()  # the peer is gone; its node is unreachable over "Lightning" too
     env.node.payees.pop(receive.payment_hash, None)
-    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    result = await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     assert "preimage" not in result and sender.balance_msat() == 200_000  # refunded at once
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.kind is PaymentKind.SEND and rec.state is PaymentState.REFUNDED
@@ -186,10 +180,6 @@ async def test_unknown_node_and_bad_binding_are_refused(env: Env, env_b: Env) ->
         assert r.status == 401 and (await r.json())["error"]["peer_code"] == "bad_signature"
 
 
-class Crash(BaseException):
-    """Stands for the process dying."""
-
-
 async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(
     env: Env, env_b: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,7 +199,7 @@ async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(
 
     monkeypatch.setattr(PeerClient, "call", call_then_crash)
     with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     assert crashed
     monkeypatch.undo()
     await env.restart_gateway()
@@ -223,8 +213,8 @@ async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(
     assert rec.state is PaymentState.SUCCEEDED and env.node.pay_calls == []
     assert await claim_receive(receiver, receive) == 20_000
     gw_src = await env.gateway.federations.client(FederationId(src.federation_id)).balance()
-    assert gw_src.value == 20_000 + 2 * _fee(20_000)  # claimed exactly once
-    assert await _balance(env, env_b) == -(20_000 + _fee(20_000))
+    assert gw_src.value == 20_000 + 2 * default_fee(20_000)  # claimed exactly once
+    assert await _balance(env, env_b) == -(20_000 + default_fee(20_000))
 
 
 async def test_crash_before_sending_cancels_the_forward_and_pays_over_lightning(
@@ -239,7 +229,7 @@ async def test_crash_before_sending_cancels_the_forward_and_pays_over_lightning(
 
     monkeypatch.setattr(PeerClient, "call", crash)
     with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     monkeypatch.undo()
     await env.restart_gateway()
 
@@ -260,7 +250,7 @@ async def test_crash_before_sending_cancels_the_forward_and_pays_over_lightning(
 async def test_ledger_mismatch_is_detected_and_reported_on_both_sides(env: Env, env_b: Env) -> None:
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
     receive = await _receive(env_b, dst, receiver, 30_000)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(30_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(30_000))
     async with env_b.gateway.db.transaction() as conn:  # B "forgets" the forward
         await conn.execute("DELETE FROM peer_ledger")
     result = await env.gateway.peers.check_ledger(env_b.node.node_id)
@@ -274,7 +264,7 @@ async def test_ledger_mismatch_is_detected_and_reported_on_both_sides(env: Env, 
 async def test_settlement_over_lightning_zeroes_the_ledger(env: Env, env_b: Env) -> None:
     src, dst, sender, receiver = await _setup(env, env_b, 1, 2)
     receive = await _receive(env_b, dst, receiver, 40_000)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(40_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(40_000))
     assert await _balance(env, env_b) == -40_000
     settled = await env.gateway.peer_settle(env_b.node.node_id, None)
     assert settled["state"] == "done" and settled["amount_msat"] == 40_000 and settled["balance_msat"] == 0
@@ -288,7 +278,7 @@ async def test_settlement_over_lightning_zeroes_the_ledger(env: Env, env_b: Env)
 async def test_debt_past_half_the_credit_line_settles_automatically(env: Env, env_b: Env) -> None:
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=100_000)
     receive = await _receive(env_b, dst, receiver, 60_000)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(60_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(60_000))
 
     async def settled() -> bool:
         return await _balance(env, env_b) == 0 and await _balance(env_b, env) == 0
@@ -306,10 +296,10 @@ async def test_router_forwards_between_gateways_that_are_not_linked(env: Env, en
     sender, receiver = await env.wallet(src, "s"), await env_b.wallet(dst, "r")
     await sender.faucet(100_000)
     receive = await _receive(env_b, dst, receiver, 25_000)
-    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(25_000))
+    result = await _pay(env, src, sender, receive.bolt11, 2 * default_fee(25_000))
     assert "preimage" in result
     assert env.node.pay_calls == env_b.node.pay_calls == router.node.pay_calls == []
-    assert await claim_receive(receiver, receive) == 25_000 - _fee(25_000)
+    assert await claim_receive(receiver, receive) == 25_000 - default_fee(25_000)
     assert await _balance(env, router) == -25_000 and await _balance(router, env) == 25_000
     assert await _balance(router, env_b) == -25_000 and await _balance(env_b, router) == 25_000
     # The router forwarded with its own deadline, earlier than the one it received.
@@ -347,11 +337,11 @@ async def test_a_refusal_after_delivery_is_asked_about_not_taken_as_never_starte
         return answer
 
     monkeypatch.setattr(PeerClient, "call", delivered_then_refused)
-    result = await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    result = await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
     assert env.node.pay_calls == []  # never paid a second time over Lightning
     assert await claim_receive(receiver, receive) == 20_000
-    assert await _balance(env, env_b) == -(20_000 + _fee(20_000)) == -await _balance(env_b, env)
+    assert await _balance(env, env_b) == -(20_000 + default_fee(20_000)) == -await _balance(env_b, env)
 
 
 async def _three_forwards_at_once(
@@ -394,7 +384,10 @@ async def _three_forwards_at_once(
     import asyncio
 
     await asyncio.gather(
-        *(_pay(env, src, w, r.bolt11, 2 * _fee(40_000)) for w, r in zip(senders, receives, strict=True))
+        *(
+            _pay(env, src, w, r.bolt11, 2 * default_fee(40_000))
+            for w, r in zip(senders, receives, strict=True)
+        )
     )
     return [r.payment_hash for r in receives]
 
@@ -433,7 +426,7 @@ async def _in_debt(env: Env, env_b: Env, amount: int, b_grants: int = 10_000_000
     """A owes B `amount` msat after one v2 forward."""
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2, b_grants=b_grants)
     receive = await _receive(env_b, dst, receiver, amount)
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(amount))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(amount))
     assert await _balance(env, env_b) == -amount
 
 
@@ -725,7 +718,7 @@ async def test_a_forward_carries_a_deadline_from_the_users_timelock(env: Env, en
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
     receive = await _receive(env_b, dst, receiver, 20_000)
     before = env.gateway.clock.now()
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     [inbound] = await _forwards(env_b, "in")
     [outbound] = await _forwards(env, "out")
     deadline = inbound.data["deadline"]
@@ -796,7 +789,7 @@ async def test_the_sender_does_not_forward_to_a_peer_without_deadlines(env: Env,
     receive = await _receive(env_b, dst, receiver, 20_000)
     async with env.gateway.db.transaction() as conn:  # the link negotiated version 1
         await conn.execute("UPDATE peers SET version = 1")
-    await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     assert receive.payment_hash in env.node.pay_calls and await _forwards(env_b, "in") == []
     assert any("without forward deadlines" in m for _, m in env.logs)
 
@@ -814,7 +807,7 @@ async def test_the_sender_never_sends_a_forward_past_its_deadline(
 
     monkeypatch.setattr(ForwardSender, "resolve", crash)
     with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * _fee(20_000))
+        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
     monkeypatch.undo()
     [rec] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
     assert rec.state is PaymentState.HTLC_HELD and "sent" not in rec.data

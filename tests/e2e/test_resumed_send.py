@@ -16,11 +16,8 @@ from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.services.payments import send as send_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
+from tests.e2e.helpers import Crash
 from tests.e2e.test_fedimint_ln import fm, invoice_for, joined, outgoing
-
-
-class Crash(BaseException):
-    """The plugin process dying right after the send was recorded."""
 
 
 async def test_a_resumed_send_waits_for_the_channels_before_paying(

@@ -14,12 +14,8 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentState
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.test_payments import _external_invoice
+from tests.e2e.helpers import Crash, external_invoice
 from tests.support.fake_node import FakeNode
-
-
-class Crash(BaseException):
-    """The plugin process dying (with its lightningd) as xpay is called."""
 
 
 async def test_send_whose_xpay_died_with_lightningd_is_paid_at_the_next_start(
@@ -35,7 +31,7 @@ async def test_send_whose_xpay_died_with_lightningd_is_paid_at_the_next_start(
     await user.faucet(100_000)
     preimage = secrets.token_bytes(32)
     payment_hash = env.node.add_payee(preimage)
-    invoice = _external_invoice(payment_hash, 30_000)
+    invoice = external_invoice(payment_hash, 30_000)
     fee = 2000 + 30_000 * 3000 // 1_000_000
     cid, _contract, _key = await wallet_ln.fund_outgoing(
         user, payment_hash, 30_000 + fee, client.gateway_pubkey

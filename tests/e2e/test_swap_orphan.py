@@ -10,7 +10,8 @@ from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
-from tests.e2e.test_swaps import _fee, _pair
+from tests.e2e.helpers import default_fee
+from tests.e2e.test_swaps import _pair
 
 
 async def test_a_receive_taken_by_an_unrecorded_swap_is_released_at_start(env: Env) -> None:
@@ -33,7 +34,7 @@ async def test_a_receive_taken_by_an_unrecorded_swap_is_released_at_start(env: E
 
     # Another contract for the same invoice (the wallet gave up on the first) swaps it.
     key = env.gateway.federations.client(FederationId(src.federation_id)).gateway_pubkey
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, key, _fee(20_000))
+    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, key, default_fee(20_000))
     assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
 
 
@@ -47,7 +48,7 @@ async def test_a_receive_left_held_by_a_swap_that_knows_the_preimage_is_settled_
     await sender.faucet(200_000)
     receive = await wallet_ln.receive_v2(receiver, env.api_url, 20_000, "half-settled target")
     key = env.gateway.federations.client(FederationId(src.federation_id)).gateway_pubkey
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, key, _fee(20_000))
+    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, key, default_fee(20_000))
     await env.settled(str(result["contract_id"]))
     conn = env.gateway.db.conn
     [reg] = await pay_repo.by_hash(conn, receive.payment_hash, PaymentKind.RECEIVE)

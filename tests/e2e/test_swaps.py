@@ -22,13 +22,7 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services import context as context_module
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import claim_receive
-
-DEFAULT_FEE = (2000, 3000)  # the gateway's default base_msat, ppm
-
-
-def _fee(amount: int, base: int = DEFAULT_FEE[0], ppm: int = DEFAULT_FEE[1]) -> int:
-    return base + amount * ppm // 1_000_000
+from tests.e2e.helpers import Crash, claim_receive, default_fee
 
 
 async def _balances(env: Env, users: list[Wallet]) -> tuple[int, int]:
@@ -65,17 +59,20 @@ async def test_swap_every_version_pair_without_lightning(env: Env, src_major: in
 
     receive = await _receive(env, dst, receiver, 50_000)
     src_client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, src_client.gateway_pubkey, _fee(50_000))
+    result = await wallet_ln.pay(
+        sender, receive.bolt11, env.api_url, src_client.gateway_pubkey, default_fee(50_000)
+    )
     await env.settled(str(result["contract_id"]))
     assert hashlib.sha256(bytes.fromhex(str(result["preimage"]))).hexdigest() == receive.payment_hash
     assert env.node.pay_calls == []  # no Lightning payment was made
     claimed = await claim_receive(receiver, receive)
-    assert claimed == (50_000 if dst_major == 1 else 50_000 - _fee(50_000))
+    assert claimed == (50_000 if dst_major == 1 else 50_000 - default_fee(50_000))
 
     gw_after, users_after = await _balances(env, [sender, receiver])
     earned = gw_after - gw_before
     assert earned == users_before - users_after  # conservation: what users paid, the gateway earned
-    assert earned == _fee(50_000) + (0 if dst_major == 1 else _fee(50_000))  # swap fee (+ v2 receive fee)
+    # the swap fee (+ the v2 receive fee)
+    assert earned == default_fee(50_000) + (0 if dst_major == 1 else default_fee(50_000))
 
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
     assert rec is not None and rec.kind is PaymentKind.SWAP and rec.state is PaymentState.SUCCEEDED
@@ -104,7 +101,9 @@ async def test_insufficient_target_ecash_refunds_the_sender_at_once(env: Env) ->
     await sender.faucet(100_000)
     receive = await _receive(env, dst, receiver, 50_000)
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(50_000))
+    result = await wallet_ln.pay(
+        sender, receive.bolt11, env.api_url, client.gateway_pubkey, default_fee(50_000)
+    )
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     rec = await pay_repo.get(env.gateway.db.conn, f"send:{result['contract_id']}")
@@ -125,7 +124,7 @@ async def test_target_below_threshold_refunds_the_sender(env: Env) -> None:
             r.raise_for_status()
     client = env.gateway.federations.client(FederationId(src.federation_id))
     paying = asyncio.create_task(
-        wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+        wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, default_fee(20_000))
     )
 
     async def abandoning() -> bool:  # B's funding is being made impossible: a conflicting reissue
@@ -156,7 +155,7 @@ async def test_invalid_preimage_at_the_target_refunds_both_sides(env: Env) -> No
     await sender.faucet(100_000)
     invoice = await _offer_with_wrong_preimage(env, dst, receiver, 20_000)
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, _fee(20_000))
+    result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, default_fee(20_000))
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
     dst_client = env.gateway.federations.client(FederationId(dst.federation_id))
@@ -171,7 +170,9 @@ async def test_expired_target_offer_refunds_the_sender(env: Env) -> None:
     receive = await _receive(env, dst, receiver, 20_000)
     env.clock_offset[0] = 7200  # the federations now see the offer (1 h) as expired
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, _fee(20_000))
+    result = await wallet_ln.pay(
+        sender, receive.bolt11, env.api_url, client.gateway_pubkey, default_fee(20_000)
+    )
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 100_000
 
@@ -192,14 +193,10 @@ async def test_invoice_to_our_node_that_no_federation_expects_is_refused(env: En
     )
     invoice = await env.node.sign_invoice(bolt11.encode_for_signinvoice(bolt11.encode_unsigned(content)))
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, _fee(10_000))
+    result = await wallet_ln.pay(sender, invoice, env.api_url, client.gateway_pubkey, default_fee(10_000))
     await env.settled(str(result["contract_id"]))
     assert "preimage" not in result and sender.balance_msat() == 50_000
     assert env.node.pay_calls == []
-
-
-class Crash(BaseException):
-    """Stands for the process dying right after a state was written."""
 
 
 @pytest.mark.parametrize("crash_after", [PaymentState.HTLC_HELD, PaymentState.FUNDED, PaymentState.CLAIMING])
@@ -240,7 +237,7 @@ async def test_crash_between_swap_steps_resumes(
 
         monkeypatch.setattr(SwapService, "_preimage_known", known_then_crash)
     client = env.gateway.federations.client(FederationId(src.federation_id))
-    fee = _fee(20_000)
+    fee = default_fee(20_000)
     with contextlib.suppress(Exception):  # the gateway "died" mid-request; the wallet sees an error
         await wallet_ln.pay(sender, receive.bolt11, env.api_url, client.gateway_pubkey, fee)
     assert crashed, "the crash was not injected"

@@ -12,7 +12,7 @@ import pytest
 from contrib.devfed import cli
 from fedimint_gw.lightning import bolt11
 from tests.e2e.conftest import Env
-from tests.e2e.test_payments import _external_invoice
+from tests.e2e.helpers import external_invoice
 from tests.support.fake_node import final_payload
 
 
@@ -45,7 +45,7 @@ async def test_wallet_cli_lightning_receive_claim_and_pay(
     assert claimed["claimed_msat"] == 30_000 - (2000 + 30_000 * 3000 // 1_000_000)
 
     preimage = secrets.token_bytes(32)
-    invoice = _external_invoice(env.node.add_payee(preimage), 10_000)
+    invoice = external_invoice(env.node.add_payee(preimage), 10_000)
     paid = await _cli(capsys, "wallet", "--wallet", wallet, "ln-pay", invoice, *gw)
     assert paid["preimage"] == preimage.hex()
     assert paid["balance_msat"] == claimed["claimed_msat"] - 10_000 - (2000 + 10_000 * 3000 // 1_000_000)

@@ -88,6 +88,26 @@ def devfeds(bitcoind: Any, directory: str) -> Any:
         fed.stop()
 
 
+@pytest.fixture
+def fedimint_devfed(directory: str) -> Any:
+    """`devfed run --api fedimint --fedimint-ln` as a process; its status file's contents."""
+    from tests.regtest.devfed_proc import start_fedimint_devfed
+
+    fed = start_fedimint_devfed(Path(directory) / "devfed-fm", "regtest-fm")
+    yield fed.status
+    fed.stop()
+
+
+@pytest.fixture
+def lnv2_devfed(directory: str) -> Any:
+    """`devfed run --api fedimint --fedimint-lnv2` as a process; its status file's contents."""
+    from tests.regtest.devfed_proc import start_fedimint_lnv2_devfed
+
+    fed = start_fedimint_lnv2_devfed(Path(directory) / "devfed-lnv2", "regtest-lnv2")
+    yield fed.status
+    fed.stop()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A red line when an official client's end-to-end test (test_fedimint_ln.py,
     test_fedimint_cross.py) was skipped."""

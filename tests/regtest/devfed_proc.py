@@ -47,8 +47,17 @@ class DevfedProcess:
 
 def start_fedimint_devfed(data_dir: Path, name: str) -> DevfedProcess:
     """Start `devfed run --api fedimint --fedimint-ln` (Fedimint's protocol: mint + LNv1)."""
+    return _start_fedimint(data_dir, name, "--fedimint-ln")
+
+
+def start_fedimint_lnv2_devfed(data_dir: Path, name: str) -> DevfedProcess:
+    """Start `devfed run --api fedimint --fedimint-lnv2` (Fedimint's protocol: mint + LNv2)."""
+    return _start_fedimint(data_dir, name, "--fedimint-lnv2")
+
+
+def _start_fedimint(data_dir: Path, name: str, module_flag: str) -> DevfedProcess:
     status = data_dir / "fedimint" / "fedimint-status.json"
-    return start_devfed(data_dir, name, "fedimint", extra=("--fedimint-ln",), status_file=status)
+    return start_devfed(data_dir, name, "fedimint", extra=(module_flag,), status_file=status)
 
 
 def start_devfed(

@@ -53,7 +53,6 @@ from tests.regtest.test_fedimint_ln import (  # fixtures and helpers, deduplicat
     _faucet_oob,
     _gateway_info,
     _states,
-    fedimint_devfed,
     official,
 )
 
@@ -425,42 +424,6 @@ LNV2_SEND_PAID_STEPS = (
     "send:succeeded",
 )
 LNV2_SEND_FORFEIT_STEPS = ("send:cancelling", "send:refunded")
-
-
-@pytest.fixture
-def lnv2_devfed(directory: str) -> Any:
-    """`devfed run --api fedimint --fedimint-lnv2` as a process; its status file's contents."""
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    data_dir = Path(directory) / "devfed-lnv2"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    status_file = data_dir / "fedimint" / "fedimint-status.json"
-    cmd = [sys.executable, "-m", "contrib.devfed.cli", "run", "--name", "regtest-lnv2", "--api", "fedimint"]
-    cmd += ["--fedimint-lnv2", "--data-dir", str(data_dir)]
-    log = open(data_dir / "devfed.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(cmd, cwd=repo, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-    try:
-        deadline = time.monotonic() + 30
-        while not status_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"devfed did not start: see {data_dir / 'devfed.log'}")
-            time.sleep(0.1)
-        time.sleep(0.2)
-        yield json.loads(status_file.read_text())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class Lnv2User:

@@ -14,7 +14,7 @@ from pyln.testing.utils import wait_for
 
 from tests.regtest.crashing import crash_at, crashing_opts
 from tests.regtest.test_fedimint_ln import LoopThread
-from tests.regtest.test_fedimint_lnv2 import User, _ecash, lnv2_devfed, user_loop
+from tests.regtest.test_fedimint_lnv2 import User, _ecash, user_loop
 
 pytestmark = pytest.mark.regtest
 FUNDS = 300_000

@@ -19,7 +19,6 @@ from tests.regtest.test_fedimint_ln import (
     _faucet_oob,
     _gateway_info,
     _states,
-    fedimint_devfed,
     official,
 )
 from tests.regtest.test_fedimint_lnv2 import (
@@ -29,7 +28,6 @@ from tests.regtest.test_fedimint_lnv2 import (
     _ecash,
     _payments,
     fee_of,
-    lnv2_devfed,
 )
 from tests.regtest.test_payments import settled
 

@@ -9,15 +9,8 @@ through l2, (c) has a payment nobody can route refunded.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,7 +23,6 @@ from fedimint_gw.fedimint.endpoints import bootstrap_client_config
 from fedimint_gw.fedimint.invite import parse_invite_code
 
 pytestmark = pytest.mark.regtest
-REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
@@ -64,33 +56,6 @@ def official() -> Iterator[tuple[LoopThread, OfficialClient]]:
     finally:
         runner.run(client.close())
         runner.stop()
-
-
-@pytest.fixture
-def fedimint_devfed(directory: str) -> Iterator[dict[str, Any]]:
-    """`devfed run --api fedimint --fedimint-ln` as a process; its status file's contents."""
-    data_dir = Path(directory) / "devfed-fm"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    status_file = data_dir / "fedimint" / "fedimint-status.json"
-    cmd = [sys.executable, "-m", "contrib.devfed.cli", "run", "--name", "regtest-fm", "--api", "fedimint"]
-    cmd += ["--fedimint-ln", "--data-dir", str(data_dir)]
-    log = open(data_dir / "devfed.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-    try:
-        deadline = time.monotonic() + 30
-        while not status_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"devfed did not start: see {data_dir / 'devfed.log'}")
-            time.sleep(0.1)
-        time.sleep(0.2)  # the status file is written in one go; let the write finish
-        yield json.loads(status_file.read_text())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 async def _faucet_oob(invite: str, admin_url: str, amount: int) -> str:

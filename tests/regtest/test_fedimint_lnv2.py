@@ -14,12 +14,7 @@ Every balance is asserted exactly, and so is the payments log (kind, state, fee)
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,39 +42,12 @@ from tests.regtest.user import User as RegtestUser
 from tests.support.lnv2_wallet import Lnv2Wallet, RemoteConfig, RemoteFedimint
 
 pytestmark = pytest.mark.regtest
-REPO = Path(__file__).resolve().parents[2]
 BASE, PPM = 1000, 2000
 
 
 def fee_of(amount: int) -> int:
+    """The gateway's fee for `amount` under BASE and PPM (the fees these tests give l2)."""
     return BASE + amount * PPM // 1_000_000
-
-
-@pytest.fixture
-def lnv2_devfed(directory: str) -> Iterator[dict[str, Any]]:
-    """`devfed run --api fedimint --fedimint-lnv2` as a process; its status file's contents."""
-    data_dir = Path(directory) / "devfed-lnv2"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    status_file = data_dir / "fedimint" / "fedimint-status.json"
-    cmd = [sys.executable, "-m", "contrib.devfed.cli", "run", "--name", "regtest-lnv2", "--api", "fedimint"]
-    cmd += ["--fedimint-lnv2", "--data-dir", str(data_dir)]
-    log = open(data_dir / "devfed.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
-    try:
-        deadline = time.monotonic() + 30
-        while not status_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"devfed did not start: see {data_dir / 'devfed.log'}")
-            time.sleep(0.1)
-        time.sleep(0.2)  # the status file is written in one go; let the write finish
-        yield json.loads(status_file.read_text())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class User:
