@@ -2,8 +2,9 @@
 chosen step is committed, then start lightningd again.
 
 The plugin kills itself at the step armed with `fedimint-dev-crash` (developer-only; see
-fedimint_gw/store/crash_points.py). An important plugin dying takes lightningd down; pyln's
-node is then started again, cleanly, with nothing armed.
+fedimint_gw/store/crash_points.py), or the test kills it by pid between two steps
+(`kill_plugin`). An important plugin dying takes lightningd down; pyln's node is then started
+again, cleanly, with nothing armed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psutil
 from pyln.testing.utils import wait_for
 
 T = TypeVar("T")
@@ -34,6 +36,24 @@ def crash_at(node: Any, point: str, trigger: Callable[[], T], timeout: float = 1
     started = trigger()
     node.daemon.proc.wait(timeout=timeout)
     assert node.daemon.is_in_log(f"developer crash point {point} reached"), f"{point}: died elsewhere"
+    _start_again(node)
+    return started
+
+
+def kill_plugin(node: Any, timeout: float = 60) -> None:
+    """SIGKILL the gateway plugin's process now, wherever its flows are (what `kill -9` does),
+    wait until lightningd exited with it, and start lightningd again."""
+    plugins = [
+        p
+        for p in psutil.Process(node.daemon.proc.pid).children()
+        if any(arg.endswith("fedimint_gateway.py") for arg in p.cmdline())
+    ]
+    assert len(plugins) == 1, plugins
+    plugins[0].kill()
+    node.daemon.proc.wait(timeout=timeout)
+    _start_again(node)
+
+
+def _start_again(node: Any) -> None:
     node.start()
     wait_for(lambda: node.rpc.call("fedimint-info").get("federations") is not None)
-    return started
