@@ -307,17 +307,38 @@ async def _finish_send(w: Wallet, cid: str, invoice: str, api_url: str) -> dict[
     return {"refunded_msat": await wallet_ln.refund_outgoing(w, cid, forfeit)}
 
 
-def _crash_send(net: Net, executor: Any, point: str, end: End, label: str) -> None:
-    """One send killed at `point`: settled, the user finishes its side, everything checked."""
+# Runs the trigger that starts a send of a payment hash, killing the plugin on the way.
+Kill = Callable[[str, Callable[[], T]], T]
+
+
+def _crash_send(
+    net: Net,
+    executor: Any,
+    point: str,
+    end: End,
+    label: str,
+    *,
+    payable: bool | None = None,
+    kill: Kill[Any] | None = None,
+) -> dict[str, Any]:
+    """One send killed at `point` (or by `kill`): settled, the user finishes its side,
+    everything checked; returns the send's record. The invoice is the payee's (payable) unless
+    the send must end refunded, then one nobody can route to."""
     fee = _fee(AMOUNT)
-    if end is not End.REFUNDED:  # a payable invoice of the payee
+    if payable is None:
+        payable = end is not End.REFUNDED
+    if payable:
         invoice = net.l1.rpc.invoice(AMOUNT, label, "paid from a federation")["bolt11"]
     else:
         invoice = unroutable_invoice(AMOUNT)
     payment_hash = net.l1.rpc.decode(invoice)["payment_hash"]
     key = net.user.gateway_key(net.l2.info["id"], net.api_url)
     before = net.books()
-    sent = _run_at(net, point, lambda: executor.submit(net.user.pay, invoice, net.api_url, key, fee))
+
+    def trigger() -> Any:
+        return executor.submit(net.user.pay, invoice, net.api_url, key, fee)
+
+    sent = kill(payment_hash, trigger) if kill is not None else _run_at(net, point, trigger)
     first = sent.result(timeout=240)  # the wallet's own call: preimage, refund, or still pending
     rec = net.record(payment_hash, "send", "succeeded" if end is End.PAID else "refunded")
     net.quiet()
@@ -338,10 +359,13 @@ def _crash_send(net: Net, executor: Any, point: str, end: End, label: str) -> No
         assert rec["state"] == "refunded" and first.get("refunded_msat") == AMOUNT + fee, where
         assert delta == Books(0, 0, 0, 0), where
         assert _complete_sendpays(net.l2, payment_hash) == 0, where
+        if payable:
+            assert net.l1.rpc.listinvoices(label)["invoices"][0]["status"] == "unpaid", where
     assert delta.payer_ln + delta.gw_ln + delta.gw_ecash + delta.user_ecash == 0, where
     # A second claim of the contract is refused by the federation (it is spent).
     view = net.user.run(lambda w: w.client.contract(cid))
     assert view["state"] in ("claimed", "refunded", "cancelled"), where
+    return rec
 
 
 def _each(points: dict[str, End], run: Callable[[str, End], None]) -> None:
