@@ -210,11 +210,11 @@ class ClnNode:
             amount_sent=Msat(int(r["amount_sent_msat"])),
         )
 
-    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
-        """From lightningd's parts alone: an xpay whose answer we did not see (a restart) may
-        still be retrying, so parts that all failed count as a failure only once its retry
-        window, counted from the first part, has passed."""
-        return _outcome(await self._parts(payment_hash), xpay_ended=False)
+    async def payment_status(self, payment_hash: str, xpay_gone: bool = False) -> PaymentOutcome:
+        """From lightningd's parts alone: an xpay whose answer we did not see may still be
+        retrying, so parts that all failed count as a failure only once its retry window,
+        counted from the first part, has passed, unless that xpay is known gone (`xpay_gone`)."""
+        return _outcome(await self._parts(payment_hash), xpay_ended=xpay_gone)
 
     async def _parts(self, payment_hash: str) -> list[dict[str, Any]]:
         r = await self._call("listsendpays", {"payment_hash": payment_hash})

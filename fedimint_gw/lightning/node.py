@@ -124,9 +124,11 @@ class LightningNode(Protocol):
         """Pay an invoice. FAILED means no part can still succeed; PENDING means not known yet."""
         ...
 
-    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+    async def payment_status(self, payment_hash: str, xpay_gone: bool = False) -> PaymentOutcome:
         """The current outcome of an earlier payment attempt for this hash (FAILED only when no
-        part is in flight and the payer can no longer be sending new ones)."""
+        part is in flight and the payer can no longer be sending new ones). `xpay_gone`: the
+        caller knows the xpay that sent the parts ended (it died with an earlier lightningd), so
+        parts that all failed are final at once."""
         ...
 
     async def make_secret(self, label: str) -> bytes:

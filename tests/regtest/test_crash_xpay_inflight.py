@@ -79,8 +79,7 @@ def test_crash_with_xpay_in_flight(
     node_factory: Any, gw_opts: Any, devfeds: Any, directory: str, executor: Any
 ) -> None:
     # One API version: the Lightning side measured here is the same for v1 and v2 (their claim
-    # and refund after a crash are the matrix's), and the failed case alone takes about two
-    # minutes (the resumed send waits out xpay's retry window from the first part).
+    # and refund after a crash are the matrix's).
     api = "2"
     net = _net(node_factory, gw_opts, devfeds, directory, api)
     net.l1.rpc.plugin_start(str(HOLDER))

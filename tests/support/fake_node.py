@@ -115,7 +115,7 @@ class FakeNode:
             self.sent[h] = outcome
         return outcome
 
-    async def payment_status(self, payment_hash: str) -> PaymentOutcome:
+    async def payment_status(self, payment_hash: str, xpay_gone: bool = False) -> PaymentOutcome:
         return self.sent.get(payment_hash, PaymentOutcome(PaymentStatus.FAILED, reason="no attempt"))
 
     async def make_secret(self, label: str) -> bytes:

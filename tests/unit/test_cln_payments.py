@@ -70,6 +70,19 @@ async def test_failed_parts_during_xpay_retry_window_are_not_a_failure_after_a_r
     assert outcome.status is PaymentStatus.FAILED and outcome.attempts == 1
 
 
+async def test_failed_parts_of_an_xpay_known_gone_are_a_failure_at_once() -> None:
+    # The xpay that sent them died with an earlier lightningd (the caller knows: another plugin
+    # process called it): nothing can send another part, so waiting out its window refunds late.
+    lightningd = FakeLightningd()
+    _invoice_str, payment_hash = _invoice()
+    lightningd.add_part(payment_hash, "failed", int(time.time()) - 5)
+    node = cln_node_on(lightningd)
+    outcome = await node.payment_status(payment_hash, xpay_gone=True)
+    assert outcome.status is PaymentStatus.FAILED and outcome.attempts == 1
+    lightningd.add_part(payment_hash, "pending", int(time.time()))  # a part in flight still is
+    assert (await node.payment_status(payment_hash, xpay_gone=True)).status is PaymentStatus.PENDING
+
+
 async def test_an_xpay_error_with_every_part_final_and_failed_is_a_failure() -> None:
     lightningd = FakeLightningd(xpay_error=(203, "Destination said it doesn't know invoice"))
     invoice, payment_hash = _invoice()

@@ -291,13 +291,13 @@ class OutgoingService:
 
     async def _pay(self, rec: repo.PaymentRecord) -> repo.PaymentRecord:
         if rec.data.get("attempted_at"):
-            outcome = await self._node.payment_status(rec.payment_hash)
+            # xpay called by an earlier process of the plugin died with its lightningd (the
+            # plugin is not dynamic: a new process means a new lightningd): it sends no more.
+            earlier = rec.data.get("xpay_run") != self._run_id
+            outcome = await self._node.payment_status(rec.payment_hash, xpay_gone=earlier)
             never_sent = outcome.status is PaymentStatus.FAILED and not outcome.attempts
             attempted_at = float(rec.data["attempted_at"])
-            if never_sent and rec.data.get("xpay_run") != self._run_id:
-                # xpay was called by an earlier process of the plugin, and lightningd restarted
-                # since (the plugin is not dynamic: a new process means a new lightningd). That
-                # xpay is gone and sent nothing: pay now.
+            if never_sent and earlier:  # that xpay sent nothing: pay now
                 self._log(
                     f"send {rec.payment_id}: the xpay called before the restart sent nothing; paying", "info"
                 )
