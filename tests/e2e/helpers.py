@@ -10,8 +10,8 @@ import pytest
 from coincurve import PrivateKey
 
 from contrib.devfed import wallet_ln
-from contrib.devfed.client import http_json
 from contrib.devfed.wallet import Wallet
+from fedimint_gw.domain.amount import FeeSchedule
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.services import context as context_module
@@ -20,6 +20,9 @@ from fedimint_gw.services import context as context_module
 class Crash(BaseException):
     """Stands for the plugin process dying where the test says (a BaseException, so no handler
     in the gateway catches it)."""
+
+
+DEFAULT_FEES = FeeSchedule(2000, 3000)  # the gateway's default fee schedule
 
 
 def default_fee(amount: int) -> int:

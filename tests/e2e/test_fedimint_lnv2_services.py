@@ -23,7 +23,7 @@ from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, MINT_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.clock import SystemClock
-from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import ShortChannelId
 from fedimint_gw.errors import PaymentRefused
 from fedimint_gw.federation.adapter import AdapterContext
@@ -39,12 +39,10 @@ from fedimint_gw.lightning import bolt11
 from fedimint_gw.services.federations.links import ConnectionStatus, LiveFederation
 from fedimint_gw.store import federations as fed_repo
 from tests.e2e.conftest import Env, wait_until
-from tests.e2e.helpers import default_fee, external_invoice
+from tests.e2e.helpers import DEFAULT_FEES, default_fee, external_invoice
 from tests.support.fake_node import final_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
-
-FEES = FeeSchedule(2000, 3000)
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ async def api(fm: RunningFedimint, env: Env) -> AsyncIterator[FederationApi]:
 
 @pytest.fixture
 async def client(env: Env, fm: RunningFedimint) -> Lnv2FederationClient:
-    return await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    return await attach_lnv2(env.gateway, env.node, env.session, fm, DEFAULT_FEES)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from contrib.devfed import wallet_ln
 from contrib.devfed.fedimint.faucet import faucet_notes
 from contrib.devfed.fedimint.keys import LNV2_INSTANCE_ID, FedimintParams
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
-from fedimint_gw.domain.amount import FeeSchedule
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient, outgoing_handle
@@ -28,11 +27,9 @@ from fedimint_gw.fedimint.query import FederationApi
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
-from tests.e2e.helpers import claim_receive, default_fee
+from tests.e2e.helpers import DEFAULT_FEES, claim_receive, default_fee
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
-
-FEES = FeeSchedule(2000, 3000)
 
 
 @pytest.fixture
@@ -51,7 +48,7 @@ async def api(fm: RunningFedimint, env: Env) -> AsyncIterator[FederationApi]:
 
 @pytest.fixture
 async def lnv2(env: Env, fm: RunningFedimint) -> Lnv2FederationClient:
-    return await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    return await attach_lnv2(env.gateway, env.node, env.session, fm, DEFAULT_FEES)
 
 
 @pytest.mark.parametrize("src_major", [1, 2])

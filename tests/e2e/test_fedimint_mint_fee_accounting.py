@@ -19,7 +19,7 @@ from contrib.devfed.fedimint.keys import FedimintParams
 from contrib.devfed.fedimint.ln import LN_INSTANCE_ID
 from contrib.devfed.fedimint.server import RunningFedimint, start_fedimint
 from fedimint_gw.crypto.bls import threshold_crypto as tc
-from fedimint_gw.domain.amount import FeeSchedule, Msat
+from fedimint_gw.domain.amount import Msat
 from fedimint_gw.domain.ids import FederationId
 from fedimint_gw.federation.fedimint.lnv2_client import Lnv2FederationClient
 from fedimint_gw.federation.fedimint.notes import MintOpState
@@ -33,12 +33,11 @@ from fedimint_gw.services.payments.requests import request_from_json
 from fedimint_gw.store import payments as pay_repo
 from tests.e2e.conftest import Env
 from tests.e2e.fedimint_helpers import lnv2_send
-from tests.e2e.helpers import external_invoice
+from tests.e2e.helpers import DEFAULT_FEES, external_invoice
 from tests.support.fake_node import final_payload, forward_payload
 from tests.support.lnv2_attach import attach_lnv2
 from tests.support.lnv2_wallet import Lnv2Wallet
 
-FEES = FeeSchedule(2000, 3000)
 AMOUNT = 40_000
 
 
@@ -51,7 +50,7 @@ async def fm(env: Env) -> AsyncIterator[RunningFedimint]:
 
 
 async def test_ecash_send_says_what_the_federation_took(env: Env, fm: RunningFedimint) -> None:
-    client = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    client = await attach_lnv2(env.gateway, env.node, env.session, fm, DEFAULT_FEES)
     got = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, 200_000)
     await client.receive_ecash(got.oob.encode())
     before = (await client.balance()).value
@@ -66,7 +65,7 @@ async def test_ecash_send_says_what_the_federation_took(env: Env, fm: RunningFed
 async def test_a_receive_records_what_the_federation_took_for_its_funding(
     env: Env, fm: RunningFedimint
 ) -> None:
-    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, DEFAULT_FEES)
     got = await faucet_notes(env.session, fm.admin_url, fm.federation.client_config, 200_000)
     await client.receive_ecash(got.oob.encode())
     before = (await client.balance()).value
@@ -74,7 +73,7 @@ async def test_a_receive_records_what_the_federation_took_for_its_funding(
     try:
         user = Lnv2Wallet(fm, api, env.session)
         preimage = secrets.token_bytes(32)
-        contract_amount = AMOUNT - FEES.fee(Msat(AMOUNT)).value
+        contract_amount = AMOUNT - DEFAULT_FEES.fee(Msat(AMOUNT)).value
         contract = user.incoming_contract(
             bytes.fromhex(client.gateway_pubkey), contract_amount, int(time.time()) + 3600, preimage
         )
@@ -132,7 +131,7 @@ async def _change_finished(client: Any, operation_id: str) -> None:
 
 
 async def test_a_send_records_what_the_federation_took_for_its_claim(env: Env, fm: RunningFedimint) -> None:
-    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, FEES)
+    client: Lnv2FederationClient = await attach_lnv2(env.gateway, env.node, env.session, fm, DEFAULT_FEES)
     api = FederationApi.from_config(fm.federation.client_config, env.session)
     try:
         sender = Lnv2Wallet(fm, api, env.session)
@@ -140,14 +139,18 @@ async def test_a_send_records_what_the_federation_took_for_its_claim(env: Env, f
         invoice = external_invoice(payment_hash, AMOUNT)
         before = (await client.balance()).value
         payment_id, total = await lnv2_send(
-            env, fm, client, sender, invoice, AMOUNT + FEES.fee(Msat(AMOUNT)).value
+            env, fm, client, sender, invoice, AMOUNT + DEFAULT_FEES.fee(Msat(AMOUNT)).value
         )
         await _settled(env, payment_id)
     finally:
         await api.close()
     gained = (await client.balance()).value - before
     (rec,) = (await env.gateway.payments(None, None, 50, None))["payments"]
-    assert (rec["kind"], rec["state"], rec["fee_msat"]) == ("send", "succeeded", FEES.fee(Msat(AMOUNT)).value)
+    assert (rec["kind"], rec["state"], rec["fee_msat"]) == (
+        "send",
+        "succeeded",
+        DEFAULT_FEES.fee(Msat(AMOUNT)).value,
+    )
     # The claim gave the gateway the contract less the mint fees (per note it made) and the
     # module's input fee: that is what the federation took.
     assert rec["federation_fee_msat"] == total - gained > 0, (rec, total, gained)
@@ -183,7 +186,7 @@ async def test_an_lnv1_receive_records_what_the_federation_took_for_its_funding(
         finally:
             await api.close()
         height = env.node.block_height
-        fee = FEES.fee(Msat(5000)).value
+        fee = DEFAULT_FEES.fee(Msat(5000)).value
         htlc = forward_payload(str(info["scid"]), offer.hash.hex(), 5000, 5000 + fee, height + 100, height)
         answer = await env.htlc(*htlc)
         assert answer["result"] == "resolve", (answer, env.logs[-5:])
