@@ -37,7 +37,7 @@ interop-deps:
 
 ## make test: every test (regtest tests run where lightningd and bitcoind are on PATH)
 test: $(STAMP) interop-deps
-	$(PY) -m pytest -ra tests
+	$(PY) -m pytest -ra --durations=15 tests
 
 ## make test-fast: everything but the regtest tests
 test-fast: $(STAMP) interop-deps
