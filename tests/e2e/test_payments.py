@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 
@@ -13,7 +14,7 @@ from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.lightning import bolt11
 from fedimint_gw.lightning.node import PaymentOutcome, PaymentStatus
 from fedimint_gw.store import payments as pay_repo
-from tests.e2e.conftest import Env, ecash_becomes
+from tests.e2e.conftest import Env, ecash_becomes, wait_until
 from tests.e2e.helpers import claim_receive, external_invoice, route_hop
 from tests.support.fake_node import final_payload, forward_payload
 
@@ -308,3 +309,48 @@ async def test_leaving_a_v1_federation_withdraws_the_registration(env: Env) -> N
         return not await registered()
 
     await wait_until(gone, timeout=10)
+
+
+async def test_failed_parts_are_no_failure_while_this_process_xpay_may_still_send(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: xpay's answer lost (PENDING) and lightningd listing only failed parts
+    (an earlier refunded send's for this hash, past their retry window) made the send refund
+    the user at once, while this xpay could still send a part that succeeds: paid and refunded."""
+    from fedimint_gw.services.payments import send as send_module
+
+    monkeypatch.setattr(send_module, "STATUS_POLL", 0.01)
+    fed = await env.federation("lostxpay", (1,))
+    await env.gateway.federations.connect(fed.invite_code)
+    client = env.gateway.federations.client(FederationId(fed.federation_id))
+    user = await env.wallet(fed, "gina")
+    await user.faucet(100_000)
+    preimage = secrets.token_bytes(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    env.node.script = lambda inv: PaymentOutcome(PaymentStatus.PENDING, reason="connection lost", attempts=1)
+    earlier_send = PaymentOutcome(PaymentStatus.FAILED, reason="every attempt failed", attempts=2)
+    env.node.sent[payment_hash] = earlier_send
+    asked = 0
+    status = env.node.payment_status
+
+    async def counted(h: str, xpay_gone: bool = False) -> PaymentOutcome:
+        nonlocal asked
+        asked += 1
+        return await status(h, xpay_gone)
+
+    monkeypatch.setattr(env.node, "payment_status", counted)
+    invoice = external_invoice(payment_hash, 20_000)
+    fee = 2000 + 20_000 * 3000 // 1_000_000
+    paying = asyncio.create_task(wallet_ln.pay(user, invoice, env.api_url, client.gateway_pubkey, fee))
+
+    async def asked_often() -> bool:
+        return asked >= 20
+
+    await wait_until(asked_often)
+    [rec] = await pay_repo.by_hash(env.gateway.db.conn, payment_hash, PaymentKind.SEND)
+    assert rec.state is PaymentState.PAYING  # not refunded while this xpay may still send
+    env.node.sent[payment_hash] = PaymentOutcome(PaymentStatus.SUCCEEDED, preimage, attempts=3)
+    result = await paying
+    await env.settled(str(result["contract_id"]))
+    assert result["preimage"] == preimage.hex()
+    assert env.node.pay_calls == [payment_hash]  # paid once, then only asked

@@ -303,9 +303,15 @@ class OutgoingService:
                 )
                 await self._until_channels_back(rec)
                 rec, outcome = await self._attempt(rec)
-            elif never_sent and time.time() - attempted_at < ATTEMPT_GRACE:
-                # Nothing sent yet, but xpay may still be about to send: only after its retry
-                # window does "nothing sent" count as a failure.
+            elif (
+                outcome.status is PaymentStatus.FAILED
+                and not earlier
+                and time.time() - attempted_at < ATTEMPT_GRACE
+            ):
+                # This process's xpay gave no final answer and may still be sending: nothing sent
+                # yet, or parts that failed so far (its own, or an earlier refunded send's for the
+                # same hash, older than its window) are no failure until its retry window,
+                # counted from this call, has passed.
                 await asyncio.sleep(STATUS_POLL)
                 return rec
         else:
