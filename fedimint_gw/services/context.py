@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedimint_gw.clock import Clock
 from fedimint_gw.config import GatewayConfig
@@ -23,6 +24,9 @@ from fedimint_gw.services.federations.manager import FederationManager
 from fedimint_gw.services.htlc_router import HtlcRouter
 from fedimint_gw.store import payments as repo
 from fedimint_gw.store.db import Database
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,17 @@ class ServiceContext:
             data["elapsed_ms"] = int((time.time() - float(rec.data["started"])) * 1000)
         return rec.advance(state, self.clock.now(), data=data, **changes)
 
-    async def save_moves(self, *moves: tuple[repo.PaymentRecord, repo.PaymentRecord]) -> None:
-        """Write each (old, new) pair's new record in one transaction (all or none), then tell
-        the events of those that just finished (and of any loss they report)."""
+    async def save_moves(
+        self,
+        *moves: tuple[repo.PaymentRecord, repo.PaymentRecord],
+        with_writes: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Write each (old, new) pair's new record in one transaction (all or none), with
+        `with_writes` (other tables' rows of the same step) in it too, then tell the events of
+        those that just finished (and of any loss they report)."""
         async with self.db.transaction() as conn:
+            if with_writes is not None:
+                await with_writes(conn)
             for _old, new in moves:
                 await repo.save(conn, new)
         self.announce(*moves)

@@ -919,3 +919,17 @@ async def test_a_forward_stored_before_it_took_its_receive_takes_it_when_resumed
     assert rec.state is PaymentState.SUCCEEDED
     after = await pay_repo.get(env_b.gateway.db.conn, reg.payment_id)
     assert after is not None and after.state is PaymentState.SUCCEEDED and after.preimage == rec.preimage
+
+
+async def test_a_forward_that_ends_tells_the_events_as_every_payment_does(env: Env, env_b: Env) -> None:
+    """Found in review: inbound and routed forwards wrote their end directly, and no
+    `fedimint_payment_finished` notification left the plugin for them."""
+    from fedimint_gw.services.events import PAYMENT_FINISHED
+    from tests.e2e.test_operations import _with_events
+
+    events = await _with_events(env_b)
+    src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
+    receive = await _receive(env_b, dst, receiver, 20_000)
+    await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
+    finished = [(e["kind"], e["state"]) for e in events.of(PAYMENT_FINISHED)]
+    assert sorted(finished) == [("peer", "succeeded"), ("receive", "succeeded")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedimint_gw.domain.payment import PaymentKind, PaymentState
 from fedimint_gw.errors import InvalidInput, NotFound, PaymentRefused
@@ -36,6 +36,11 @@ from fedimint_gw.services.peering.routes import PeerTarget
 from fedimint_gw.store import federations as fed_repo
 from fedimint_gw.store import payments as pay_repo
 from fedimint_gw.store import peers as repo
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+Move = tuple[pay_repo.PaymentRecord, pay_repo.PaymentRecord]  # a record before and after a step
 
 INBOUND_DEADLINE = 30.0  # how long a receiver works before answering "pending"
 
@@ -305,17 +310,17 @@ class InboundForwards:
         return new
 
     async def _record_success_in(
-        self, rec: pay_repo.PaymentRecord, preimage: str, also: pay_repo.PaymentRecord | None = None
+        self, rec: pay_repo.PaymentRecord, preimage: str, *also: Move
     ) -> pay_repo.PaymentRecord:
+        """SUCCEEDED, the peer's ledger entry and `also` (the routed forward's outbound half), in
+        one write."""
         entry = ledger.Entry(f"forward:{rec.data['forward_id']}", int(rec.data["forward_amount_msat"]))
-        new = rec.advance(PaymentState.SUCCEEDED, self._ctx.clock.now(), preimage=preimage)
-        if "started" in rec.data:
-            new = new.advance(new.state, new.updated_at, data={"elapsed_ms": _elapsed(rec)})
-        async with self._ctx.db.transaction() as conn:
+        new = self._ctx.moved(rec, PaymentState.SUCCEEDED, preimage=preimage)
+
+        async def entry_added(conn: aiosqlite.Connection) -> None:
             await repo.add_entry(conn, str(rec.data["peer"]), entry, new.updated_at)
-            await pay_repo.save(conn, new)
-            if also is not None:
-                await pay_repo.save(conn, also)
+
+        await self._ctx.save_moves((rec, new), *also, with_writes=entry_added)
         return new
 
     async def _drive_routed(self, inbound: pay_repo.PaymentRecord) -> pay_repo.PaymentRecord:
@@ -326,26 +331,20 @@ class InboundForwards:
             resolved = await self._sender.resolve(out)
             out = resolved.rec
             if resolved.outcome is Outcome.NOT_STARTED:
-                now = self._ctx.clock.now()
-                out = out.advance(PaymentState.FAILED, now, error=resolved.reason)
-                new = inbound.advance(
-                    PaymentState.FAILED, now, error=resolved.reason, data={"outcome": CANCELLED}
+                new = self._ctx.moved(
+                    inbound, PaymentState.FAILED, error=resolved.reason, data={"outcome": CANCELLED}
                 )
-                async with self._ctx.db.transaction() as conn:
-                    await pay_repo.save(conn, out)
-                    await pay_repo.save(conn, new)
+                failed_out = self._ctx.moved(out, PaymentState.FAILED, error=resolved.reason)
+                await self._ctx.save_moves((out, failed_out), (inbound, new))
                 return new
         if out.state is PaymentState.CLAIMING and out.preimage:
-            done = out.advance(PaymentState.SUCCEEDED, self._ctx.clock.now())
-            return await self._record_success_in(inbound, str(out.preimage), also=done)
+            done = self._ctx.moved(out, PaymentState.SUCCEEDED)
+            return await self._record_success_in(inbound, str(out.preimage), (out, done))
         if out.state is PaymentState.SUCCEEDED and out.preimage:
             return await self._record_success_in(inbound, str(out.preimage))
-        now = self._ctx.clock.now()
-        out = out.advance(PaymentState.REFUNDED, now)
-        new = inbound.advance(PaymentState.REFUNDED, now, error=out.error)
-        async with self._ctx.db.transaction() as conn:
-            await pay_repo.save(conn, out)
-            await pay_repo.save(conn, new)
+        refunded_out = self._ctx.moved(out, PaymentState.REFUNDED)
+        new = self._ctx.moved(inbound, PaymentState.REFUNDED, error=out.error)
+        await self._ctx.save_moves((out, refunded_out), (inbound, new))
         return new
 
     async def resume(self) -> None:
@@ -379,7 +378,3 @@ class _Forward:
     payment_id: str
     amount: int
     deadline: int
-
-
-def _elapsed(rec: pay_repo.PaymentRecord) -> int:
-    return int((time.time() - float(rec.data["started"])) * 1000)
