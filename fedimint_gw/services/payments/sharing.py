@@ -30,19 +30,26 @@ class KeyedLocks:
 
 class SharedReading:
     """One reading shared by every caller for `max_age` seconds: many sends resumed at start
-    wait for the channels together with one `listpeerchannels` a second, not one each."""
+    wait for the channels together with one `listpeerchannels` a second, not one each. A failed
+    reading is shared the same way (each caller gets the error), so a slow failure is not
+    waited for once per caller."""
 
     def __init__(self, read: Callable[[], Awaitable[int]], max_age: float) -> None:
         self._read = read
         self._max_age = max_age
         self._lock = asyncio.Lock()
-        self._taken: tuple[float, int] | None = None
+        self._taken: tuple[float, int | Exception] | None = None
 
     async def get(self) -> int:
-        """The value, read again only when the last reading is `max_age` old (errors propagate
-        to the caller whose reading failed; the next caller reads again)."""
+        """The value, read again only when the last reading is `max_age` old."""
         async with self._lock:
             now = asyncio.get_running_loop().time()
             if self._taken is None or now - self._taken[0] >= self._max_age:
-                self._taken = (now, await self._read())
-            return self._taken[1]
+                try:
+                    self._taken = (now, await self._read())
+                except Exception as exc:
+                    self._taken = (now, exc)
+            value = self._taken[1]
+        if isinstance(value, Exception):
+            raise value
+        return value
