@@ -6,6 +6,7 @@ share one `payees` map, so a Lightning payment between them (fallbacks, settleme
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -53,6 +54,23 @@ async def _pay(e: Env, fed: RunningFederation, user: Wallet, invoice: str, fee: 
     result = await wallet_ln.pay(user, invoice, e.api_url, client.gateway_pubkey, fee)
     await e.settled(str(result["contract_id"]))
     return result
+
+
+async def _pay_until_crash(
+    e: Env, fed: RunningFederation, user: Wallet, invoice: str, fee: int, crashes: list[str]
+) -> None:
+    """Pay as far as the gateway gets before it "dies" (a Crash appended to `crashes`): the
+    wallet's request then never gets an answer, so it is dropped instead of waiting for the
+    HTTP timeout."""
+    paying = asyncio.create_task(_pay(e, fed, user, invoice, fee))
+
+    async def dead() -> bool:
+        return bool(crashes) or paying.done()
+
+    await wait_until(dead)
+    paying.cancel()
+    with contextlib.suppress(BaseException):
+        await paying
 
 
 async def _balance(e: Env, peer: Env) -> int:
@@ -198,8 +216,7 @@ async def test_crash_after_the_forward_was_delivered_resumes_by_asking_the_peer(
         return answer
 
     monkeypatch.setattr(PeerClient, "call", call_then_crash)
-    with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
+    await _pay_until_crash(env, src, sender, receive.bolt11, 2 * default_fee(20_000), crashed)
     assert crashed
     monkeypatch.undo()
     await env.restart_gateway()
@@ -224,12 +241,14 @@ async def test_crash_before_sending_cancels_the_forward_and_pays_over_lightning(
     receive = await _receive(env_b, dst, receiver, 20_000)
     from fedimint_gw.peer.client import PeerClient
 
+    crashed: list[str] = []
+
     async def crash(self: Any, *a: Any) -> Any:
+        crashed.append("call")
         raise Crash()
 
     monkeypatch.setattr(PeerClient, "call", crash)
-    with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
+    await _pay_until_crash(env, src, sender, receive.bolt11, 2 * default_fee(20_000), crashed)
     monkeypatch.undo()
     await env.restart_gateway()
 
@@ -802,12 +821,14 @@ async def test_the_sender_never_sends_a_forward_past_its_deadline(
     src, dst, sender, receiver = await _setup(env, env_b, 2, 2)
     receive = await _receive(env_b, dst, receiver, 20_000)
 
+    crashed: list[str] = []
+
     async def crash(self: Any, rec: Any) -> Any:
+        crashed.append(rec.payment_id)
         raise Crash()  # A stored the forward, then died before sending it
 
     monkeypatch.setattr(ForwardSender, "resolve", crash)
-    with contextlib.suppress(Exception):
-        await _pay(env, src, sender, receive.bolt11, 2 * default_fee(20_000))
+    await _pay_until_crash(env, src, sender, receive.bolt11, 2 * default_fee(20_000), crashed)
     monkeypatch.undo()
     [rec] = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.PEER)
     assert rec.state is PaymentState.HTLC_HELD and "sent" not in rec.data
