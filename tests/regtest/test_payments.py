@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyln.client import RpcError
+from pyln.testing.utils import wait_for
 
 from contrib.regtest.demo import unroutable_invoice
 from tests.regtest.user import User
@@ -76,6 +79,26 @@ def _ecash(l2: Any, fid: str) -> int:
     return next(f["ecash_msat"] for f in feds if f["federation_id"] == fid)
 
 
+def _resolve_confirmed(gw: Any, payment_hash: str) -> None:
+    """The receive's answer was confirmed from lightningd's own records: the channel-moves
+    index was read before answering (`wait channelmoves`), and the follow-up found the HTLC
+    fulfilled from its channel's `listhtlcs id=` and the moves since (the record leaves
+    `resolving`)."""
+    db = os.path.join(gw.daemon.lightning_dir, "regtest", "fedimint-gw.sqlite3")
+
+    def data() -> dict[str, Any]:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            (raw,) = conn.execute(
+                "SELECT data_json FROM payments WHERE kind = 'receive' AND payment_hash = ?", (payment_hash,)
+            ).fetchone()
+        return dict(json.loads(raw))
+
+    assert "moves_from" in data()
+    assert not gw.daemon.is_in_log("channel moves index unknown")  # lightningd answered `wait`
+    wait_for(lambda: data().get("lightning") == "fulfilled")
+    assert not gw.daemon.is_in_log("checking its HTLC")
+
+
 def test_v1_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: Any, directory: str) -> None:
     l1, l2, fed, user = _setup(node_factory, gw_opts, devfeds, directory, "1")
     gw_key = user.gateway_key_v1(l2.info["id"])
@@ -89,6 +112,7 @@ def test_v1_receive_send_and_refund(node_factory: Any, gw_opts: Any, devfeds: An
     assert user.claim(receive) == 100_000
     assert user.balance() == 100_000
     assert _ecash(l2, fed.federation_id) == 2_000_000 - 100_000
+    _resolve_confirmed(l2, receive.payment_hash)
 
     # Send: the user pays an external invoice through the gateway.
     inv = l1.rpc.invoice(40_000, "from-fed-v1", "paid from a federation")["bolt11"]
