@@ -148,9 +148,10 @@ async def test_receive_killed_between_succeeded_and_its_resolve_reports_the_loss
     assert len(losses) == 1 and losses[0]["lost_msat"] == 10_000 and losses[0]["kind"] == "receive"
 
 
-async def test_a_resolved_receive_is_confirmed_and_stays_succeeded(env: Env) -> None:
-    """The same check on a receive whose `resolve` was applied: lightningd credited the channel."""
-    fed = await env.federation("resolved", (1,))
+async def _resolved_and_confirmed(env: Env, name: str) -> pay_repo.PaymentRecord:
+    """A v1 receive whose HTLC the gateway answered `resolve`, once its follow-up marked it
+    fulfilled; the record."""
+    fed = await env.federation(name, (1,))
     info = await env.gateway.federations.connect(fed.invite_code)
     await env.fund_gateway(fed, 100_000)
     client = env.gateway.federations.client(FederationId(fed.federation_id))
@@ -168,6 +169,12 @@ async def test_a_resolved_receive_is_confirmed_and_stays_succeeded(env: Env) -> 
 
     await wait_until(confirmed, timeout=30)
     rec = (await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE))[0]
+    return rec
+
+
+async def test_a_resolved_receive_is_confirmed_and_stays_succeeded(env: Env) -> None:
+    """The same check on a receive whose `resolve` was applied: lightningd credited the channel."""
+    rec = await _resolved_and_confirmed(env, "resolved")
     assert rec.state is PaymentState.SUCCEEDED and "lost_msat" not in rec.data
 
 
@@ -179,12 +186,6 @@ async def test_one_failed_look_is_not_enough_to_report_a_loss(
     from fedimint_gw.lightning.node import HtlcFate
 
     monkeypatch.setattr(recovery_module, "RECONCILE_EVERY", 0.05)
-    fed = await env.federation("one-failed-look", (1,))
-    info = await env.gateway.federations.connect(fed.invite_code)
-    await env.fund_gateway(fed, 100_000)
-    client = env.gateway.federations.client(FederationId(fed.federation_id))
-    user = await env.wallet(fed, "u")
-    receive = await wallet_ln.receive_v1(user, client.gateway_pubkey, 10_000, "x")
     looks: list[HtlcFate] = []
 
     async def fate(scid: str, htlc_id: int, payment_hash: str, moves_from: int = 0) -> HtlcFate:
@@ -192,17 +193,6 @@ async def test_one_failed_look_is_not_enough_to_report_a_loss(
         return looks[-1]
 
     monkeypatch.setattr(env.node, "incoming_htlc_fate", fate)
-    height = env.node.block_height
-    answer = await env.htlc(
-        *forward_payload(info["scid"], receive.payment_hash, 10_000, 20_000, height + 100, height)
-    )
-    assert answer["result"] == "resolve"
-
-    async def confirmed() -> bool:
-        recs = await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE)
-        return recs[0].data.get("lightning") == "fulfilled"
-
-    await wait_until(confirmed, timeout=30)
-    rec = (await pay_repo.by_hash(env.gateway.db.conn, receive.payment_hash, PaymentKind.RECEIVE))[0]
+    rec = await _resolved_and_confirmed(env, "one-failed-look")
     assert looks == [HtlcFate.FAILED, HtlcFate.FULFILLED]
     assert rec.state is PaymentState.SUCCEEDED and "lost_msat" not in rec.data
